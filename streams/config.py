@@ -1,0 +1,180 @@
+"""Runtime configuration, read from ``STYLESTREAM_*`` environment variables and validated at start.
+
+Every default is documented in place (the Gorse habit: one config object, defaults beside it).
+A bad value raises :class:`ConfigError` with the variable's name and what was expected, before
+any worker touches Kafka or Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+BEHAVIORS: tuple[str, ...] = ("view", "favorite", "cart", "purchase")
+
+#: Paper 000 §3.2.1: browsing 1, favoriting 3, adding to cart 5, purchasing 10.
+DEFAULT_WEIGHTS: dict[str, float] = {"view": 1.0, "favorite": 3.0, "cart": 5.0, "purchase": 10.0}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names of the contract (DESIGN.md, "Data flow and contracts")."""
+
+    events: str = "behavior-events"
+    dead_letter: str = "behavior-events-dlq"
+    refresh: str = "rec-refresh"
+    catalog: str = "catalog-updates"
+    recommendations: str = "recommendations"
+
+    def partitions(self, default: int) -> dict[str, int]:
+        """Partition count of each topic, keyed by name (all keyed topics share the count)."""
+        return {name: default for name in (self.events, self.dead_letter, self.refresh,
+                                           self.catalog, self.recommendations)}
+
+
+class DecaySettings(BaseModel):
+    """Parameters of Eq. 1–3 and of the bounded-memory rules around them.
+
+    ``rebase_bound``: once ``λ·(t − r_u)`` passes it the user is rebased (DESIGN.md); 50 keeps
+    ``exp`` far inside float64 range (e^50 ≈ 5e21) while rebasing a user at most every
+    ``50/λ`` = 1000 days at λ = 0.05.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    decay_per_day: float = Field(0.05, ge=0.0, le=10.0)
+    rebase_bound: float = Field(50.0, gt=0.0, le=500.0)
+    max_items_per_user: int = Field(500, ge=1)
+    ttl_seconds: int = Field(90 * 86400, ge=60)
+    dedupe_ttl_seconds: int = Field(7 * 86400, ge=60)
+
+    @field_validator("weights")
+    @classmethod
+    def _all_behaviors_weighted(cls, weights: dict[str, float]) -> dict[str, float]:
+        missing = [b for b in BEHAVIORS if b not in weights]
+        unknown = [b for b in weights if b not in BEHAVIORS]
+        if missing or unknown:
+            raise ValueError(f"weights need exactly {list(BEHAVIORS)}; missing {missing}, "
+                             f"unknown {unknown}")
+        if any(w < 0 for w in weights.values()):
+            raise ValueError("weights must be non-negative")
+        return {b: float(weights[b]) for b in BEHAVIORS}
+
+    @property
+    def decay_per_second(self) -> float:
+        return self.decay_per_day / 86400.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs to start: service URLs, topics, decay parameters."""
+
+    kafka_url: str | None = None
+    redis_url: str | None = None
+    data_dir: str | None = None
+    home: str = "var"
+    partitions: int = 4
+    decay: DecaySettings = field(default_factory=DecaySettings)
+    topics: Topics = field(default_factory=Topics)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """``host:port`` form of the Kafka URL (accepts ``kafka://``, ``tcp://`` or bare)."""
+        if not self.kafka_url:
+            raise ConfigError("STYLESTREAM_KAFKA is not set: run `stylestream up` and export "
+                              "what it prints, or point it at a broker (host:port)")
+        return strip_scheme(self.kafka_url)
+
+    @property
+    def redis(self) -> str:
+        if not self.redis_url:
+            raise ConfigError("STYLESTREAM_REDIS is not set: run `stylestream up` and export "
+                              "what it prints, or point it at redis://host:port/0")
+        return self.redis_url
+
+    def with_services(self, kafka_url: str, redis_url: str) -> Settings:
+        return replace(self, kafka_url=kafka_url, redis_url=redis_url)
+
+
+def strip_scheme(url: str) -> str:
+    """``kafka://h:p`` / ``tcp://h:p`` / ``h:p`` → ``h:p`` (comma-separated lists kept)."""
+    return ",".join(part.split("://", 1)[-1].strip("/") for part in url.split(","))
+
+
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+
+
+def parse_weights(raw: str) -> dict[str, float]:
+    """Weights from JSON (``{"view":1,...}``) or ``view=1,favorite=3,cart=5,purchase=10``."""
+    raw = raw.strip()
+    try:
+        if raw.startswith("{"):
+            parsed = json.loads(raw)
+        else:
+            parsed = {}
+            for part in filter(None, (p.strip() for p in raw.split(","))):
+                name, _, value = part.partition("=")
+                parsed[name.strip()] = float(value)
+        return {str(k): float(v) for k, v in parsed.items()}
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"STYLESTREAM_WEIGHTS={raw!r}: expected JSON or "
+                          "view=1,favorite=3,cart=5,purchase=10") from exc
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from the environment; raises :class:`ConfigError` with a clear message."""
+    env = dict(os.environ if env is None else env)
+    weights = dict(DEFAULT_WEIGHTS)
+    if env.get("STYLESTREAM_WEIGHTS"):
+        weights.update(parse_weights(env["STYLESTREAM_WEIGHTS"]))
+    try:
+        decay = DecaySettings(
+            weights=weights,
+            decay_per_day=_env_float(env, "STYLESTREAM_DECAY_PER_DAY", 0.05),
+            rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", 50.0),
+            max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER", 500),
+            ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", 90 * 86400),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"invalid decay setting {'.'.join(map(str, first['loc']))}: "
+                          f"{first['msg']}") from exc
+    partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
+    if partitions < 1:
+        raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
+    redis_url = env.get("STYLESTREAM_REDIS") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"STYLESTREAM_REDIS={redis_url!r}: expected redis://host:port/db")
+    return Settings(
+        kafka_url=env.get("STYLESTREAM_KAFKA") or None,
+        redis_url=redis_url,
+        data_dir=env.get("STYLESTREAM_DATA") or None,
+        home=env.get("STYLESTREAM_HOME") or "var",
+        partitions=partitions,
+        decay=decay,
+    )
