@@ -1,0 +1,70 @@
+"""``stylestream`` console script: one verb per module under ``scripts/``.
+
+Each command module exposes ``register(subparsers)``, which adds its parser and sets
+``func=run`` (``run(args) -> int``). Modules keep heavy imports (torch, faust) inside ``run`` so
+that ``stylestream scores`` answers without loading a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from streams.config import ConfigError
+
+#: verb → module; order is the order of ``stylestream --help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "scripts.services_cmd",     # up, down
+    "scripts.stream_cmd",       # stream
+    "scripts.rerank_cmd",       # rerank
+    "scripts.demo_cmd",         # demo
+    "scripts.simulate_cmd",     # simulate
+    "scripts.catalog_cmd",      # catalog
+    "scripts.features_cmd",     # features
+    "scripts.train_cmd",        # train
+    "scripts.state_cmd",        # scores, recs
+    "scripts.evaluate_cmd",     # evaluate
+    "scripts.bench_cmd",        # bench
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stylestream",
+        description="Streaming real-time fashion recommender (Kafka + Redis + multimodal "
+                    "reranking). Services come from STYLESTREAM_KAFKA / STYLESTREAM_REDIS, "
+                    "or are started embedded on loopback.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a verb not built yet is simply absent from --help
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"stylestream: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
