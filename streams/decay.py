@@ -79,12 +79,14 @@ class DecayedScores:
         self.rebase_bound = rebase_bound
         self.max_items = max_items
         self.users: dict[str, UserState] = defaultdict(UserState)
-        self.seen: set[str] = set()
+        # dedupe is per user (the Lua script keeps a user's seen ids under the user's hash tag;
+        # a redelivered event carries the same user)
+        self.seen: set[tuple[str, str]] = set()
 
     def apply(self, event_id: str, user: str, item: str, behavior: str, t: float) -> str:
-        if event_id in self.seen:
+        if (user, event_id) in self.seen:
             return "duplicate"
-        self.seen.add(event_id)
+        self.seen.add((user, event_id))
         state = self.users[user]
         if state.ref is None:
             state.ref = t
