@@ -57,7 +57,8 @@ def save_catalog(directory: str | Path, items: Iterable[CatalogItem]) -> Path:
 def iter_catalog(directory: str | Path) -> Iterator[CatalogItem]:
     path = Path(directory) / CATALOG_FILE
     if not path.exists():
-        raise FileNotFoundError(f"no {CATALOG_FILE} in {directory}: run `stylestream catalog` first")
+        raise FileNotFoundError(
+            f"no {CATALOG_FILE} in {directory}: run `stylestream catalog` first")
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():

@@ -74,6 +74,14 @@ def _identifier(data: dict[str, Any], name: str, required: bool = True) -> str |
     return text
 
 
+def _parse_iso(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidEvent("bad_timestamp", f"cannot parse timestamp {text[:40]!r}: "
+                           "expected epoch seconds or ISO-8601 with zone") from None
+
+
 def parse_timestamp(value: Any, now: float | None = None,
                     max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS) -> float:
     """Epoch seconds (int/float/numeric string) or ISO-8601 with a zone → epoch seconds."""
@@ -88,11 +96,7 @@ def parse_timestamp(value: Any, now: float | None = None,
         try:
             seconds = float(text)
         except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise InvalidEvent("bad_timestamp", f"cannot parse timestamp {text[:40]!r}: "
-                                   "expected epoch seconds or ISO-8601 with zone") from None
+            parsed = _parse_iso(text)
             if parsed.tzinfo is None:
                 raise InvalidEvent("bad_timestamp", f"timestamp {text[:40]!r} has no time zone")
             seconds = parsed.timestamp()

@@ -7,7 +7,7 @@ The paper's score of user u for item i at time T is
 Rewriting every score as time passes is what the design avoids. Per user we keep a reference
 time ``r_u`` and the accumulator
 
-    A(u,i) = Σ_k w_k · exp(λ · (t_k − r_u))             so that  S(u,i,T) = A(u,i) · exp(−λ (T − r_u)).
+    A(u,i) = Σ_k w_k · exp(λ · (t_k − r_u)),   so that   S(u,i,T) = A(u,i) · exp(−λ (T − r_u)).
 
 One event adds ``w · exp(λ (t − r_u))`` to one accumulator and touches nothing else; within a
 user the order of A is the order of S at any T; event time (not arrival time) makes replays and
