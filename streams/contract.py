@@ -76,10 +76,13 @@ def _identifier(data: dict[str, Any], name: str, required: bool = True) -> str |
 
 def _parse_iso(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidEvent("bad_timestamp", f"cannot parse timestamp {text[:40]!r}: "
                            "expected epoch seconds or ISO-8601 with zone") from None
+    if parsed.tzinfo is None:
+        raise InvalidEvent("bad_timestamp", f"timestamp {text[:40]!r} has no time zone")
+    return parsed
 
 
 def parse_timestamp(value: Any, now: float | None = None,
@@ -96,10 +99,7 @@ def parse_timestamp(value: Any, now: float | None = None,
         try:
             seconds = float(text)
         except ValueError:
-            parsed = _parse_iso(text)
-            if parsed.tzinfo is None:
-                raise InvalidEvent("bad_timestamp", f"timestamp {text[:40]!r} has no time zone")
-            seconds = parsed.timestamp()
+            seconds = _parse_iso(text).timestamp()
     else:
         raise InvalidEvent("bad_timestamp", f"timestamp must be a number or string, got "
                                             f"{type(value).__name__}")
