@@ -1,0 +1,35 @@
+"""``stylestream stream``: the Faust ingest worker (behaviour events → Redis → rec-refresh)."""
+
+from __future__ import annotations
+
+import argparse
+
+from streams.config import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stream", help="run the Faust ingest worker")
+    p.add_argument("--batch-max", type=int, default=1000, help="events per batch at most")
+    p.add_argument("--batch-within", type=float, default=0.02,
+                   help="seconds a batch may wait to fill")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics on this port (default: none)")
+    p.add_argument("--single", action="store_true",
+                   help="one event per iteration (the benchmark's plain baseline)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from streams.app import create_app, run_worker
+
+    settings = load_settings()
+    settings.kafka_bootstrap  # noqa: B018 - validate now, with a clear message
+    settings.redis  # noqa: B018
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    app = create_app(settings, batch_max=args.batch_max, batch_within=args.batch_within,
+                     single=args.single)
+    run_worker(app)
+    return 0

@@ -1,0 +1,147 @@
+"""The Faust ingest app: behaviour events in, decayed scores in Redis, refresh triggers out.
+
+Dataflow on one screen (the faust ``withdrawals.py`` habit)::
+
+    behavior-events ──take_events(batch)──▶ validate ──▶ ScoreStore.apply_batch (2 Lua calls)
+          │                                    └─ invalid ─▶ behavior-events-dlq (bytes + reason)
+          └──────────────────────────────────────────────▶ rec-refresh (one per user per batch)
+
+Processing is at-least-once (Tansu rejects the idempotent producer): a redelivered event is a
+duplicate by ``event_id`` inside the Lua script and changes nothing. Redis being unreachable is
+not bad input: the batch is retried with backoff and not acknowledged until it is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streams import metrics
+from streams.config import Settings
+from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
+from streams.store import BatchResult, ScoreStore
+
+log = logging.getLogger(__name__)
+
+#: Defaults: a batch closes at 1000 events or 20 ms, whichever comes first.
+DEFAULT_BATCH_MAX = 1000
+DEFAULT_BATCH_WITHIN = 0.02
+
+
+def refresh_message(user_id: str, source_event_time: float, events: int) -> bytes:
+    """The ``rec-refresh`` trigger: which user, and the newest event time that caused it."""
+    return json.dumps({"user_id": user_id, "source_event_time": source_event_time,
+                       "emitted_at": time.time(), "events": events},
+                      separators=(",", ":")).encode()
+
+
+def create_app(settings: Settings, app_id: str = "stylestream-ingest",
+               batch_max: int = DEFAULT_BATCH_MAX, batch_within: float = DEFAULT_BATCH_WITHIN,
+               single: bool = False) -> faust.App:
+    """Build the ingest app. ``single=True`` processes one event per iteration (the plain
+    Faust agent the benchmark compares against); the product uses batches."""
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        broker_session_timeout=6,
+        broker_heartbeat_interval=2,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        topic_partitions=settings.partitions,
+        processing_guarantee="at_least_once",
+        web_enabled=False,
+        store="memory://",
+    )
+    topics = settings.topics
+    events_topic = app.topic(topics.events, value_type=bytes, key_type=bytes,
+                             value_serializer="raw", key_serializer="raw")
+    dlq_topic = app.topic(topics.dead_letter, value_type=bytes, key_type=bytes,
+                          value_serializer="raw", key_serializer="raw")
+    refresh_topic = app.topic(topics.refresh, value_type=bytes, key_type=bytes,
+                              value_serializer="raw", key_serializer="raw")
+    state: dict[str, Any] = {}
+
+    @app.task
+    async def open_store() -> None:
+        state["store"] = ScoreStore.from_url(settings.redis, settings.decay)
+
+    async def apply_with_retry(valid: list[BehaviorEvent]) -> BatchResult:
+        while "store" not in state:
+            await asyncio.sleep(0.01)
+        delay = 0.1
+        while True:
+            started = time.perf_counter()
+            try:
+                result = await state["store"].apply_batch(valid)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                metrics.REDIS_RETRIES.inc()
+                log.warning("Redis unavailable (%s); retrying batch of %d in %.1fs",
+                            exc, len(valid), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            metrics.UPDATE_LATENCY.observe(time.perf_counter() - started)
+            return result
+
+    async def process(batch: Sequence[faust.types.EventT]) -> None:
+        metrics.BATCH_SIZE.observe(len(batch))
+        valid: list[BehaviorEvent] = []
+        counts: dict[str, int] = {}
+        for event in batch:
+            message = event.message
+            try:
+                parsed = parse_event(message.value)
+            except InvalidEvent as error:
+                metrics.INVALID.labels(error.reason).inc()
+                await dlq_topic.send(key=message.key, value=dead_letter_record(
+                    message.value, error, message.topic, message.partition, message.offset))
+                continue
+            valid.append(parsed)
+            counts[parsed.behavior] = counts.get(parsed.behavior, 0) + 1
+        if not valid:
+            return
+        result = await apply_with_retry(valid)
+        for behavior, n in counts.items():
+            metrics.EVENTS.labels(behavior).inc(n)
+        metrics.DUPLICATES.inc(result.duplicates)
+        per_user: dict[str, int] = {}
+        for e in valid:
+            per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
+        for user, newest in result.users.items():
+            await refresh_topic.send(key=user.encode(),
+                                     value=refresh_message(user, newest, per_user[user]))
+        metrics.REFRESHES.inc(len(result.users))
+
+    if single:
+        @app.agent(events_topic, name="ingest")
+        async def ingest_single(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                await process([event])
+    else:
+        @app.agent(events_topic, name="ingest")
+        async def ingest(stream: faust.StreamT) -> None:
+            async for batch in stream.take_events(batch_max, within=batch_within):
+                await process(batch)
+
+    @app.on_after_configured.connect
+    def _configured(app: faust.App, **_: Any) -> None:
+        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap, settings.redis)
+
+    return app
+
+
+def run_worker(app: faust.App, loglevel: str = "warning") -> None:
+    """Run a Faust worker for ``app`` in this process until it is stopped (SIGINT/SIGTERM)."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
