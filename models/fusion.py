@@ -1,0 +1,228 @@
+"""Cross-modal fusion and preference prediction (paper 000 §3.3.1, §3.3.4–3.3.5, Eq. 4, 13–20).
+
+Item side (Eq. 13–18): the visual token ``E1`` (Eq. 9, 300-d) and the text token ``E2``
+(Eq. 12, 300-d) form a sequence of two modality tokens; 8-head scaled dot-product
+self-attention with an output projection ``W_O`` (Eq. 14–17) lets each token attend to the
+other; the attended tokens ``E1', E2'`` are concatenated into the 600-d fused vector (Eq. 18).
+
+Reading of the paper: Eq. 13 concatenates ``E = [E1; E2]`` ∈ R^600 and Eq. 14 projects "E" with
+``W_Q ∈ R^{600×d_k}``; self-attention over that single vector would be a softmax over one key
+(always 1), and Eq. 18 concatenates two attended tokens ``E1', E2'``. So we read the input as
+the two-token sequence ``[E1, E2]`` whose concatenation is E. ``d_k`` per head is not given; we
+use 64 (8 heads → 512 projected, mapped back to 300 by ``W_O``). A residual connection
+``E' = E + MultiHead(E)`` (the Transformer's; not in the text) keeps each token's own modality,
+and an item without an image has its visual token zeroed and masked out as a key.
+
+Prediction (Eq. 19–20): the paper feeds "the user profile and the multi-modal features of
+candidate items" to an MLP 256 + ReLU → 1. The shopper is ``u = [e_u ; p_u]``: ``e_u`` the user
+ID embedding (Eq. 4; row 0 is the "unknown user", used for new shoppers and trained by randomly
+hiding IDs) and ``p_u`` the profile, the score-weighted mean of the fused vectors of the
+shopper's items (600-d; new shoppers without history get zeros). The MLP input is
+``[u ; f_i ; p_u ⊙ f_i]`` (the elementwise pair term lets a one-hidden-layer MLP express
+"candidate resembles the profile"). Its first layer splits as
+``W1·x = W_u·u + W_f·f_i + (W_p ⊙ p_u)·f_i``: a per-shopper term, a per-item term that is
+cached, and one batched matmul, which :meth:`FusionRanker.score_pairs` exploits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.text import TextHead
+from models.visual import VisualHead
+
+MODEL_FORMAT = "stylestream-fusion/1"
+FUSED_DIM = 600
+
+
+@dataclass
+class FusionConfig:
+    """Sizes of the fusion ranker. ``visual_in``/``text_in``: dims of the stored backbone (GAP)
+    and BERT (``T``) vectors; ``n_users``: known user IDs (row 0 = unknown is extra)."""
+
+    visual_in: int = 2048
+    text_in: int = 384
+    n_users: int = 0
+    token_dim: int = 300
+    visual_hidden: int = 512
+    heads: int = 8
+    head_dim: int = 64
+    user_dim: int = 32
+    hidden: int = 256
+    pair_term: bool = True
+    residual: bool = True
+    dropout: float = 0.0
+
+    @property
+    def fused_dim(self) -> int:
+        return 2 * self.token_dim
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FusionConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class ModalityAttention(nn.Module):
+    """Eq. 14–17: multi-head scaled dot-product self-attention over modality tokens."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        self.qkv = nn.Linear(dim, 3 * heads * head_dim)          # W_Q, W_K, W_V (Eq. 14)
+        self.out = nn.Linear(heads * head_dim, dim)                # W_O (Eq. 17)
+        self.dropout = dropout
+
+    def forward(self, tokens: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``tokens [N,T,dim]``, ``key_mask [N,T]`` (True = may be attended) → ``[N,T,dim]``."""
+        n, t, _ = tokens.shape
+        q, k, v = self.qkv(tokens).view(n, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        heads = F.scaled_dot_product_attention(  # softmax(QK^T/√d_k)V per head (Eq. 15–16)
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(heads.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
+
+
+class FusionRanker(nn.Module):
+    """Heads (Eq. 9, 12) + fusion (Eq. 13–18) + shopper/candidate MLP (Eq. 4, 19–20)."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.visual_head = VisualHead(c.visual_in, c.visual_hidden, c.token_dim)
+        self.text_head = TextHead(c.text_in, c.token_dim)
+        self.attention = ModalityAttention(c.token_dim, c.heads, c.head_dim, c.dropout)
+        self.user_embedding = nn.Embedding(c.n_users + 1, c.user_dim)  # row 0: unknown user
+        nn.init.normal_(self.user_embedding.weight, std=0.01)
+        self.w_user = nn.Linear(c.user_dim + c.fused_dim, c.hidden)   # user term (+ b1)
+        self.w_item = nn.Linear(c.fused_dim, c.hidden, bias=False)    # item term (cacheable)
+        self.w_pair = (nn.Parameter(torch.randn(c.fused_dim, c.hidden) / math.sqrt(c.fused_dim))
+                       if c.pair_term else None)
+        self.w_out = nn.Linear(c.hidden, 1)                           # Eq. 20
+
+    # ---- item side -------------------------------------------------------------------------
+    def tokens(self, visual: torch.Tensor, text: torch.Tensor,
+               present: torch.Tensor | None = None) -> torch.Tensor:
+        """Modality tokens ``[N,2,300]`` from stored vectors; a missing image → zero token."""
+        v = self.visual_head(visual)
+        if present is not None:
+            v = v * present.to(v.dtype).unsqueeze(-1)
+        return torch.stack([v, self.text_head(text)], dim=1)
+
+    def fuse_tokens(self, tokens: torch.Tensor,
+                    present: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 13–18: ``[N,2,300]`` → attended, concatenated ``[N,600]``."""
+        key_mask = None
+        if present is not None:
+            key_mask = torch.stack([present.bool(), torch.ones_like(present, dtype=torch.bool)], 1)
+        attended = self.attention(tokens, key_mask)
+        if self.config.residual:
+            attended = tokens + attended
+        return attended.flatten(1)
+
+    def fuse(self, visual: torch.Tensor, text: torch.Tensor,
+             present: torch.Tensor | None = None) -> torch.Tensor:
+        """Stored visual ``[N,Dv]`` + text ``[N,Dt]`` vectors → fused item vectors ``[N,600]``."""
+        return self.fuse_tokens(self.tokens(visual, text, present), present)
+
+    # ---- shopper side ----------------------------------------------------------------------
+    def user_repr(self, user_index: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
+        """``u = [e_u ; p_u]``: ID embedding (Eq. 4; index 0 = unknown) and 600-d profile."""
+        return torch.cat([self.user_embedding(user_index), profile], dim=-1)
+
+    # ---- prediction ------------------------------------------------------------------------
+    def item_term(self, item_fused: torch.Tensor) -> torch.Tensor:
+        """``W_f · f_i`` (no bias): depends on the item only, so it is cached per item."""
+        return self.w_item(item_fused)
+
+    def score_pairs(self, user: torch.Tensor, item_fused: torch.Tensor,
+                    item_term: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 19–20 for every shopper × its candidates: ``user [B,U]``, ``item_fused [B,C,600]``
+        (``item_term [B,C,H]`` when cached) → scores ``[B,C]``."""
+        hidden = self.w_user(user).unsqueeze(1)                              # [B,1,H]
+        hidden = hidden + (self.item_term(item_fused) if item_term is None else item_term)
+        if self.w_pair is not None:
+            profile = user[:, self.config.user_dim:]                         # [B,600]
+            pair_weights = profile.unsqueeze(-1) * self.w_pair               # [B,600,H]
+            hidden = hidden + torch.bmm(item_fused, pair_weights)            # [B,C,H]
+        return self.w_out(torch.relu(hidden)).squeeze(-1)
+
+    def forward(self, user_index: torch.Tensor, profile: torch.Tensor,
+                item_fused: torch.Tensor) -> torch.Tensor:
+        """One candidate per shopper: ``[B]``, ``[B,600]``, ``[B,600]`` → ``[B]``."""
+        return self.score_pairs(self.user_repr(user_index, profile),
+                                item_fused.unsqueeze(1)).squeeze(1)
+
+    def naive_scores(self, user: torch.Tensor, item_fused: torch.Tensor) -> torch.Tensor:
+        """The same function with the unsplit first layer: concatenate ``[u; f; p⊙f]`` per pair
+        and run the full MLP (the reference that ``score_pairs`` must equal; benchmarks)."""
+        b, c, _ = item_fused.shape
+        users = user.unsqueeze(1).expand(b, c, user.shape[-1])
+        parts = [users, item_fused]
+        weight = [self.w_user.weight, self.w_item.weight]
+        if self.w_pair is not None:
+            parts.append(users[..., self.config.user_dim:] * item_fused)
+            weight.append(self.w_pair.t())
+        x = torch.cat(parts, dim=-1)
+        hidden = torch.relu(F.linear(x, torch.cat(weight, dim=1), self.w_user.bias))
+        return self.w_out(hidden).squeeze(-1)
+
+
+def weighted_profile(item_fused: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Profile = score-weighted mean of item vectors: ``weights [B,N]`` (decayed scores,
+    0 for items outside the history) × ``item_fused [N,600]`` → ``[B,600]`` (zeros when a row
+    has no weight)."""
+    total = weights.sum(dim=-1, keepdim=True)
+    return (weights @ item_fused) / total.clamp_min(1e-12) * (total > 0).to(item_fused.dtype)
+
+
+def save_checkpoint(path: str | Path, model: FusionRanker, *, version: str,
+                    users: list[str], extra: dict[str, Any] | None = None) -> Path:
+    """Write ``{format, version, config, users, state_dict, extra}`` (atomically: temp file +
+    rename, so a reloading scorer never reads half a file). ``users[k]`` has embedding row k+1."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": MODEL_FORMAT, "version": version, "config": asdict(model.config),
+               "users": list(users), "state_dict": model.state_dict(), "extra": extra or {}}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class Checkpoint:
+    model: FusionRanker
+    version: str
+    users: list[str]
+    extra: dict[str, Any]
+
+    def user_index(self) -> dict[str, int]:
+        """user id → embedding row (unknown users map to 0 by the caller)."""
+        return {user: row + 1 for row, user in enumerate(self.users)}
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load with ``torch.load(weights_only=True)``; clear errors for missing/foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: run `stylestream train` first")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # unpickling errors have no common base class
+        raise ValueError(f"{path} is not a readable fusion checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a {MODEL_FORMAT} checkpoint")
+    model = FusionRanker(FusionConfig.from_dict(payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return Checkpoint(model=model, version=str(payload["version"]),
+                      users=list(payload["users"]), extra=dict(payload.get("extra") or {}))
