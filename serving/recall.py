@@ -1,0 +1,89 @@
+"""Candidate recall: a few hundred items per shopper, cheaply, before the GPU rerank.
+
+Three sources (DESIGN.md "Two stages online"), each recorded on the candidate so the ranker can
+explain it:
+
+- ``covisit``: items co-visited with the shopper's strongest items. A candidate's strength is
+  ``Σ_j S(u,j) · C(j,i) / max_k C(j,k)`` over the shopper's top items j: the decayed score of
+  the history item (Eq. 3) times the normalised, time-decayed co-visitation count.
+- ``content``: nearest neighbours of the shopper's strongest items in the fused-feature index
+  (FAISS), once item features exist; strength ``Σ_j S(u,j) · sim(j,i)``.
+- ``trending``: the items with the highest decayed popularity, scaled by ``trend_weight`` times
+  the shopper's strongest score, so a new shopper still gets a list and a regular one sees
+  trends only where their history is silent.
+
+Items in the shopper's history are not recalled (the list is for discovery; purchased items are
+excluded in any case, paper 002 §3.5); offline evaluation masks training items the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from serving.scorer import Candidate
+
+
+class ContentIndex(Protocol):
+    """Nearest neighbours by fused item vector (``models.feature_store`` implements it)."""
+
+    def neighbours(self, item_ids: list[str], k: int) -> dict[str, list[tuple[str, float]]]: ...
+
+
+@dataclass(frozen=True)
+class RecallConfig:
+    history_items: int = 10        # strongest history items that seed co-visitation/content
+    covisit_per_item: int = 30
+    content_per_item: int = 30
+    trending: int = 50
+    trend_weight: float = 0.2
+    max_candidates: int = 300
+
+
+def _add(pool: dict[str, Candidate], item: str, source: str, strength: float,
+         driver: str | None) -> None:
+    cand = pool.get(item)
+    if cand is None:
+        cand = pool[item] = Candidate(item)
+    previous = cand.sources.get(source)
+    # seeds arrive strongest first, so the first driver kept is the shopper's strongest item
+    # among those that recalled this candidate: the one the reason names
+    cand.sources[source] = ((previous[0] if previous else 0.0) + strength,
+                            previous[1] if previous else driver)
+    cand.recall_score += strength
+
+
+def recall_candidates(history: Mapping[str, float],
+                      covisits: Mapping[str, list[tuple[str, float]]],
+                      trending: list[tuple[str, float]],
+                      content: Mapping[str, list[tuple[str, float]]] | None = None,
+                      exclude: set[str] | None = None,
+                      config: RecallConfig = RecallConfig()) -> list[Candidate]:
+    """Merge the three sources into at most ``max_candidates`` candidates, strongest first.
+
+    ``history``: the shopper's decayed scores S(u,j,T) (strongest items);
+    ``covisits``/``content``: neighbours of history items with strengths/similarities;
+    ``trending``: (item, decayed popularity), most popular first.
+    """
+    excluded = set(history) | (exclude or set())
+    pool: dict[str, Candidate] = {}
+    seeds = sorted(history.items(), key=lambda kv: -kv[1])[: config.history_items]
+    for source, neighbours, per_item in (("covisit", covisits, config.covisit_per_item),
+                                         ("content", content or {}, config.content_per_item)):
+        for seed, seed_score in seeds:
+            found = neighbours.get(seed) or []
+            top = max((s for _, s in found[:per_item]), default=0.0)
+            if top <= 0:
+                continue
+            for item, strength in found[:per_item]:
+                if item not in excluded and item != seed and strength > 0:
+                    _add(pool, item, source, seed_score * strength / top, seed)
+    top_user = max((s for _, s in seeds), default=1.0) or 1.0
+    top_pop = trending[0][1] if trending and trending[0][1] > 0 else 1.0
+    for item, popularity in trending[: config.trending]:
+        if item not in excluded:
+            _add(pool, item, "trending", config.trend_weight * top_user * popularity / top_pop,
+                 None)
+    ranked = sorted(pool.values(), key=lambda c: (-c.recall_score, c.item_id))
+    return ranked[: config.max_candidates]

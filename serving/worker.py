@@ -1,0 +1,222 @@
+"""The rerank worker: ``rec-refresh`` triggers in, Top-5 lists out.
+
+Per micro-batch (``getmany``, at most ``max_batch`` triggers):
+
+1. coalesce triggers of the same shopper (keep the newest source event time);
+2. read each shopper's decayed scores, behaviours and location from Redis (closed form, Eq. 3);
+3. recall candidates (co-visitation, content neighbours, trending; ``serving.recall``);
+4. score all shoppers' candidates in one call to the :class:`~serving.scorer.Scorer`
+   (the fusion network micro-batches them on the GPU when present);
+5. publish the Top-5 message of the contract to ``recommendations`` (key = user id) and to
+   ``rec:{user}`` in Redis, then commit the consumed offsets (at-least-once: a crash re-sends
+   lists, never loses a trigger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
+
+from serving import metrics
+from serving.recall import ContentIndex, RecallConfig, recall_candidates
+from serving.scorer import ScoredItem, Scorer, ShopperContext
+from streams.config import Settings
+from streams.store import ScoreStore
+
+log = logging.getLogger(__name__)
+
+TOP_K = 5
+REC_KEY_PREFIX = "rec:"
+
+
+@dataclass
+class Trigger:
+    user_id: str
+    source_event_time: float
+
+
+def parse_trigger(raw: bytes | None) -> Trigger | None:
+    """A ``rec-refresh`` value → :class:`Trigger`; ``None`` (counted) when unreadable."""
+    try:
+        data = json.loads(raw or b"")
+        return Trigger(str(data["user_id"]), float(data["source_event_time"]))
+    except (ValueError, KeyError, TypeError):
+        metrics.BAD_TRIGGERS.inc()
+        return None
+
+
+def coalesce(triggers: list[Trigger]) -> list[Trigger]:
+    """One trigger per shopper, carrying the newest source event time; order of first arrival."""
+    newest: dict[str, Trigger] = {}
+    for trig in triggers:
+        kept = newest.get(trig.user_id)
+        if kept is None:
+            newest[trig.user_id] = trig
+        else:
+            metrics.COALESCED.inc()
+            kept.source_event_time = max(kept.source_event_time, trig.source_event_time)
+    return list(newest.values())
+
+
+def recommendation_message(user_id: str, items: list[ScoredItem], model_version: str,
+                           source_event_time: float, generated_at: float) -> dict:
+    """The contract's recommendation message (DESIGN.md)."""
+    return {
+        "user_id": user_id,
+        "generated_at": generated_at,
+        "model_version": model_version,
+        "source_event_time": source_event_time,
+        "items": [{"item_id": it.item_id, "score": round(float(it.score), 6),
+                   "reasons": it.reasons} for it in items],
+    }
+
+
+class RerankWorker:
+    """Recall → score → publish, for micro-batches of refresh triggers."""
+
+    def __init__(self, settings: Settings, store: ScoreStore, scorer: Scorer,
+                 content_index: ContentIndex | None = None,
+                 recall_config: RecallConfig | None = None,
+                 max_batch: int = 64, rec_ttl_seconds: int = 7 * 86400,
+                 clock: Callable[[], float] = time.time,
+                 popularity_sink: Callable[[Mapping[str, float]], None] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.scorer = scorer
+        self.content_index = content_index
+        self.recall_config = recall_config or RecallConfig()
+        self.max_batch = max_batch
+        self.rec_ttl_seconds = rec_ttl_seconds
+        self.clock = clock
+        self.popularity_sink = popularity_sink
+        self.producer: AIOKafkaProducer | None = None
+        metrics.MODEL_VERSION.labels(scorer.version).set(1)
+
+    async def shopper_contexts(self, triggers: list[Trigger], at: float
+                               ) -> list[ShopperContext]:
+        profiles = await asyncio.gather(*(self.store.user_profile(t.user_id, at)
+                                          for t in triggers))
+        return [ShopperContext(
+            user_id=t.user_id, now=at, scores=p["scores"], behaviors=p["behaviors"],
+            purchased={i for i, b in p["behaviors"].items() if b == "purchase"},
+            lat=p["lat"], lon=p["lon"]) for t, p in zip(triggers, profiles, strict=True)]
+
+    async def rank(self, triggers: list[Trigger]) -> list[dict]:
+        """Recall and score for coalesced triggers; returns the messages (not yet published)."""
+        at = self.clock()
+        shoppers = await self.shopper_contexts(triggers, at)
+        seeds = sorted({i for s in shoppers for i, _ in sorted(
+            s.scores.items(), key=lambda kv: -kv[1])[: self.recall_config.history_items]})
+        covisits, trending = await asyncio.gather(
+            self.store.covisited(seeds, self.recall_config.covisit_per_item),
+            self.store.trending(at, self.recall_config.trending))
+        content = (self.content_index.neighbours(seeds, self.recall_config.content_per_item)
+                   if self.content_index is not None and seeds else {})
+        candidates = []
+        for shopper in shoppers:
+            cands = recall_candidates(shopper.scores, covisits, trending, content,
+                                      exclude=shopper.purchased, config=self.recall_config)
+            metrics.CANDIDATES.observe(len(cands))
+            candidates.append(cands)
+        if self.popularity_sink is not None:
+            items = sorted({c.item_id for cs in candidates for c in cs}
+                           | {i for s in shoppers for i in s.scores})
+            popularity = await self.store.popularity_of(items, at)
+            popularity.update(dict(trending))
+            self.popularity_sink(popularity)
+        maybe_reload = getattr(self.scorer, "maybe_reload", None)
+        if callable(maybe_reload):
+            maybe_reload()
+        started = time.perf_counter()
+        scored = self.scorer.score(shoppers, candidates)
+        metrics.SCORE_LATENCY.observe(time.perf_counter() - started)
+        generated_at = self.clock()
+        messages = []
+        for trig, shopper, items in zip(triggers, shoppers, scored, strict=True):
+            ranked = sorted((it for it in items if it.item_id not in shopper.purchased),
+                            key=lambda it: (-it.score, it.item_id))[:TOP_K]
+            messages.append(recommendation_message(trig.user_id, ranked, self.scorer.version,
+                                                   trig.source_event_time, generated_at))
+        return messages
+
+    async def publish(self, messages: list[dict]) -> None:
+        assert self.producer is not None
+        sends = []
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for msg in messages:
+                body = json.dumps(msg, separators=(",", ":")).encode()
+                sends.append(await self.producer.send(
+                    self.settings.topics.recommendations, key=msg["user_id"].encode(),
+                    value=body))
+                pipe.set(REC_KEY_PREFIX + msg["user_id"], body, ex=self.rec_ttl_seconds)
+            await pipe.execute()
+        await asyncio.gather(*sends)
+        published_at = time.time()
+        for msg in messages:
+            metrics.FRESHNESS.observe(max(0.0, published_at - msg["source_event_time"]))
+        metrics.PUBLISHED.inc(len(messages))
+
+    async def handle(self, raw_values: list[bytes | None]) -> list[dict]:
+        started = time.perf_counter()
+        triggers = coalesce([t for t in map(parse_trigger, raw_values) if t is not None])
+        if not triggers:
+            return []
+        metrics.MICRO_BATCH.observe(len(triggers))
+        messages = await self.rank(triggers)
+        await self.publish(messages)
+        metrics.RERANK_LATENCY.observe(time.perf_counter() - started)
+        return messages
+
+    async def handle_with_retry(self, raw_values: list[bytes | None],
+                                stop: asyncio.Event) -> list[dict]:
+        """:meth:`handle`, retried with backoff while Redis or Kafka are unreachable; a batch
+        that fails for any other reason is logged and counted, and the worker goes on."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.handle(raw_values)
+            except (RedisError, KafkaError, OSError) as exc:
+                if stop.is_set():
+                    raise
+                log.warning("services unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
+            except Exception:
+                log.exception("rerank of a micro-batch failed; its triggers are skipped")
+                metrics.FAILED_BATCHES.inc()
+                return []
+
+    async def run(self, stop: asyncio.Event | None = None,
+                  on_published: Callable[[list[dict]], None] | None = None) -> None:
+        """Consume ``rec-refresh`` until ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        bootstrap = self.settings.kafka_bootstrap
+        consumer = AIOKafkaConsumer(
+            self.settings.topics.refresh, bootstrap_servers=bootstrap,
+            group_id="stylestream-rerank", auto_offset_reset="earliest",
+            enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000)
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2,
+                                         enable_idempotence=False)
+        await consumer.start()
+        await self.producer.start()
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=50, max_records=self.max_batch)
+                records = [r for part in batches.values() for r in part]
+                if not records:
+                    continue
+                messages = await self.handle_with_retry([r.value for r in records], stop)
+                await consumer.commit()
+                if on_published is not None and messages:
+                    on_published(messages)
+        finally:
+            await consumer.stop()
+            await self.producer.stop()
