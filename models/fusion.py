@@ -43,6 +43,28 @@ FUSED_DIM = 600
 
 
 @dataclass
+class ItemFeatures:
+    """Stored per-item inputs of the network, row-aligned with ``ids``: pooled backbone vectors
+    ``visual [N,Dv]`` (GAP of Eq. 7), BERT ``T`` vectors ``text [N,Dt]`` (Eq. 11) and
+    ``present [N]`` (False = no image; its visual row is zeros)."""
+
+    ids: list[str]
+    visual: torch.Tensor
+    text: torch.Tensor
+    present: torch.Tensor
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if not (self.visual.shape[0] == self.text.shape[0] == self.present.shape[0] == n):
+            raise ValueError(f"item features disagree: {n} ids, visual {tuple(self.visual.shape)}"
+                             f", text {tuple(self.text.shape)}, present "
+                             f"{tuple(self.present.shape)}")
+
+    def index(self) -> dict[str, int]:
+        return {item: row for row, item in enumerate(self.ids)}
+
+
+@dataclass
 class FusionConfig:
     """Sizes of the fusion ranker. ``visual_in``/``text_in``: dims of the stored backbone (GAP)
     and BERT (``T``) vectors; ``n_users``: known user IDs (row 0 = unknown is extra)."""
