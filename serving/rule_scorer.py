@@ -1,0 +1,266 @@
+"""Paper 002's relevance score as a :class:`~serving.scorer.Scorer` (§3.5, §3.6, §4.2).
+
+For a shopper u and a candidate item c:
+
+    relevance(u, c) = max_a [ α · cos(v_a, v_c) + γ · CatSim(a, c) ]          (visual + category)
+                    + β · (1 − |τ_u − NormPop_c|^p)                            (popularity fit)
+                    + δ · base_c                                               (wrapped scorer)
+                    − ω · min(dist(u, store_c) / scale, 1)                     (store distance)
+
+- The anchors ``a`` are the shopper's strongest items (highest decayed score S(u,a,T), at most
+  ``max_anchors``). The paper ranks candidates "per purchase" (§3.5, §4.2); serving one list per
+  shopper, we take for each candidate its best anchor — the union of the per-purchase lists, in
+  the order of their scores. The offline study (``scripts/trend_study.py``) passes one purchase
+  as the only anchor, which is the paper's setting exactly.
+- Visual similarity is the cosine of the item vectors given (any ``{item_id: vector}``; a missing
+  vector contributes 0). Category similarity is §3.4 (:mod:`serving.rules.category`).
+- τ_u is the shopper's trendiness (``ShopperContext.trendiness`` when set, e.g. by a simulator;
+  else estimated from the shopper's scores, :func:`serving.rules.trend.shopper_trendiness`);
+  NormPop is min-max over the popularity provider's decayed counts.
+- ``base_c``: an optional wrapped scorer's score (e.g. the fusion network), min-max normalised
+  over the shopper's candidates so that its scale does not matter; its reasons are kept.
+- Filters (§3.5, §4.2, §3.6): purchased items are excluded, candidates must be gender compatible
+  with the shopper (given, or inferred from the anchors), and optionally lie within ``max_km``.
+  Filtered candidates are *left out* of the returned list (so fewer items may come back than went
+  in); everything kept gets one :class:`ScoredItem`.
+
+The paper's default weights did not survive in its text; ours (α = 0.5, β = 0.3, γ = 0.2, p = 2
+as in §4.2) are documented in :class:`RuleConfig`. Setting a weight to 0 (or its ``use_*`` flag to
+False) is the ablation of §4.5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from models.catalog import CatalogItem
+from serving.rules.category import category_similarity
+from serving.rules.distance import distance_penalty, haversine_km, within_distance
+from serving.rules.gender import gender_compatible, infer_gender
+from serving.rules.trend import norm_pop, popularity_modulation, shopper_trendiness
+from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
+
+PopularityProvider = Callable[[], Mapping[str, float]]
+_PAST = {"view": "viewed", "favorite": "favorited", "cart": "carted", "purchase": "bought"}
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Weights and switches of every stage (defaults documented in the module docstring).
+
+    ``alpha``/``beta``/``gamma``: visual, popularity-modulation and category weights (§3.5).
+    ``delta``: weight of the wrapped base scorer. ``p``: even popularity exponent (§4.2: 2).
+    ``max_km``: drop candidates farther than this from the shopper (§3.6), ``None`` = no filter;
+    ``distance_weight``/``distance_scale_km``: optional linear penalty. ``max_anchors``: how many
+    of the shopper's strongest items act as anchors. Reason thresholds: ``trending_at`` (NormPop),
+    ``style_fit_at`` (modulation), ``similar_image_at`` (cosine).
+    """
+
+    alpha: float = 0.5
+    beta: float = 0.3
+    gamma: float = 0.2
+    delta: float = 0.0
+    p: int = 2
+    use_visual: bool = True
+    use_popularity: bool = True
+    use_category: bool = True
+    gender_filter: bool = True
+    exclude_purchased: bool = True
+    max_km: float | None = None
+    distance_weight: float = 0.0
+    distance_scale_km: float = 20.0
+    max_anchors: int = 5
+    trending_at: float = 0.8
+    style_fit_at: float = 0.9
+    similar_image_at: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.p <= 0 or self.p % 2:
+            raise ValueError(f"p must be a positive even integer, got {self.p}")
+        if min(self.alpha, self.beta, self.gamma, self.delta, self.distance_weight) < 0:
+            raise ValueError("rule weights must be >= 0")
+        if self.max_anchors < 1:
+            raise ValueError("max_anchors must be >= 1")
+        if self.max_km is not None and self.max_km < 0:
+            raise ValueError("max_km must be >= 0")
+
+
+@dataclass
+class RuleTerms:
+    """Every term of one candidate's relevance (kept for evaluation and reasons)."""
+
+    item_id: str
+    relevance: float = 0.0
+    visual: float = 0.0
+    category: float = 0.0
+    popularity: float = 0.0
+    normpop: float = 0.0
+    base: float = 0.0
+    distance_km: float | None = None
+    anchor: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+class RuleScorer:
+    """The paper-002 ranker (module docstring); implements :class:`serving.scorer.Scorer`."""
+
+    def __init__(self, catalog: Mapping[str, CatalogItem] | list[CatalogItem],
+                 vectors: Mapping[str, np.ndarray] | None = None,
+                 popularity: PopularityProvider | None = None,
+                 stores: Mapping[str, tuple[float, float]] | None = None,
+                 config: RuleConfig | None = None, base: Scorer | None = None) -> None:
+        self.catalog = dict(catalog) if isinstance(catalog, Mapping) else {
+            item.item_id: item for item in catalog}
+        self.config = config or RuleConfig()
+        self.popularity = popularity or dict
+        self.stores = dict(stores or {})
+        self.base = base
+        self.version = "rules-1" + (f"+{base.version}" if base is not None else "")
+        self._row: dict[str, int] = {}
+        self._unit = np.zeros((0, 0), dtype=np.float32)
+        if vectors:
+            ids = [i for i in vectors if np.size(vectors[i])]
+            matrix = np.stack([np.asarray(vectors[i], dtype=np.float32).ravel() for i in ids])
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            self._unit = matrix / np.where(norms > 0, norms, 1.0)
+            self._row = {item_id: k for k, item_id in enumerate(ids)}
+        self._catsim = lru_cache(maxsize=65536)(self._category_pair)
+
+    # ---- single terms ---------------------------------------------------------------------
+    def _category_pair(self, a: str, b: str) -> float:
+        ia, ib = self.catalog[a], self.catalog[b]
+        return category_similarity(ia.category, ib.category, ia.group, ib.group)
+
+    def _title(self, item_id: str) -> str:
+        item = self.catalog.get(item_id)
+        return item.title if item is not None and item.title else item_id
+
+    def _visual(self, anchors: list[str], items: list[str]) -> np.ndarray:
+        """Cosine similarities, shape (anchors, items); 0 where a vector is missing."""
+        out = np.zeros((len(anchors), len(items)), dtype=np.float32)
+        if not self._row:
+            return out
+        a_rows = [(k, self._row[a]) for k, a in enumerate(anchors) if a in self._row]
+        i_rows = [(k, self._row[i]) for k, i in enumerate(items) if i in self._row]
+        if a_rows and i_rows:
+            sims = self._unit[[r for _, r in a_rows]] @ self._unit[[r for _, r in i_rows]].T
+            out[np.ix_([k for k, _ in a_rows], [k for k, _ in i_rows])] = sims
+        return out
+
+    def _store_distance(self, shopper: ShopperContext, item_id: str) -> float | None:
+        item = self.catalog.get(item_id)
+        if shopper.lat is None or shopper.lon is None or item is None or not item.store_id:
+            return None
+        where = self.stores.get(item.store_id)
+        return None if where is None else haversine_km(shopper.lat, shopper.lon, *where)
+
+    # ---- one shopper ----------------------------------------------------------------------
+    def anchors(self, shopper: ShopperContext) -> list[str]:
+        """The shopper's strongest catalog items (at most ``max_anchors``)."""
+        ranked = sorted((i for i in shopper.scores if i in self.catalog),
+                        key=lambda i: (-shopper.scores[i], i))
+        return ranked[: self.config.max_anchors]
+
+    def terms(self, shopper: ShopperContext, item_ids: list[str],
+              normpop: Mapping[str, float] | None = None,
+              base_scores: Mapping[str, tuple[float, list[str]]] | None = None
+              ) -> list[RuleTerms]:
+        """Relevance terms of the kept candidates (filters applied), in input order."""
+        cfg = self.config
+        if normpop is None:
+            normpop = norm_pop(self.popularity())
+        anchors = self.anchors(shopper)
+        gender = shopper.gender or infer_gender(self.catalog[a].gender for a in anchors)
+        tau = shopper.trendiness if shopper.trendiness is not None else shopper_trendiness(
+            shopper.scores, normpop)
+        kept: list[str] = []
+        distances: list[float | None] = []
+        for item_id in item_ids:
+            item = self.catalog.get(item_id)
+            if item is None:
+                continue
+            if cfg.exclude_purchased and item_id in shopper.purchased:
+                continue
+            if cfg.gender_filter and not gender_compatible(gender, item.gender):
+                continue
+            distance = self._store_distance(shopper, item_id)
+            if not within_distance(distance, cfg.max_km):
+                continue
+            kept.append(item_id)
+            distances.append(distance)
+        alpha = cfg.alpha if cfg.use_visual else 0.0
+        gamma = cfg.gamma if cfg.use_category else 0.0
+        beta = cfg.beta if cfg.use_popularity else 0.0
+        visual = self._visual(anchors, kept) if anchors else np.zeros((0, len(kept)))
+        out = []
+        for col, (item_id, distance) in enumerate(zip(kept, distances, strict=True)):
+            t = RuleTerms(item_id, distance_km=distance, normpop=normpop.get(item_id, 0.0))
+            best = -np.inf
+            for row, anchor in enumerate(anchors):
+                vis = float(visual[row, col])
+                cat = self._catsim(anchor, item_id)
+                part = alpha * vis + gamma * cat
+                if part > best:
+                    best, t.anchor, t.visual, t.category = part, anchor, vis, cat
+            t.popularity = popularity_modulation(tau, t.normpop, cfg.p)
+            base, base_reasons = (base_scores or {}).get(item_id, (0.0, []))
+            t.base = base
+            t.relevance = (alpha * t.visual + gamma * t.category + beta * t.popularity
+                           + cfg.delta * base
+                           - cfg.distance_weight * distance_penalty(distance,
+                                                                    cfg.distance_scale_km))
+            t.reasons = self._reasons(shopper, t, alpha, beta, gamma, base_reasons)
+            out.append(t)
+        return out
+
+    def _reasons(self, shopper: ShopperContext, t: RuleTerms, alpha: float, beta: float,
+                 gamma: float, base_reasons: list[str]) -> list[str]:
+        cfg = self.config
+        reasons = []
+        if t.anchor is not None:
+            title = self._title(t.anchor)
+            did = _PAST.get(shopper.behaviors.get(t.anchor, ""), "")
+            suffix = f" you {did}" if did else ""
+            if alpha > 0 and t.visual >= cfg.similar_image_at:
+                reasons.append(f"similar image to {title}{suffix}")
+            if gamma > 0 and t.category >= 1.0:
+                reasons.append(f"same category as {title}")
+            elif gamma > 0 and t.category >= 0.8:
+                reasons.append(f"same kind of item as {title}")
+        if beta > 0 and t.normpop >= cfg.trending_at:
+            reasons.append("trending")
+        if beta > 0 and t.popularity >= cfg.style_fit_at:
+            reasons.append("matches your style (popularity fit)")
+        if t.distance_km is not None:
+            reasons.append(f"store {t.distance_km:.1f} km away")
+        if cfg.delta > 0:
+            reasons.extend(r for r in base_reasons if r not in reasons)
+        return reasons
+
+    # ---- the Scorer interface -------------------------------------------------------------
+    def _base_scores(self, shoppers: list[ShopperContext], candidates: list[list[Candidate]]
+                     ) -> list[dict[str, tuple[float, list[str]]]]:
+        if self.base is None or self.config.delta <= 0:
+            return [{} for _ in shoppers]
+        out = []
+        for scored in self.base.score(shoppers, candidates):
+            values = [s.score for s in scored]
+            low, high = (min(values), max(values)) if values else (0.0, 0.0)
+            span = high - low
+            out.append({s.item_id: ((s.score - low) / span if span > 0 else 1.0, s.reasons)
+                        for s in scored})
+        return out
+
+    def score(self, shoppers: list[ShopperContext],
+              candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
+        if len(shoppers) != len(candidates):
+            raise ValueError("score() needs one candidate list per shopper")
+        normpop = norm_pop(self.popularity())
+        bases = self._base_scores(shoppers, candidates)
+        return [[ScoredItem(t.item_id, t.relevance, t.reasons)
+                 for t in self.terms(shopper, [c.item_id for c in cands], normpop, base)]
+                for shopper, cands, base in zip(shoppers, candidates, bases, strict=True)]

@@ -1,0 +1,148 @@
+"""RuleScorer (paper 002 §3.5): filters, documented relevance order, reasons, base wrapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.catalog import CatalogItem
+from serving.rule_scorer import RuleConfig, RuleScorer
+from serving.rules.category import category_similarity
+from serving.rules.trend import norm_pop, popularity_modulation
+from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
+
+ITEMS = [
+    CatalogItem("tee", "Women Red T-shirt", "Tshirts", "Topwear", "Women", store_id="s1"),
+    CatalogItem("tee2", "Women Blue T-shirt", "Tshirts", "Topwear", "Women", store_id="s2"),
+    CatalogItem("shirt", "Women White Shirt", "Shirts", "Topwear", "Women", store_id="s1"),
+    CatalogItem("skirt", "Women Red Skirt", "Skirts", "Bottomwear", "Women", store_id="s1"),
+    CatalogItem("cap", "Unisex Black Cap", "Caps", "Accessories", "Unisex", store_id="s2"),
+    CatalogItem("mtee", "Men Red T-shirt", "Tshirts", "Topwear", "Men", store_id="s1"),
+    CatalogItem("boys", "Boys Jeans", "Jeans", "Bottomwear", "Boys", store_id="s1"),
+]
+RNG = np.random.default_rng(0)
+VECTORS = {i.item_id: RNG.normal(size=8).astype(np.float32) for i in ITEMS}
+VECTORS["tee2"] = VECTORS["tee"] + 0.1 * RNG.normal(size=8).astype(np.float32)
+POPULARITY = {"tee": 5.0, "tee2": 40.0, "shirt": 10.0, "skirt": 100.0, "cap": 0.0, "mtee": 60.0}
+STORES = {"s1": (48.8566, 2.3522), "s2": (48.9566, 2.3522)}  # s2 ≈ 11.1 km north of s1
+
+
+def shopper(**kw) -> ShopperContext:
+    base = dict(user_id="u", now=0.0, scores={"tee": 5.0}, behaviors={"tee": "purchase"},
+                purchased={"tee"}, trendiness=0.9, gender="Women")
+    base.update(kw)
+    return ShopperContext(**base)
+
+
+def candidates() -> list[Candidate]:
+    return [Candidate(i.item_id) for i in ITEMS]
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_is_a_scorer_and_filters_purchased_and_gender() -> None:
+    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
+    assert isinstance(scorer, Scorer)
+    [scored] = scorer.score([shopper()], [candidates()])
+    ids = {s.item_id for s in scored}
+    assert "tee" not in ids  # purchased
+    assert "mtee" not in ids and "boys" not in ids  # Men / Boys for a Women shopper
+    assert ids == {"tee2", "shirt", "skirt", "cap"}
+
+
+def test_orders_by_documented_relevance() -> None:
+    cfg = RuleConfig(alpha=0.5, beta=0.3, gamma=0.2)
+    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES, cfg)
+    [scored] = scorer.score([shopper()], [candidates()])
+    pop = norm_pop(POPULARITY)
+    by_id = {i.item_id: i for i in ITEMS}
+    expected = {}
+    for item_id in ("tee2", "shirt", "skirt", "cap"):
+        expected[item_id] = (
+            0.5 * cos(VECTORS["tee"], VECTORS[item_id])
+            + 0.2 * category_similarity("Tshirts", by_id[item_id].category)
+            + 0.3 * popularity_modulation(0.9, pop.get(item_id, 0.0), 2))
+    got = {s.item_id: s.score for s in scored}
+    assert got == pytest.approx(expected, rel=1e-5)
+    order = [s.item_id for s in sorted(scored, key=lambda s: -s.score)]
+    assert order == sorted(expected, key=lambda i: -expected[i])
+    assert order[0] == "tee2"  # near-identical image, same category
+
+
+def test_ablations_change_the_order() -> None:
+    only_pop = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES,
+                          RuleConfig(use_visual=False, use_category=False))
+    [scored] = only_pop.score([shopper(trendiness=1.0)], [candidates()])
+    assert max(scored, key=lambda s: s.score).item_id == "skirt"  # the most popular one
+    only_cat = RuleScorer(ITEMS, {}, lambda: POPULARITY, STORES,
+                          RuleConfig(use_visual=False, use_popularity=False))
+    [scored] = only_cat.score([shopper()], [candidates()])
+    top = sorted(scored, key=lambda s: -s.score)
+    assert top[0].item_id == "tee2" and top[0].score == pytest.approx(0.2)
+    assert top[1].item_id == "shirt" and top[1].score == pytest.approx(0.16)
+
+
+def test_reasons_name_what_drove_the_item() -> None:
+    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
+    [scored] = scorer.score([shopper(lat=48.8566, lon=2.3522)], [candidates()])
+    reasons = {s.item_id: s.reasons for s in scored}
+    assert "same category as Women Red T-shirt" in reasons["tee2"]
+    assert "similar image to Women Red T-shirt you bought" in reasons["tee2"]
+    assert "trending" in reasons["skirt"]
+    assert "matches your style (popularity fit)" in reasons["skirt"]
+    assert "store 0.0 km away" in reasons["shirt"]
+    assert "store 11.1 km away" in reasons["cap"]
+
+
+def test_distance_filter_and_penalty() -> None:
+    near = dict(lat=48.8566, lon=2.3522)
+    filt = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES, RuleConfig(max_km=5.0))
+    [scored] = filt.score([shopper(**near)], [candidates()])
+    assert {s.item_id for s in scored} == {"shirt", "skirt"}  # s2 items are 11 km away
+    plain = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
+    penal = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES,
+                       RuleConfig(distance_weight=1.0, distance_scale_km=22.2))
+    a = {s.item_id: s.score for s in plain.score([shopper(**near)], [candidates()])[0]}
+    b = {s.item_id: s.score for s in penal.score([shopper(**near)], [candidates()])[0]}
+    assert b["shirt"] == pytest.approx(a["shirt"])
+    assert b["cap"] == pytest.approx(a["cap"] - 0.5, abs=1e-3)
+
+
+def test_gender_inferred_and_trendiness_estimated_when_unknown() -> None:
+    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
+    [scored] = scorer.score([shopper(gender=None, trendiness=None)], [candidates()])
+    assert "mtee" not in {s.item_id for s in scored}  # inferred Women from the tee
+    assert scorer.terms(shopper(gender=None, trendiness=None), ["skirt"])[0].popularity == (
+        pytest.approx(popularity_modulation(0.05, 1.0)))  # τ = NormPop(tee) = 5/100
+
+
+class FixedScorer:
+    version = "fixed-1"
+
+    def score(self, shoppers, candidates):
+        return [[ScoredItem(c.item_id, 100.0 if c.item_id == "cap" else 0.0, ["base says so"])
+                 for c in cands] for cands in candidates]
+
+
+def test_wraps_a_base_scorer_as_a_weighted_term() -> None:
+    plain = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
+    wrapped = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES,
+                         RuleConfig(delta=2.0), base=FixedScorer())
+    assert wrapped.version == "rules-1+fixed-1"
+    a = {s.item_id: s for s in plain.score([shopper()], [candidates()])[0]}
+    b = {s.item_id: s for s in wrapped.score([shopper()], [candidates()])[0]}
+    assert b["cap"].score == pytest.approx(a["cap"].score + 2.0)
+    assert b["shirt"].score == pytest.approx(a["shirt"].score)
+    assert "base says so" in b["cap"].reasons
+    assert max(b.values(), key=lambda s: s.score).item_id == "cap"
+
+
+def test_bad_configuration_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="even"):
+        RuleConfig(p=3)
+    with pytest.raises(ValueError, match=">= 0"):
+        RuleConfig(alpha=-1)
+    with pytest.raises(ValueError, match="one candidate list"):
+        RuleScorer(ITEMS).score([shopper()], [])
