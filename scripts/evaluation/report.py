@@ -1,0 +1,149 @@
+"""Result writers: markdown tables, JSON, and PNG plots (matplotlib, Agg backend).
+
+Every file carries its context: dataset, protocol, ranking, seeds, the commit it was produced
+at (``git rev-parse HEAD``, ``-dirty`` when tracked files differ) and every setting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models.metrics import metric_names
+
+if TYPE_CHECKING:
+    from scripts.evaluation.harness import Summary
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """HEAD's hash (plus ``-dirty`` when tracked files have changes), or ``unknown``."""
+    cwd = cwd or Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty.strip() else "")
+
+
+def _cell(summary: Summary, name: str) -> str:
+    mean, hw = summary.mean[name], summary.half_width[name]
+    return f"{mean:.3f}" if math.isnan(hw) else f"{mean:.3f} ± {hw:.3f}"
+
+
+def _header(title: str, context: dict[str, Any]) -> list[str]:
+    s = context["settings"]
+    data = context["data"]
+    return [
+        f"# {title}: {s['dataset']}"
+        + (f" ({s['level']} level)" if s["dataset"] == "taobao" else "")
+        + f", {s['protocol']} split, {s['ranking']} ranking",
+        "",
+        f"- commit: `{context['commit']}`; written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- seeds: {s['seeds']} (mean ± 95% CI, t-distribution); max users: {s['max_users']}",
+        f"- settings: epochs {s['epochs']}, dim {s['dim']}, lr {s['lr']}, "
+        f"negatives {s['n_neg']} (sampled ranking), λ {s['decay_per_day']}/day, "
+        f"weights {s['weights']}",
+        "- data: " + ", ".join(f"{k} {v}" for k, v in data.items()),
+        "",
+    ]
+
+
+def write_table(path: Path, title: str, context: dict[str, Any],
+                results: dict[str, Summary | None], ranking: str,
+                notes: list[str] | None = None) -> Path:
+    """A markdown table, one row per model, one column per metric (+ fit/eval seconds)."""
+    names = metric_names(ranking)
+    lines = _header(title, context)
+    lines.append("| Model | " + " | ".join(names) + " | s/seed |")
+    lines.append("|---|" + "---|" * (len(names) + 1))
+    for model, summary in results.items():
+        if summary is None:
+            lines.append(f"| {model} | " + " | ".join("not measured" for _ in names) + " | |")
+            continue
+        per_seed = summary.seconds / max(len(summary.per_seed), 1)
+        lines.append(f"| {model} | " + " | ".join(_cell(summary, n) for n in names)
+                     + f" | {per_seed:.1f} |")
+    lines.append("")
+    lines += [f"- {n}" for n in (notes or []) if n]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_json(path: Path, context: dict[str, Any], results: dict[str, Summary | None]) -> Path:
+    payload = {**context, "results": {
+        k: None if v is None else {"mean": v.mean, "ci95": v.half_width, "per_seed": v.per_seed,
+                                   "seconds": v.seconds}
+        for k, v in results.items()}}
+    path.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+    return path
+
+
+def _subtitle(context: dict[str, Any]) -> str:
+    s = context["settings"]
+    level = f"/{s['level']}" if s["dataset"] == "taobao" else ""
+    return (f"{s['dataset']}{level}, {s['protocol']} split, {s['ranking']} ranking, "
+            f"{s['seeds']} seeds, commit {context['commit'][:10]}")
+
+
+def plot_comparison(path: Path, results: dict[str, Summary],
+                    context: dict[str, Any], names: tuple[str, ...] = ("HR@5", "NDCG@5"),
+                    ) -> Path:
+    """Grouped bars of ``names`` per model with 95% CI error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = list(results)
+    x = np.arange(len(models))
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(models)), 4.0))
+    for k, name in enumerate(names):
+        means = [results[m].mean[name] for m in models]
+        errs = [0.0 if math.isnan(results[m].half_width[name]) else results[m].half_width[name]
+                for m in models]
+        ax.bar(x + (k - (len(names) - 1) / 2) * width, means, width, yerr=errs, capsize=3,
+               label=name)
+    ax.set_xticks(x, models, rotation=20, ha="right")
+    ax.set_ylabel("score")
+    ax.set_title("Comparison (Table 2)\n" + _subtitle(context), fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_sensitivity(path: Path, sweeps: dict[str, list[tuple[float, Summary]]],
+                     context: dict[str, Any]) -> Path:
+    """Fig. 2: HR@5 and NDCG@5 against each behaviour weight, one panel per behaviour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(3.4 * len(sweeps), 3.4), squeeze=False)
+    for ax, (behavior, points) in zip(axes[0], sweeps.items(), strict=True):
+        xs = [v for v, _ in points]
+        for name, marker in (("HR@5", "o"), ("NDCG@5", "s")):
+            ys = [r.mean[name] for _, r in points]
+            errs = [0.0 if math.isnan(r.half_width[name]) else r.half_width[name]
+                    for _, r in points]
+            ax.errorbar(xs, ys, yerr=errs, marker=marker, capsize=2, label=name)
+        ax.set_xlabel(f"{behavior} weight")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("score")
+    axes[0][0].legend()
+    fig.suptitle("Behaviour-weight sensitivity (Fig. 2), " + _subtitle(context), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
