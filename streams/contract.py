@@ -161,10 +161,13 @@ def parse_event(raw: bytes | str | None, now: float | None = None,
     """Message bytes → :class:`BehaviorEvent`; anything wrong → :class:`InvalidEvent`."""
     if raw is None or len(raw) == 0:
         raise InvalidEvent("empty", "message value is empty")
+    if isinstance(raw, bytes | bytearray):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidEvent("not_utf8", "message value is not UTF-8") from None
     try:
         data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise InvalidEvent("not_utf8", "message value is not UTF-8") from None
     except ValueError as exc:
         raise InvalidEvent("not_json", f"message value is not JSON ({exc.msg} at "
                                        f"{exc.pos})") from None

@@ -1,0 +1,72 @@
+"""Helpers for end-to-end tests: worker subprocesses and topic readers over real sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from scripts.embedded import EmbeddedServices
+
+
+@contextlib.contextmanager
+def running(services: EmbeddedServices, *commands: list[str],
+            env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen]]:
+    """Run ``stylestream <command>`` processes against ``services``; stop them afterwards."""
+    full_env = dict(os.environ, **services.env(), **(env or {}))
+    procs = [subprocess.Popen([sys.executable, "-m", "scripts.cli", *cmd], env=full_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for cmd in commands]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def produce(services: EmbeddedServices, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=services.kafka_url, linger_ms=5)
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def event_bytes(event_id: str, user: str, item: str, behavior: str, t: float) -> bytes:
+    return json.dumps({"event_id": event_id, "user_id": user, "item_id": item,
+                       "behavior": behavior, "timestamp": t}).encode()
+
+
+def read_until(services: EmbeddedServices, topic: str, done: Callable[[list], bool],
+               timeout: float = 60.0) -> list:
+    """Read ``topic`` from the beginning until ``done(records)`` or the timeout."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=services.kafka_url,
+                             auto_offset_reset="earliest", consumer_timeout_ms=500)
+    records: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not done(records):
+            records.extend(consumer)
+    finally:
+        consumer.close()
+    return records
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, every: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return predicate()

@@ -1,0 +1,139 @@
+"""The Lua scripts in a real Redis equal the pure-Python reference (streams/decay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+
+import pytest
+import redis
+
+from scripts.embedded import EmbeddedServices
+from streams.config import DEFAULT_WEIGHTS, DecaySettings
+from streams.contract import BehaviorEvent
+from streams.decay import DecayedScores, brute_force_score
+from streams.store import COVIS_PREFIX, GLOBAL_KEYS, ScoreStore, user_keys
+
+DAY = 86400.0
+T0 = 1.6e9
+
+
+def random_events(rng: random.Random, n: int, span_days: float, users: int = 6,
+                  items: int = 20) -> list[BehaviorEvent]:
+    events = []
+    for k in range(n):
+        events.append(BehaviorEvent(f"e{k}", f"u{rng.randrange(users)}",
+                                    f"i{rng.randrange(items)}", rng.choice(list(DEFAULT_WEIGHTS)),
+                                    T0 + rng.uniform(0, span_days * DAY)))
+    events += rng.sample(events, n // 4)  # at-least-once redeliveries
+    rng.shuffle(events)
+    return events
+
+
+async def apply_in_batches(store: ScoreStore, events: list[BehaviorEvent], size: int) -> list:
+    return [await store.apply_batch(events[k:k + size]) for k in range(0, len(events), size)]
+
+
+@pytest.mark.parametrize("span_days, cap, batch", [(20, 500, 64), (3000, 500, 7), (3000, 6, 50)])
+def test_lua_equals_reference(module_services: EmbeddedServices, span_days: float, cap: int,
+                              batch: int) -> None:
+    redis.Redis.from_url(module_services.redis_url).flushdb()
+    decay = DecaySettings(max_items_per_user=cap, dedupe_ttl_seconds=10**9)
+    rng = random.Random(int(span_days) + cap)
+    events = random_events(rng, 1500, span_days)
+    reference = DecayedScores(decay.weights, decay.decay_per_day, decay.rebase_bound, cap)
+    expected_status = [reference.apply(e.event_id, e.user_id, e.item_id, e.behavior, e.timestamp)
+                       for e in events]
+    at = T0 + (span_days + 2) * DAY
+
+    async def run() -> tuple[list, dict]:
+        store = ScoreStore.from_url(module_services.redis_url, decay)
+        try:
+            results = await apply_in_batches(store, events, batch)
+            return results, {u: await store.user_scores(u, at) for u in reference.users}
+        finally:
+            await store.close()
+
+    results, got = asyncio.run(run())
+    assert sum(r.applied for r in results) == expected_status.count("applied")
+    assert sum(r.duplicates for r in results) == expected_status.count("duplicate")
+    for user in reference.users:
+        want = reference.scores(user, at)
+        assert set(got[user]) == set(want)
+        for item, score in want.items():
+            assert math.isclose(got[user][item], score, rel_tol=1e-9, abs_tol=1e-300)
+        if cap < 20:
+            assert len(got[user]) <= cap
+
+
+def test_replaying_a_log_changes_nothing_and_ttls_are_set(services: EmbeddedServices) -> None:
+    decay = DecaySettings(ttl_seconds=3600)
+    events = random_events(random.Random(3), 300, 5, users=3)
+    client = redis.Redis.from_url(services.redis_url)
+
+    async def run() -> tuple[dict, dict, list]:
+        store = ScoreStore.from_url(services.redis_url, decay)
+        try:
+            await apply_in_batches(store, events, 50)
+            first = {u: await store.user_scores(u, T0 + 6 * DAY) for u in ("u0", "u1", "u2")}
+            again = await apply_in_batches(store, events, 33)
+            second = {u: await store.user_scores(u, T0 + 6 * DAY) for u in ("u0", "u1", "u2")}
+            return first, second, again
+        finally:
+            await store.close()
+
+    first, second, again = asyncio.run(run())
+    assert first == second
+    assert sum(r.applied for r in again) == 0
+    for key in user_keys("u0") + GLOBAL_KEYS:
+        assert 0 < client.ttl(key) <= 3600, key
+
+
+def test_dedupe_window_is_in_event_time(services: EmbeddedServices) -> None:
+    decay = DecaySettings(dedupe_ttl_seconds=DAY)
+    first = BehaviorEvent("dup", "u", "a", "view", T0)
+    later = BehaviorEvent("other", "u", "b", "view", T0 + 3 * DAY)
+
+    async def run() -> list[int]:
+        store = ScoreStore.from_url(services.redis_url, decay)
+        try:
+            applied = [(await store.apply_batch([first])).applied,
+                       (await store.apply_batch([first])).applied]
+            await store.apply_batch([later])  # moves the window past the first event
+            applied.append((await store.apply_batch([first])).applied)
+            return applied
+        finally:
+            await store.close()
+
+    # inside the window a redelivery is refused; a redelivery older than the window is not
+    # remembered any more (the documented bound on dedupe memory)
+    assert asyncio.run(run()) == [1, 0, 1]
+
+
+def test_popularity_and_covisitation_follow_the_closed_form(services: EmbeddedServices) -> None:
+    decay = DecaySettings()
+    rng = random.Random(11)
+    events = sorted(random_events(rng, 400, 40, users=8, items=10), key=lambda e: e.timestamp)
+    unique = list({e.event_id: e for e in events}.values())
+    at = T0 + 41 * DAY
+
+    async def run() -> tuple[list, dict]:
+        store = ScoreStore.from_url(services.redis_url, decay)
+        try:
+            await apply_in_batches(store, events, 40)
+            return await store.trending(at, 100), await store.covisited(["i1", "i2"], 50)
+        finally:
+            await store.close()
+
+    trending, covis = asyncio.run(run())
+    for item, popularity in trending:
+        history = [(e.behavior, e.timestamp) for e in unique if e.item_id == item]
+        assert math.isclose(popularity, brute_force_score(history, at, decay.weights,
+                                                          decay.decay_per_day), rel_tol=1e-9)
+    assert [p for _, p in trending] == sorted((p for _, p in trending), reverse=True)
+    # co-visitation is symmetric: C(i1,i2) == C(i2,i1)
+    c12 = dict(covis["i1"]).get("i2")
+    c21 = dict(covis["i2"]).get("i1")
+    assert c12 is not None and math.isclose(c12, c21, rel_tol=1e-12)
+    assert redis.Redis.from_url(services.redis_url).exists(COVIS_PREFIX + "i1")
