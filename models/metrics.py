@@ -41,14 +41,21 @@ def _discounts(k: int) -> np.ndarray:
 
 
 def topk(scores: np.ndarray, k: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Column indices of the ``k`` best scores per row, best first; random tie-breaking."""
-    n = scores.shape[1]
+    """Column indices of the ``k`` best scores per row, best first.
+
+    With ``rng``, ties are broken uniformly at random and independently per row: each row's
+    columns are shuffled by their own permutation before the (stable) selection.
+    """
+    b, n = scores.shape
     k = min(k, n)
-    perm = rng.permutation(n) if rng is not None else np.arange(n)
-    shuffled = scores[:, perm]
+    if rng is None:
+        perm = np.broadcast_to(np.arange(n), (b, n))
+    else:
+        perm = rng.permuted(np.tile(np.arange(n, dtype=np.int32), (b, 1)), axis=1)
+    shuffled = np.take_along_axis(scores, perm, axis=1)
     part = np.argpartition(-shuffled, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(shuffled, part, axis=1), axis=1, kind="stable")
-    return perm[np.take_along_axis(part, order, axis=1)]
+    return np.take_along_axis(perm, np.take_along_axis(part, order, axis=1), axis=1)
 
 
 def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray,
