@@ -186,15 +186,18 @@ class FeatureStore:
 
     def neighbours(self, item_ids: Sequence[str], k: int = 10
                    ) -> dict[str, list[tuple[str, float]]]:
-        """For each known item, its ``k`` most similar other items with cosine scores."""
-        unknown = [i for i in item_ids if i not in self.rows]
-        if unknown:
-            raise KeyError(f"items not in feature store {self.version}: {unknown[:5]}")
-        if not item_ids or not self.ids:
-            return {i: [] for i in item_ids}
-        scores, rows = self.search(self.fused[[self.rows[i] for i in item_ids]], k + 1)
-        out: dict[str, list[tuple[str, float]]] = {}
-        for item, score_row, row_row in zip(item_ids, scores, rows, strict=True):
+        """For each item, its ``k`` most similar other items with cosine scores, best first.
+
+        Items the store does not know (no features yet) get an empty list, so recall can pass a
+        shopper's whole history; :meth:`add_items` makes new items known."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        out: dict[str, list[tuple[str, float]]] = {item: [] for item in item_ids}
+        known = [item for item in dict.fromkeys(item_ids) if item in self.rows]
+        if not known:
+            return out
+        scores, rows = self.search(self.fused[[self.rows[i] for i in known]], k + 1)
+        for item, score_row, row_row in zip(known, scores, rows, strict=True):
             hits = [(self.ids[r], float(s)) for s, r in zip(score_row, row_row, strict=True)
                     if r >= 0 and self.ids[r] != item]
             out[item] = hits[:k]

@@ -98,8 +98,9 @@ def test_neighbours_find_the_same_garment(store: FeatureStore) -> None:
     assert all(item != "red-0" for item, _ in found["red-0"]) and len(found["red-0"]) == 3
     scores = [s for _, s in found["red-0"]]
     assert scores == sorted(scores, reverse=True) and scores[0] <= 1.0 + 1e-5
-    with pytest.raises(KeyError, match="not in feature store"):
-        store.neighbours(["nope"])
+    assert store.neighbours(["nope", "red-0"], k=2)["nope"] == []  # unknown: nothing, no error
+    with pytest.raises(ValueError, match="k must be"):
+        store.neighbours(["red-0"], k=0)
 
 
 def test_add_items_online_cold_start(store: FeatureStore, tmp_path) -> None:
