@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-users", type=_positive, default=None,
                    help="keep the first N users (sorted ids), for CI-sized runs")
     p.add_argument("--epochs", type=_positive, default=30, help="epochs of the neural models")
-    p.add_argument("--dim", type=_positive, default=32, help="embedding size")
+    p.add_argument("--dim", type=_positive, default=64, help="embedding size")
     p.add_argument("--models", default=None,
                    help="comma-separated subset of Random,Pop,ItemCF,BPR-MF,NeuMF,VBPR,LightGCN")
     p.add_argument("--study", choices=STUDY_CHOICES, default="paper")

@@ -58,7 +58,7 @@ class StudySettings:
     seeds: int = 5
     max_users: int | None = None
     epochs: int = 30
-    dim: int = 32
+    dim: int = 64
     lr: float = 5e-3
     n_neg: int = 99
     decay_per_day: float = proposed.DEFAULT_DECAY_PER_DAY
