@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from models.catalog import CatalogItem, iter_catalog
@@ -86,7 +87,8 @@ class EncodeStats:
         return self.items / self.text_seconds if self.text_seconds else 0.0
 
 
-def _image_of(item: CatalogItem, catalog_dir: Path):
+def item_image(item: CatalogItem, catalog_dir: Path) -> Image.Image | None:
+    """The item's picture as RGB, or None when it has none or it cannot be read."""
     if not item.image:
         return None
     path = catalog_dir / item.image
@@ -114,7 +116,7 @@ def encode_items(items: Sequence[CatalogItem], catalog_dir: str | Path, encoders
     batches = range(0, len(items), cfg.batch_size)
     for start in tqdm(batches, desc="images", unit="batch", disable=not progress):
         chunk = items[start:start + cfg.batch_size]
-        images = [(k, _image_of(item, catalog_dir)) for k, item in enumerate(chunk, start)]
+        images = [(k, item_image(item, catalog_dir)) for k, item in enumerate(chunk, start)]
         rows = [k for k, image in images if image is not None]
         if rows:
             began = time.perf_counter()
