@@ -218,3 +218,10 @@ class InteractionArrays:
 
     def __len__(self) -> int:
         return int(self.users.shape[0])
+
+
+def taobao_item_categories(root: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """``item_id → category_id`` of the Taobao log (an item's content side-information)."""
+    path = data_dir(root) / "taobao" / "user_behavior.csv"
+    return {row["item_id"]: row["category_id"]
+            for _, row in _rows(path, ("item_id", "category_id"))}
