@@ -1,0 +1,209 @@
+"""``stylestream demo``: the main job, end to end on one machine.
+
+Starts embedded Kafka + Redis (unless ``STYLESTREAM_KAFKA``/``STYLESTREAM_REDIS`` name real
+ones), generates the demo catalog, runs the ingest and rerank workers as their own processes,
+feeds them trend-aware simulated shoppers (paper 002 §3.3) — with a small share of deliberately
+malformed events, to show the dead-letter path — and shows live Top-5 lists with reasons and a
+metrics summary until Ctrl-C or ``--seconds N``.
+
+Simulated events are stamped with the wall clock when sent, so freshness (publish time − event
+time) is the real end-to-end latency of the running system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run everything with simulated shoppers and show live Top-5s")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="stop after N seconds (default: run until Ctrl-C)")
+    p.add_argument("--users", type=int, default=40, help="simulated shoppers")
+    p.add_argument("--items", type=int, default=300, help="demo catalog size")
+    p.add_argument("--rate", type=float, default=150.0, help="events per second offered")
+    p.add_argument("--bad-share", type=float, default=0.01,
+                   help="share of deliberately malformed events (dead-letter demo)")
+    p.add_argument("--show", type=int, default=3, help="shoppers shown on screen")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--home", default=None, help="working directory (default: $STYLESTREAM_HOME "
+                                                "or ./var)")
+    p.set_defaults(func=run)
+
+
+@dataclass
+class Board:
+    """What the screen shows, fed by the recommendations consumer thread."""
+
+    latest: dict[str, dict] = field(default_factory=dict)
+    freshness: deque = field(default_factory=lambda: deque(maxlen=5000))
+    received: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, message: dict, received_at: float) -> None:
+        with self.lock:
+            self.latest[message["user_id"]] = message
+            self.freshness.append(received_at - message["source_event_time"])
+            self.received += 1
+
+    def percentile(self, q: float) -> float | None:
+        with self.lock:
+            values = sorted(self.freshness)
+        return values[min(len(values) - 1, int(q * len(values)))] if values else None
+
+
+def consume_recommendations(bootstrap: str, topic: str, board: Board,
+                            stop: threading.Event) -> None:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                             consumer_timeout_ms=200)
+    try:
+        while not stop.is_set():
+            for record in consumer:
+                try:
+                    board.add(json.loads(record.value), time.time())
+                except (ValueError, KeyError):
+                    continue
+    finally:
+        consumer.close()
+
+
+def malformed_event(rng: random.Random, now: float) -> bytes:
+    return rng.choice([
+        b"{this is not json",
+        json.dumps({"event_id": f"bad-{rng.random()}", "user_id": "u-x", "item_id": "D00001",
+                    "behavior": "teleport", "timestamp": now}).encode(),
+        json.dumps({"event_id": f"bad-{rng.random()}", "user_id": "u-x", "item_id": "D00001",
+                    "behavior": "view", "timestamp": now * 1000}).encode(),
+    ])
+
+
+def render(board: Board, titles: dict[str, str], sent: int, bad: int, elapsed: float,
+           show: int, clear: bool) -> str:
+    lines = []
+    if clear:
+        lines.append("\x1b[2J\x1b[H")
+    p50, p99 = board.percentile(0.5), board.percentile(0.99)
+    fresh = (f"freshness p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+             if p50 is not None else "freshness: waiting for the first list")
+    lines.append(f"stylestream demo — {elapsed:5.1f}s | events sent {sent} "
+                 f"({sent / max(elapsed, 1e-9):.0f}/s), malformed→DLQ {bad} | lists "
+                 f"{board.received} for {len(board.latest)} shoppers | {fresh}")
+    with board.lock:
+        recent = sorted(board.latest.values(), key=lambda m: -m["generated_at"])[:show]
+    for msg in recent:
+        lines.append(f"\n  Top-5 for {msg['user_id']}  (model {msg['model_version']})")
+        for rank, item in enumerate(msg["items"], 1):
+            title = titles.get(item["item_id"], item["item_id"])
+            lines.append(f"   {rank}. {title:<38.38} {item['score']:9.3f}  "
+                         f"{'; '.join(item['reasons'])[:90]}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+
+    from models.catalog import load_catalog
+    from models.demo_catalog import generate_demo_catalog, load_stores
+    from models.simulation import ShopperSimulator
+    from scripts.embedded import free_port, services_for
+    from streams.config import load_settings
+
+    settings = load_settings()
+    home = Path(args.home or settings.home)
+    catalog_dir = home / "demo-catalog"
+    if not (catalog_dir / "catalog.jsonl").exists():
+        print(f"drawing a demo catalog of {args.items} items into {catalog_dir} ...", flush=True)
+        generate_demo_catalog(catalog_dir, n_items=args.items, seed=args.seed)
+    catalog = load_catalog(catalog_dir)
+    titles = {i: item.title for i, item in catalog.items()}
+    stores = {s.store_id: (s.lat, s.lon) for s in load_stores(catalog_dir).values()}
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with services_for(settings) as live:
+        env = dict(os.environ, STYLESTREAM_KAFKA=live.kafka_url or "",
+                   STYLESTREAM_REDIS=live.redis_url or "")
+        ports = {"stream": free_port(), "rerank": free_port()}
+        workers = [
+            subprocess.Popen([sys.executable, "-m", "scripts.cli", "stream",
+                              "--metrics-port", str(ports["stream"])], env=env),
+            subprocess.Popen([sys.executable, "-m", "scripts.cli", "rerank", "--catalog",
+                              str(catalog_dir), "--metrics-port", str(ports["rerank"])],
+                             env=env),
+        ]
+        print(f"Kafka {live.kafka_bootstrap}  Redis {live.redis}\nmetrics: "
+              f"http://127.0.0.1:{ports['stream']}/metrics (ingest), "
+              f"http://127.0.0.1:{ports['rerank']}/metrics (rerank)", flush=True)
+        board = Board()
+        reader = threading.Thread(target=consume_recommendations, daemon=True, args=(
+            live.kafka_bootstrap, live.topics.recommendations, board, stop))
+        reader.start()
+        simulator = ShopperSimulator(list(catalog.values()), n_users=args.users, seed=args.seed,
+                                     stores=stores)
+        events = simulator.events(10**12)
+        producer = KafkaProducer(bootstrap_servers=live.kafka_bootstrap, linger_ms=5)
+        rng = random.Random(args.seed)
+        started = time.time()
+        sent = bad = 0
+        next_frame = started
+        clear = sys.stdout.isatty()
+        try:
+            while not stop.is_set():
+                now = time.time()
+                elapsed = now - started
+                if args.seconds is not None and elapsed >= args.seconds:
+                    break
+                if any(w.poll() is not None for w in workers):
+                    print("a worker exited unexpectedly; stopping", file=sys.stderr)
+                    break
+                due = int(elapsed * args.rate) - sent - bad
+                for _ in range(max(0, min(due, 1000))):
+                    if rng.random() < args.bad_share:
+                        producer.send(live.topics.events, key=b"u-x",
+                                      value=malformed_event(rng, now))
+                        bad += 1
+                        continue
+                    event = next(events)
+                    event["timestamp"] = time.time()
+                    producer.send(live.topics.events, key=event["user_id"].encode(),
+                                  value=json.dumps(event).encode())
+                    sent += 1
+                if now >= next_frame:
+                    print(render(board, titles, sent, bad, elapsed, args.show, clear),
+                          flush=True)
+                    next_frame = now + (1.0 if clear else 5.0)
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            producer.flush()
+            producer.close()
+            time.sleep(1.0)  # let the last lists arrive
+            stop.set()
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                try:
+                    w.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+            reader.join(timeout=5)
+        print(render(board, titles, sent, bad, time.time() - started, args.show, False))
+    if board.received == 0:
+        print("stylestream demo: no recommendation list arrived", file=sys.stderr)
+        return 1
+    print(f"\ndone: {board.received} Top-5 lists for {len(board.latest)} shoppers.")
+    return 0
