@@ -18,15 +18,16 @@ candidate items" to an MLP 256 + ReLU → 1. The shopper is ``u = [e_u ; p_u]``:
 ID embedding (Eq. 4; row 0 is the "unknown user", used for new shoppers and trained by randomly
 hiding IDs) and ``p_u`` the profile, the score-weighted mean of the fused vectors of the
 shopper's items (600-d; new shoppers without history get zeros). The MLP input is
-``[u ; f_i ; p_u ⊙ f_i]`` (the elementwise pair term lets a one-hidden-layer MLP express
-"candidate resembles the profile"). Its first layer splits as
-``W1·x = W_u·u + W_f·f_i + (W_p ⊙ p_u)·f_i``: a per-shopper term, a per-item term that is
-cached, and one batched matmul, which :meth:`FusionRanker.score_pairs` exploits.
+``[u ; f_i ; (A·p_u) ⊙ (B·f_i)]``: besides the concatenation, a rank-``r`` elementwise pair term
+(our addition, ``pair_rank``; 0 turns it off) lets a one-hidden-layer MLP express "candidate
+resembles the profile" cheaply. The first layer splits as
+``W1·x = W_u·u + W_f·f_i + W_r·((A·p_u) ⊙ (B·f_i))``: a per-shopper term, a per-item term
+``[W_f·f_i ; B·f_i]`` that is cached, and one small batched matmul
+``(B·f_i) · diag(A·p_u) · W_r`` — which :meth:`FusionRanker.score_pairs` exploits.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ class FusionConfig:
     head_dim: int = 64
     user_dim: int = 32
     hidden: int = 256
-    pair_term: bool = True
+    pair_rank: int = 64
     residual: bool = True
     dropout: float = 0.0
 
@@ -126,8 +127,10 @@ class FusionRanker(nn.Module):
         nn.init.normal_(self.user_embedding.weight, std=0.01)
         self.w_user = nn.Linear(c.user_dim + c.fused_dim, c.hidden)   # user term (+ b1)
         self.w_item = nn.Linear(c.fused_dim, c.hidden, bias=False)    # item term (cacheable)
-        self.w_pair = (nn.Parameter(torch.randn(c.fused_dim, c.hidden) / math.sqrt(c.fused_dim))
-                       if c.pair_term else None)
+        if c.pair_rank > 0:
+            self.pair_user = nn.Linear(c.fused_dim, c.pair_rank, bias=False)   # A
+            self.pair_item = nn.Linear(c.fused_dim, c.pair_rank, bias=False)   # B
+            self.w_pair = nn.Linear(c.pair_rank, c.hidden, bias=False)         # W_r
         self.w_out = nn.Linear(c.hidden, 1)                           # Eq. 20
 
     # ---- item side -------------------------------------------------------------------------
@@ -161,20 +164,28 @@ class FusionRanker(nn.Module):
         return torch.cat([self.user_embedding(user_index), profile], dim=-1)
 
     # ---- prediction ------------------------------------------------------------------------
-    def item_term(self, item_fused: torch.Tensor) -> torch.Tensor:
-        """``W_f · f_i`` (no bias): depends on the item only, so it is cached per item."""
-        return self.w_item(item_fused)
+    def item_cache(self, item_fused: torch.Tensor) -> torch.Tensor:
+        """Everything of the first layer that depends on the item alone:
+        ``[W_f·f_i ; B·f_i]`` (``[..., hidden + pair_rank]``), cached per item by the scorer."""
+        term = self.w_item(item_fused)
+        if self.config.pair_rank > 0:
+            term = torch.cat([term, self.pair_item(item_fused)], dim=-1)
+        return term
 
-    def score_pairs(self, user: torch.Tensor, item_fused: torch.Tensor,
-                    item_term: torch.Tensor | None = None) -> torch.Tensor:
-        """Eq. 19–20 for every shopper × its candidates: ``user [B,U]``, ``item_fused [B,C,600]``
-        (``item_term [B,C,H]`` when cached) → scores ``[B,C]``."""
-        hidden = self.w_user(user).unsqueeze(1)                              # [B,1,H]
-        hidden = hidden + (self.item_term(item_fused) if item_term is None else item_term)
-        if self.w_pair is not None:
-            profile = user[:, self.config.user_dim:]                         # [B,600]
-            pair_weights = profile.unsqueeze(-1) * self.w_pair               # [B,600,H]
-            hidden = hidden + torch.bmm(item_fused, pair_weights)            # [B,C,H]
+    def score_pairs(self, user: torch.Tensor, item_fused: torch.Tensor | None,
+                    cache: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 19–20 for every shopper × its candidates: ``user [B,U]`` and ``item_fused
+        [B,C,600]`` (or the cached ``item_cache [B,C,H+r]``) → scores ``[B,C]``."""
+        if cache is None:
+            if item_fused is None:
+                raise ValueError("score_pairs needs item_fused or cache")
+            cache = self.item_cache(item_fused)
+        h = self.config.hidden
+        hidden = self.w_user(user).unsqueeze(1) + cache[..., :h]              # [B,C,H]
+        if self.config.pair_rank > 0:
+            profile = user[:, self.config.user_dim:]                          # [B,600]
+            scaled = self.pair_user(profile).unsqueeze(-1) * self.w_pair.weight.t()  # [B,r,H]
+            hidden = hidden + torch.bmm(cache[..., h:], scaled)               # [B,C,H]
         return self.w_out(torch.relu(hidden)).squeeze(-1)
 
     def forward(self, user_index: torch.Tensor, profile: torch.Tensor,
@@ -184,15 +195,16 @@ class FusionRanker(nn.Module):
                                 item_fused.unsqueeze(1)).squeeze(1)
 
     def naive_scores(self, user: torch.Tensor, item_fused: torch.Tensor) -> torch.Tensor:
-        """The same function with the unsplit first layer: concatenate ``[u; f; p⊙f]`` per pair
-        and run the full MLP (the reference that ``score_pairs`` must equal; benchmarks)."""
+        """The same function without the split: build ``x = [u ; f ; (A·p) ⊙ (B·f)]`` for every
+        pair and run the full MLP (the reference ``score_pairs`` must equal; benchmarks)."""
         b, c, _ = item_fused.shape
         users = user.unsqueeze(1).expand(b, c, user.shape[-1])
         parts = [users, item_fused]
         weight = [self.w_user.weight, self.w_item.weight]
-        if self.w_pair is not None:
-            parts.append(users[..., self.config.user_dim:] * item_fused)
-            weight.append(self.w_pair.t())
+        if self.config.pair_rank > 0:
+            profile = users[..., self.config.user_dim:]
+            parts.append(self.pair_user(profile) * self.pair_item(item_fused))
+            weight.append(self.w_pair.weight)
         x = torch.cat(parts, dim=-1)
         hidden = torch.relu(F.linear(x, torch.cat(weight, dim=1), self.w_user.bias))
         return self.w_out(hidden).squeeze(-1)

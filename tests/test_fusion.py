@@ -46,8 +46,11 @@ def test_missing_image_is_masked_out() -> None:
     assert torch.allclose(a, b)  # whatever the (garbage) visual vector, it never leaks in
 
 
-def test_split_mlp_equals_naive_concatenation_and_forward() -> None:
-    model = _model()
+@pytest.mark.parametrize("pair_rank", [64, 0])
+def test_split_mlp_equals_naive_concatenation_and_forward(pair_rank: int) -> None:
+    torch.manual_seed(0)
+    model = FusionRanker(FusionConfig(visual_in=40, text_in=24, n_users=5,
+                                      pair_rank=pair_rank)).eval()
     items = torch.randn(7, 40), torch.randn(7, 24)
     with torch.no_grad():
         fused = model.fuse(*items)
@@ -56,7 +59,7 @@ def test_split_mlp_equals_naive_concatenation_and_forward() -> None:
         user = model.user_repr(torch.tensor([1, 0]), profile)
         candidates = fused[torch.tensor([[0, 1, 2], [3, 4, 5]])]
         split = model.score_pairs(user, candidates)
-        cached = model.score_pairs(user, candidates, model.item_term(candidates))
+        cached = model.score_pairs(user, None, model.item_cache(candidates))
         naive = model.naive_scores(user, candidates)
         single = model(torch.tensor([1, 0]), profile, candidates[:, 2])
     assert split.shape == (2, 3)
