@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -68,7 +67,7 @@ def consume_recommendations(bootstrap: str, topic: str, board: Board,
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                             consumer_timeout_ms=200)
+                             consumer_timeout_ms=200, fetch_max_wait_ms=10)
     try:
         while not stop.is_set():
             for record in consumer:
@@ -80,14 +79,28 @@ def consume_recommendations(bootstrap: str, topic: str, board: Board,
         consumer.close()
 
 
-def malformed_event(rng: random.Random, now: float) -> bytes:
-    return rng.choice([
-        b"{this is not json",
-        json.dumps({"event_id": f"bad-{rng.random()}", "user_id": "u-x", "item_id": "D00001",
-                    "behavior": "teleport", "timestamp": now}).encode(),
-        json.dumps({"event_id": f"bad-{rng.random()}", "user_id": "u-x", "item_id": "D00001",
-                    "behavior": "view", "timestamp": now * 1000}).encode(),
-    ])
+WARMUP_SECONDS = 90.0
+
+
+def wait_until_serving(producer, topic: str, board: Board, workers: list[subprocess.Popen],
+                       stop: threading.Event) -> bool:
+    """Send one warm-up event and wait for its list, so the clock starts on a live pipeline."""
+    producer.send(topic, key=b"warm-up", value=json.dumps({
+        "event_id": f"warm-up-{time.time()}", "user_id": "warm-up", "item_id": "warm-up",
+        "behavior": "view", "timestamp": time.time()}).encode())
+    producer.flush()
+    deadline = time.time() + WARMUP_SECONDS
+    while time.time() < deadline and not stop.is_set():
+        if any(w.poll() is not None for w in workers):
+            return False
+        with board.lock:
+            if "warm-up" in board.latest:
+                board.latest.clear()
+                board.freshness.clear()
+                board.received = 0
+                return True
+        time.sleep(0.1)
+    return False
 
 
 def render(board: Board, titles: dict[str, str], sent: int, bad: int, elapsed: float,
@@ -119,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from models.demo_catalog import generate_demo_catalog, load_stores
     from models.simulation import ShopperSimulator
     from scripts.embedded import free_port, services_for
+    from scripts.simulate_cmd import ProduceStats, produce_paced
     from streams.config import load_settings
 
     settings = load_settings()
@@ -137,59 +151,51 @@ def run(args: argparse.Namespace) -> int:
         env = dict(os.environ, STYLESTREAM_KAFKA=live.kafka_url or "",
                    STYLESTREAM_REDIS=live.redis_url or "")
         ports = {"stream": free_port(), "rerank": free_port()}
-        workers = [
-            subprocess.Popen([sys.executable, "-m", "scripts.cli", "stream",
-                              "--metrics-port", str(ports["stream"])], env=env),
-            subprocess.Popen([sys.executable, "-m", "scripts.cli", "rerank", "--catalog",
-                              str(catalog_dir), "--metrics-port", str(ports["rerank"])],
-                             env=env),
-        ]
+        logs = home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        commands = {"stream": ["stream", "--metrics-port", str(ports["stream"])],
+                    "rerank": ["rerank", "--catalog", str(catalog_dir), "--metrics-port",
+                               str(ports["rerank"])]}
+        workers = [subprocess.Popen([sys.executable, "-m", "scripts.cli", *cmd], env=env,
+                                    stdout=(logs / f"{name}.log").open("wb"),
+                                    stderr=subprocess.STDOUT)
+                   for name, cmd in commands.items()]
         print(f"Kafka {live.kafka_bootstrap}  Redis {live.redis}\nmetrics: "
               f"http://127.0.0.1:{ports['stream']}/metrics (ingest), "
-              f"http://127.0.0.1:{ports['rerank']}/metrics (rerank)", flush=True)
+              f"http://127.0.0.1:{ports['rerank']}/metrics (rerank); worker logs in {logs}",
+              flush=True)
         board = Board()
         reader = threading.Thread(target=consume_recommendations, daemon=True, args=(
             live.kafka_bootstrap, live.topics.recommendations, board, stop))
         reader.start()
+        producer = KafkaProducer(bootstrap_servers=live.kafka_bootstrap, linger_ms=5)
+        if not wait_until_serving(producer, live.topics.events, board, workers, stop):
+            print(f"stylestream demo: the workers did not serve a first list within "
+                  f"{WARMUP_SECONDS:.0f}s; see {logs}", file=sys.stderr)
+            stop.set()
         simulator = ShopperSimulator(list(catalog.values()), n_users=args.users, seed=args.seed,
                                      stores=stores)
-        events = simulator.events(10**12)
-        producer = KafkaProducer(bootstrap_servers=live.kafka_bootstrap, linger_ms=5)
-        rng = random.Random(args.seed)
-        started = time.time()
-        sent = bad = 0
-        next_frame = started
+        stats = ProduceStats(started=time.time())
         clear = sys.stdout.isatty()
+        next_frame = [stats.started]
+
+        def tick(stats: ProduceStats) -> None:
+            now = time.time()
+            if any(w.poll() is not None for w in workers):
+                print("a worker exited unexpectedly; stopping", file=sys.stderr)
+                stop.set()
+            if now >= next_frame[0]:
+                print(render(board, titles, stats.sent, stats.malformed, now - stats.started,
+                             args.show, clear), flush=True)
+                next_frame[0] = now + (1.0 if clear else 5.0)
+
         try:
-            while not stop.is_set():
-                now = time.time()
-                elapsed = now - started
-                if args.seconds is not None and elapsed >= args.seconds:
-                    break
-                if any(w.poll() is not None for w in workers):
-                    print("a worker exited unexpectedly; stopping", file=sys.stderr)
-                    break
-                due = int(elapsed * args.rate) - sent - bad
-                for _ in range(max(0, min(due, 1000))):
-                    if rng.random() < args.bad_share:
-                        producer.send(live.topics.events, key=b"u-x",
-                                      value=malformed_event(rng, now))
-                        bad += 1
-                        continue
-                    event = next(events)
-                    event["timestamp"] = time.time()
-                    producer.send(live.topics.events, key=event["user_id"].encode(),
-                                  value=json.dumps(event).encode())
-                    sent += 1
-                if now >= next_frame:
-                    print(render(board, titles, sent, bad, elapsed, args.show, clear),
-                          flush=True)
-                    next_frame = now + (1.0 if clear else 5.0)
-                time.sleep(0.01)
+            produce_paced(producer, live.topics.events, simulator.events(10**12), args.rate,
+                          stop, stats, seconds=args.seconds, bad_share=args.bad_share,
+                          seed=args.seed, on_tick=tick)
         except KeyboardInterrupt:
             pass
         finally:
-            producer.flush()
             producer.close()
             time.sleep(1.0)  # let the last lists arrive
             stop.set()
@@ -201,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
                 except subprocess.TimeoutExpired:
                     w.kill()
             reader.join(timeout=5)
-        print(render(board, titles, sent, bad, time.time() - started, args.show, False))
+        print(render(board, titles, stats.sent, stats.malformed, time.time() - stats.started,
+                     args.show, False))
     if board.received == 0:
         print("stylestream demo: no recommendation list arrived", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from streams.config import Settings, Topics, strip_scheme
@@ -201,7 +201,8 @@ def state_file(home: str) -> Path:
 def write_state(home: str, svc: EmbeddedServices) -> Path:
     path = state_file(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {k: v for k, v in asdict(svc).items() if not k.startswith("_")}
+    data = {"kafka_url": svc.kafka_url, "redis_url": svc.redis_url, "workdir": svc.workdir,
+            "kafka_pid": svc.kafka_pid, "redis_pid": svc.redis_pid}
     path.write_text(json.dumps(data, indent=2))
     return path
 

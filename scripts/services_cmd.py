@@ -6,7 +6,7 @@ import argparse
 import signal
 import time
 
-from scripts.embedded import start_services, stop_detached, write_state
+from scripts.embedded import create_topics, start_services, stop_detached, write_state
 from streams.config import load_settings
 
 
@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.set_defaults(func=run_up)
     down = sub.add_parser("down", help="stop what `up --detach` started")
     down.set_defaults(func=run_down)
+    topics = sub.add_parser("topics", help="create the contract's topics on STYLESTREAM_KAFKA "
+                                           "(partition count: STYLESTREAM_PARTITIONS)")
+    topics.set_defaults(func=run_topics)
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -52,4 +55,12 @@ def run_up(args: argparse.Namespace) -> int:
 def run_down(args: argparse.Namespace) -> int:
     stopped = stop_detached(load_settings().home)
     print(f"stopped {len(stopped)} process(es)" if stopped else "nothing was running")
+    return 0
+
+
+def run_topics(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    partitions = settings.topics.partitions(settings.partitions)
+    create_topics(settings.kafka_bootstrap, partitions)
+    print("topics ready: " + ", ".join(f"{t} ({n})" for t, n in partitions.items()))
     return 0

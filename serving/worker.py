@@ -30,6 +30,7 @@ from serving.recall import ContentIndex, RecallConfig, recall_candidates
 from serving.scorer import ScoredItem, Scorer, ShopperContext
 from streams.config import Settings
 from streams.store import ScoreStore
+from streams.transport import fetch_wait_ms
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,8 @@ class RerankWorker:
         consumer = AIOKafkaConsumer(
             self.settings.topics.refresh, bootstrap_servers=bootstrap,
             group_id="stylestream-rerank", auto_offset_reset="earliest",
-            enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000)
+            enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000,
+            fetch_max_wait_ms=fetch_wait_ms())
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2,
                                          enable_idempotence=False)
         await consumer.start()

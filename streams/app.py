@@ -50,7 +50,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
     Faust agent the benchmark compares against); the product uses batches."""
     app = faust.App(
         app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"stylestream://{settings.kafka_bootstrap}",  # streams/transport.py
         value_serializer="raw",
         key_serializer="raw",
         broker_session_timeout=6,
