@@ -1,0 +1,108 @@
+"""FusionScorer: the Scorer protocol over a checkpoint + feature store, reasons, hot reload."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.feature_store import FeatureStore
+from models.fusion import FusionConfig, FusionRanker, ItemFeatures, save_checkpoint
+from models.training import TrainConfig, train
+from serving.fusion_scorer import FusionScorer
+from serving.scorer import Candidate, Scorer, ShopperContext
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_training import SMALL, _toy  # noqa: E402  (shared toy problem)
+
+torch.set_num_threads(1)
+
+
+def _store(path: Path, features: ItemFeatures) -> Path:
+    meta = {"format": "stylestream-features/1", "version": "toy"}
+    fused = np.zeros((len(features.ids), 600), np.float32)
+    return FeatureStore(path, meta, features.ids, features.visual.numpy(),
+                        features.text.numpy(), features.present.numpy(), fused).save(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    matrix, features = _toy()
+    result = train(matrix, features, TrainConfig(lr=3e-3, epochs=12, batch_size=32, seed=1,
+                                                 progress=False), SMALL)
+    root = tmp_path_factory.mktemp("scorer")
+    checkpoint = save_checkpoint(root / "model.pt", result.model, version="toy-1",
+                                 users=result.users)
+    store = _store(root / "features" / "features-toy", features)
+    return checkpoint, store, result, features
+
+
+def _shopper(user: str, history: dict[str, float], behaviors=None) -> ShopperContext:
+    return ShopperContext(user_id=user, now=time.time(), scores=history,
+                          behaviors=behaviors or {})
+
+
+def test_matches_the_network_and_implements_the_protocol(trained) -> None:
+    checkpoint, store, result, features = trained
+    scorer = FusionScorer(checkpoint, store.parent, device="cpu")
+    assert isinstance(scorer, Scorer) and scorer.version == "toy-1@toy"
+    history = {"i0": 2.0, "i2": 1.0}
+    out = scorer.score([_shopper("u0", history), _shopper("stranger", {})],
+                       [[Candidate("i4"), Candidate("i5")], [Candidate("i6")]])
+    assert [len(x) for x in out] == [2, 1] and out[0][1].item_id == "i5"
+    model = result.model.eval()
+    with torch.no_grad():
+        fused = model.fuse(features.visual, features.text, features.present)
+        profile = (2 * fused[0] + fused[2]) / 3
+        expected = model(torch.tensor([result.users.index("u0") + 1, 0]),
+                         torch.stack([profile, torch.zeros_like(profile)]), fused[[4, 6]])
+    assert out[0][0].score == pytest.approx(float(expected[0]), abs=1e-4)
+    assert out[1][0].score == pytest.approx(float(expected[1]), abs=1e-4)  # unknown user: row 0
+    with pytest.raises(ValueError, match="candidate lists"):
+        scorer.score([_shopper("u0", {})], [])
+
+
+def test_prefers_what_the_network_learned_and_explains_it(trained) -> None:
+    checkpoint, store, _, _ = trained
+    scorer = FusionScorer(checkpoint, store, device="cpu")
+    # a new shopper who carted two even-style items: even candidates should win
+    shopper = _shopper("newcomer", {"i0": 5.0, "i2": 5.0}, {"i0": "cart", "i2": "view"})
+    cands = [Candidate(f"i{k}") for k in (11, 13, 14, 16)]
+    scored = {s.item_id: s for s in scorer.score([shopper], [cands])[0]}
+    assert min(scored["i14"].score, scored["i16"].score) > \
+        max(scored["i11"].score, scored["i13"].score)
+    reason = scored["i14"].reasons[0]
+    assert reason.split()[-3] in {"i0", "i2"} and reason.startswith(("looks like",
+                                                                     "described like"))
+    assert reason.endswith("you carted") == (reason.split()[-3] == "i0")
+    cold = scorer.score([_shopper("x", {})], [[Candidate("unknown-item")]])[0][0]
+    assert cold.reasons == ["no item features yet"]
+
+
+def test_hot_reload_and_cold_start_items(trained, tmp_path) -> None:
+    checkpoint, store, result, features = trained
+    local = tmp_path / "model.pt"
+    local.write_bytes(checkpoint.read_bytes())
+    scorer = FusionScorer(local, store, device="cpu")
+    args = ([_shopper("u1", {"i1": 1.0})], [[Candidate("i3")]])
+    before = scorer.score(*args)[0][0].score
+    assert scorer.maybe_reload() is False
+    torch.manual_seed(99)
+    other = FusionRanker(FusionConfig(**{**result.model.config.__dict__}))
+    save_checkpoint(local, other, version="toy-2", users=result.users)
+    os.utime(local, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert scorer.maybe_reload() is True and scorer.version.startswith("toy-2")
+    assert scorer.score(*args)[0][0].score != pytest.approx(before)
+    local.write_bytes(b"half a file")  # a broken upload keeps the old model serving
+    assert scorer.maybe_reload() is False and scorer.version.startswith("toy-2")
+    # cold start: a new item becomes scorable at once, like its twin
+    twin = features.ids.index("i7")
+    scorer.add_items(ItemFeatures(["new"], features.visual[[twin]], features.text[[twin]],
+                                  features.present[[twin]]))
+    scored = scorer.score([_shopper("u1", {"i1": 1.0})], [[Candidate("new"), Candidate("i7")]])
+    assert scored[0][0].score == pytest.approx(scored[0][1].score, abs=1e-5)
