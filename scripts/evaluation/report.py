@@ -130,18 +130,21 @@ def plot_sensitivity(path: Path, sweeps: dict[str, list[tuple[float, Summary]]],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(3.4 * len(sweeps), 3.4), squeeze=False)
-    for ax, (behavior, points) in zip(axes[0], sweeps.items(), strict=True):
+    metrics_ = ("HR@5", "NDCG@5")
+    fig, axes = plt.subplots(len(metrics_), len(sweeps), figsize=(3.4 * len(sweeps), 5.6),
+                             squeeze=False, sharex="col")
+    for col, (behavior, points) in enumerate(sweeps.items()):
         xs = [v for v, _ in points]
-        for name, marker in (("HR@5", "o"), ("NDCG@5", "s")):
+        for row, name in enumerate(metrics_):
+            ax = axes[row][col]
             ys = [r.mean[name] for _, r in points]
             errs = [0.0 if math.isnan(r.half_width[name]) else r.half_width[name]
                     for _, r in points]
-            ax.errorbar(xs, ys, yerr=errs, marker=marker, capsize=2, label=name)
-        ax.set_xlabel(f"{behavior} weight")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("score")
-    axes[0][0].legend()
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=2, color=f"C{row}")
+            ax.grid(alpha=0.3)
+            if col == 0:
+                ax.set_ylabel(name)
+        axes[-1][col].set_xlabel(f"{behavior} weight")
     fig.suptitle("Behaviour-weight sensitivity (Fig. 2), " + _subtitle(context), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
