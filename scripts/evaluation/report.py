@@ -150,3 +150,28 @@ def plot_sensitivity(path: Path, sweeps: dict[str, list[tuple[float, Summary]]],
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def write_summary(out: Path, names: tuple[str, ...] = ("HR@5", "NDCG@5", "HR@10")) -> Path:
+    """``summary.md``: every ``*_table2.json`` under ``out`` as one row block per run."""
+    lines = ["# Summary of the comparison runs (Table 2 files)", "",
+             "Mean ± 95% CI over seeds; the run's own table has every metric and setting.", ""]
+    for path in sorted(out.glob("*_table2.json")):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        s, data = payload["settings"], payload["data"]
+        lines += [f"## {path.stem.removesuffix('_table2')}", "",
+                  f"commit `{payload['commit'][:12]}`, {s['seeds']} seeds, "
+                  f"{data.get('evaluated_users')} users evaluated, cold test items "
+                  f"{data.get('cold_test_items')}", "",
+                  "| Model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for model, r in payload["results"].items():
+            cells = []
+            for n in names:
+                hw = r["ci95"][n]
+                cells.append(f"{r['mean'][n]:.3f}" if hw is None or math.isnan(hw)
+                             else f"{r['mean'][n]:.3f} ± {hw:.3f}")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append("")
+    target = out / "summary.md"
+    target.write_text("\n".join(lines), encoding="utf-8")
+    return target

@@ -34,6 +34,7 @@ from scripts.evaluation.report import (
     plot_comparison,
     plot_sensitivity,
     write_json,
+    write_summary,
     write_table,
 )
 from streams.config import BEHAVIORS, DEFAULT_WEIGHTS
@@ -146,6 +147,7 @@ def run(s: StudySettings) -> list[Path]:
                                 res, s.ranking, notes),
                     plot_comparison(out / f"{stem}_table2.png", res, context)]
         written.append(write_json(out / f"{stem}_table2.json", context, res))
+        written.append(write_summary(out))
     if "ablation" in s.studies:
         res_a = ablation(data, s)
         notes = ["'w/o textual/visual features' need the fusion network (models/fusion.py via "
