@@ -80,6 +80,11 @@ class FusionScorer:
     def version(self) -> str:
         return self._state.version
 
+    @property
+    def state(self) -> _State:
+        """The current (model, cached item side) snapshot, for :meth:`score_rows` callers."""
+        return self._state
+
     @torch.no_grad()
     def _load(self) -> _State:
         stamp = _stamp(self.checkpoint_path) if self.checkpoint_path.exists() else (0, 0)
@@ -201,10 +206,11 @@ class FusionScorer:
         users = torch.tensor([state.users.get(s.user_id, 0) for s in shoppers],
                              device=self.device)
         hist_rows, hist_weights, histories = self._history(state, shoppers)
-        scores = self.score_rows(state, users, hist_rows, hist_weights, cand_rows).cpu()
+        scores = self.score_rows(state, users, hist_rows, hist_weights, cand_rows).cpu().tolist()
         reasons = self._reasons(state, shoppers, candidates, cand_rows, hist_rows, histories)
-        return [[ScoredItem(c.item_id, float(scores[b, k]), reasons[b][k])
-                 for k, c in enumerate(cands)] for b, cands in enumerate(candidates)]
+        return [[ScoredItem(c.item_id, score, reason)
+                 for c, score, reason in zip(cands, scores[b], reasons[b], strict=False)]
+                for b, cands in enumerate(candidates)]
 
     @torch.no_grad()
     def _reasons(self, state: _State, shoppers: Sequence[ShopperContext],
@@ -221,7 +227,8 @@ class FusionScorer:
         text_sim = text_sim.masked_fill(~valid, -2.0)
         best_v, arg_v = visual_sim.max(dim=-1)
         best_t, arg_t = text_sim.max(dim=-1)
-        best_v, arg_v, best_t, arg_t = (t.cpu() for t in (best_v, arg_v, best_t, arg_t))
+        use_visual_all = (best_v >= best_t).cpu().tolist()
+        arg_v, arg_t = arg_v.cpu().tolist(), arg_t.cpu().tolist()
         out: list[list[list[str]]] = []
         for b, (shopper, cands) in enumerate(zip(shoppers, candidates, strict=True)):
             history = histories[b]
@@ -232,8 +239,8 @@ class FusionScorer:
                 elif not history:
                     row_reasons.append(["ranked by item features (no history yet)"])
                 else:
-                    use_visual = bool(best_v[b, k] >= best_t[b, k])
-                    driver = history[int(arg_v[b, k] if use_visual else arg_t[b, k])]
+                    use_visual = use_visual_all[b][k]
+                    driver = history[arg_v[b][k] if use_visual else arg_t[b][k]]
                     verb = VERBS.get(shopper.behaviors.get(driver, "view"), "viewed")
                     how = "looks like" if use_visual else "described like"
                     row_reasons.append([f"{how} {driver} you {verb}"])
