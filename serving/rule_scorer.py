@@ -124,7 +124,11 @@ class RuleScorer:
         self._unit = np.zeros((0, 0), dtype=np.float32)
         if vectors:
             ids = [i for i in vectors if np.size(vectors[i])]
-            matrix = np.stack([np.asarray(vectors[i], dtype=np.float32).ravel() for i in ids])
+            rows = [np.asarray(vectors[i], dtype=np.float32).ravel() for i in ids]
+            if len({r.size for r in rows}) > 1:
+                raise ValueError("item vectors must all have the same length, got sizes "
+                                 f"{sorted({r.size for r in rows})}")
+            matrix = np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             self._unit = matrix / np.where(norms > 0, norms, 1.0)
             self._row = {item_id: k for k, item_id in enumerate(ids)}

@@ -146,3 +146,37 @@ def test_bad_configuration_is_a_clear_error() -> None:
         RuleConfig(alpha=-1)
     with pytest.raises(ValueError, match="one candidate list"):
         RuleScorer(ITEMS).score([shopper()], [])
+
+
+def test_trend_study_smoke(tmp_path) -> None:
+    """The offline study (paper 002 §4) runs the same RuleScorer end to end on real data."""
+    import json
+    import os
+    from pathlib import Path
+
+    from scripts.trend_study import StudyError, TrendStudyConfig, run_study
+
+    data = Path(os.environ.get("STYLESTREAM_DATA")
+                or Path(__file__).resolve().parents[2] / "shared" / "data")
+    if not (data / "fashion_products" / "styles.csv").exists():
+        pytest.fail(f"real data missing at {data}: set STYLESTREAM_DATA")
+    cfg = TrendStudyConfig(data=data, out=tmp_path / "trend", items=30, image_size=32,
+                           users=12, seeds=2, backbones=("histogram",),
+                           main_backbone="histogram", progress=False)
+    written = run_study(cfg)
+    assert {p.name for p in written} >= {"README.md", "results.json", "qualitative.png",
+                                         "masking.png", "table1.png"}
+    results = json.loads((tmp_path / "trend" / "results.json").read_text())
+    full = results["table2"]["Full model"]
+    assert full["Gender alignment (%)"][0] == 100.0  # the gender filter holds
+    # ranking by popularity fit alone minimises the popularity error per purchase
+    no_visual = results["table2"]["– No visual similarity (α = 0)"]
+    assert no_visual["Popularity MAE (×100)"][0] <= full["Popularity MAE (×100)"][0] + 1e-9
+    assert set(results["table3"]) == {"Low trendiness", "Medium trendiness", "High trendiness"}
+    with pytest.raises(StudyError, match="unknown backbone"):
+        run_study(TrendStudyConfig(data=data, out=tmp_path / "x", backbones=("alexnet",)))
+
+
+def test_mismatched_vectors_are_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        RuleScorer(ITEMS, {"tee": np.ones(3), "cap": np.ones(4)})
