@@ -74,6 +74,13 @@ def _trousers(d: ImageDraw.ImageDraw) -> None:
               fill=255)
 
 
+def _jeans(d: ImageDraw.ImageDraw) -> None:
+    _trousers(d)
+    d.line([(70, 38), (154, 38)], fill=0, width=2)          # waistband seam
+    d.arc((66, 30, 100, 70), start=0, end=90, fill=0, width=2)    # front pockets
+    d.arc((124, 30, 158, 70), start=90, end=180, fill=0, width=2)
+
+
 def _skirt(d: ImageDraw.ImageDraw) -> None:
     d.polygon([(78, 50), (146, 50), (150, 64), (190, 176), (34, 176), (74, 64)], fill=255)
 
@@ -112,7 +119,8 @@ def _jacket(d: ImageDraw.ImageDraw) -> None:
 
 @dataclass(frozen=True)
 class Kind:
-    """One fine category of the demo: silhouette, coarse group, genders it is sold for, price."""
+    """One fine category of the demo: silhouette, coarse group, genders it is sold for, price
+    range, the noun of its title and (optionally) the colours it comes in."""
 
     category: str
     group: str
@@ -120,6 +128,7 @@ class Kind:
     genders: tuple[str, ...]
     price: tuple[float, float]
     noun: str
+    colours: tuple[str, ...] = ()  #: restrict the palette (empty: any colour)
 
 
 #: The demo's fine categories; groups follow the coarse groups of paper 002 §3.4.
@@ -128,7 +137,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("Shirts", "Topwear", _shirt, ("Men", "Women"), (19, 60), "Shirt"),
     Kind("Dresses", "Dress", _dress, ("Women",), (25, 120), "Dress"),
     Kind("Trousers", "Bottomwear", _trousers, ("Men", "Women"), (25, 80), "Trousers"),
-    Kind("Jeans", "Bottomwear", _trousers, ("Men", "Women", "Unisex"), (30, 100), "Jeans"),
+    Kind("Jeans", "Bottomwear", _jeans, ("Men", "Women", "Unisex"), (30, 100), "Jeans",
+         ("Blue", "Navy Blue", "Black", "Grey")),
     Kind("Skirts", "Bottomwear", _skirt, ("Women",), (19, 70), "Skirt"),
     Kind("Shoes", "Footwear", _shoes, ("Men", "Women"), (40, 160), "Shoes"),
     Kind("Sneakers", "Footwear", _sneakers, ("Men", "Women", "Unisex"), (35, 140), "Sneakers"),
@@ -205,7 +215,7 @@ def generate_demo_catalog(out_dir: str | Path, n_items: int = 300, n_stores: int
     for index in range(n_items):
         kind = KINDS[index % len(KINDS)] if index < len(KINDS) else rng.choice(KINDS)
         gender = rng.choice(kind.genders)
-        colour = rng.choice(colour_names)
+        colour = rng.choice(kind.colours or colour_names)
         pattern = rng.choices(PATTERNS, weights=(0.5, 0.3, 0.2))[0]
         store = rng.choice(stores)
         price = round(rng.uniform(*kind.price), 2)
