@@ -299,6 +299,7 @@ def plot_history(history: list[dict[str, float]], path: str | Path,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,6 +308,7 @@ def plot_history(history: list[dict[str, float]], path: str | Path,
     ax.plot(epochs, [h["train"] for h in history], marker="o", label="train")
     if any(not np.isnan(h["val"]) for h in history):
         ax.plot(epochs, [h["val"] for h in history], marker="o", label="validation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -80,7 +80,15 @@ def run(args: argparse.Namespace) -> int:
         print("stylestream features: --batch-size and --limit must be >= 1, --image-size >= 32",
               file=sys.stderr)
         return 2
+    from pathlib import Path
+
+    from models.catalog import CATALOG_FILE
     from models.feature_store import Encoders, ExtractConfig, build_store
+
+    if not (Path(args.catalog) / CATALOG_FILE).is_file():
+        print(f"stylestream features: no {CATALOG_FILE} in {args.catalog}: run "
+              "`stylestream catalog` first", file=sys.stderr)
+        return 2
     from models.visual import VisualModelError
 
     config = ExtractConfig(backbone=args.backbone,

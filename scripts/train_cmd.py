@@ -139,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
         "feature_store": store.version, "events": len(events), "at": at, "decay_per_day": decay,
         "loss": config.loss})
     store.refuse(result.model, fused_by=version)
-    refused = store.save(new_version(args.features)[1])
+    store_version, store_path = new_version(args.features)
+    store.meta.update(version=store_version, refused_from=store.version)
+    refused = store.save(store_path)
     print(f"{version}: {len(result.users)} users, {len(events)} events, best epoch "
           f"{result.best_epoch} (val {result.best_val:.5f}); {result.dropped_pairs} pairs "
           f"without item features left out")

@@ -119,3 +119,40 @@ def test_add_items_online_cold_start(store: FeatureStore, tmp_path) -> None:
     assert "new-green" in reloaded.rows and len(reloaded.ids) == 9
     with pytest.raises(ValueError, match="add_items needs fused vectors"):
         store.add_items(["x"], np.zeros((1, 10)))
+
+
+def test_features_and_train_commands_end_to_end(tmp_path, capsys) -> None:
+    from models.fusion import load_checkpoint
+    from scripts.cli import main
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    items = _catalog(catalog)
+    features = tmp_path / "features"
+    assert main(["features", "--catalog", str(catalog), "--out", str(features),
+                 "--backbone", "efficientnet_lite0", "--image-size", "64",
+                 "--batch-size", "4"]) == 0
+    assert "8 items (2 without image)" in capsys.readouterr().out
+    events = tmp_path / "events.csv"
+    rows = ["user_id,item_id,behavior,timestamp"]
+    for u in range(6):
+        for k, item in enumerate(items[:6]):
+            behavior = ("view", "click", "cart", "purchase")[(u + k) % 4]
+            rows.append(f"u{u},{item.item_id},{behavior},{1_700_000_000 + 3600 * (u + k)}")
+    events.write_text("\n".join(rows) + "\n")
+    model = tmp_path / "model"
+    assert main(["train", "--events", str(events), "--features", str(features), "--out",
+                 str(model), "--epochs", "2", "--lr", "1e-3"]) == 0
+    checkpoint = load_checkpoint(model / "model.pt")
+    assert checkpoint.users == [f"u{u}" for u in range(6)]
+    assert (model / "loss.png").is_file()
+    latest = FeatureStore.load(features)
+    assert latest.meta["fused_by"] == checkpoint.version
+    assert latest.meta["refused_from"] != latest.version
+    # bad input: a clear message and exit code 2, no traceback
+    events.write_text("user_id,item_id,behavior,timestamp\nu1,red-0,teleport,1700000000\n")
+    assert main(["train", "--events", str(events), "--features", str(features), "--out",
+                 str(model)]) == 2
+    assert "teleport" in capsys.readouterr().err
+    assert main(["features", "--catalog", str(tmp_path / "nowhere"), "--out",
+                 str(features), "--backbone", "efficientnet_lite0"]) == 2
