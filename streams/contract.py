@@ -71,6 +71,8 @@ def _identifier(data: dict[str, Any], name: str, required: bool = True) -> str |
         raise InvalidEvent(f"bad_{name}", f"{name} is empty")
     if len(text) > MAX_ID_LENGTH:
         raise InvalidEvent(f"bad_{name}", f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if not text.isprintable():
+        raise InvalidEvent(f"bad_{name}", f"{name} contains control characters")
     return text
 
 

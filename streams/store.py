@@ -1,7 +1,7 @@
 """Redis score store: the closed-form decayed scores of DESIGN.md, applied by two Lua scripts.
 
-Writes go through ``lua/apply_user_events.lua`` (one call per user per batch: dedupe, Eq. 1–3
-update, rebase, cap, TTL) and ``lua/apply_global_events.lua`` (one call per batch: item
+Writes go through ``lua/apply_user_events.lua`` (one call per user shard per batch: dedupe,
+Eq. 1–3 update, rebase, cap, TTL) and ``lua/apply_global_events.lua`` (one call per batch: item
 popularity and co-visitation counters). Both are loaded once and called by SHA (redis-py
 ``register_script``), pipelined so that one batch costs one round trip per script kind.
 
@@ -15,6 +15,7 @@ user scores stay exact either way, since the user script is the deduplicating on
 from __future__ import annotations
 
 import math
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +27,10 @@ from streams.contract import BehaviorEvent
 
 BEHAVIOR_RANK: dict[str, int] = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
+RANK_TEXT: dict[str, str] = {k: str(v) for k, v in BEHAVIOR_RANK.items()}
+#: Separators of the packed script arguments (ASCII RS/US; the contract refuses control
+#: characters in identifiers, so they never occur inside a field).
+RS, US = "\x1e", "\x1f"
 GLOBAL_TAG = "{g}"
 COVIS_PREFIX = f"ss:{GLOBAL_TAG}:cv:"
 
@@ -34,11 +39,21 @@ def _lua(name: str) -> str:
     return resources.files("streams").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+#: Users are spread over this many shards; a shard's users share one hash tag (one Cluster
+#: slot), so one Lua call per shard covers a batch. Fixed for the life of the data.
+USER_SHARDS = 64
+
+
+def shard_prefix(user_id: str) -> str:
+    """``ss:{s<shard>}:`` with shard = crc32(user) mod :data:`USER_SHARDS`."""
+    return f"ss:{{s{zlib.crc32(user_id.encode()) % USER_SHARDS}}}:"
+
+
 def user_keys(user_id: str) -> list[str]:
-    """The five keys of one user, all under the user's hash tag (one Cluster slot)."""
-    tag = "{" + user_id + "}"
-    return [f"ss:{tag}:a", f"ss:{tag}:meta", f"ss:{tag}:beh", f"ss:{tag}:seen",
-            f"ss:{tag}:recent"]
+    """The five keys of one user (scores, meta, behaviours, seen ids, recent items)."""
+    prefix = shard_prefix(user_id) + user_id
+    return [f"{prefix}:a", f"{prefix}:meta", f"{prefix}:beh", f"{prefix}:seen",
+            f"{prefix}:recent"]
 
 
 GLOBAL_KEYS = [f"ss:{GLOBAL_TAG}:pop", f"ss:{GLOBAL_TAG}:meta", f"ss:{GLOBAL_TAG}:cvkeys"]
@@ -61,6 +76,7 @@ class ScoreStore:
         self.redis = client
         self.decay = decay
         self.lam = decay.decay_per_second
+        self._lam_text = repr(self.lam)
         self.covisit_fanout = covisit_fanout
         self.covisit_cap = covisit_cap
         self._user_script = client.register_script(_lua("apply_user_events.lua"))
@@ -77,49 +93,48 @@ class ScoreStore:
 
     def _user_args(self, events: list[BehaviorEvent]) -> list[str | float | int]:
         d = self.decay
-        args: list[str | float | int] = [repr(self.lam), d.rebase_bound, d.max_items_per_user,
-                                         d.ttl_seconds, d.dedupe_ttl_seconds,
-                                         self.covisit_fanout, len(events)]
-        for e in events:
-            location = f"{e.lat!r},{e.lon!r}" if e.lat is not None else ""
-            args += [e.event_id, e.item_id, repr(d.weights[e.behavior]),
-                     BEHAVIOR_RANK[e.behavior], repr(e.timestamp), location]
-        return args
+        packed = RS.join(US.join((e.user_id, e.event_id, e.item_id, repr(d.weights[e.behavior]),
+                                  RANK_TEXT[e.behavior], repr(e.timestamp),
+                                  f"{e.lat!r},{e.lon!r}" if e.lat is not None else ""))
+                         for e in events)
+        return [self._lam_text, d.rebase_bound, d.max_items_per_user, d.ttl_seconds,
+                d.dedupe_ttl_seconds, self.covisit_fanout, packed]
 
     async def apply_batch(self, events: list[BehaviorEvent]) -> BatchResult:
         """Apply a batch atomically per user; duplicates (by ``event_id``) change nothing."""
         result = BatchResult()
         if not events:
             return result
-        by_user: dict[str, list[BehaviorEvent]] = defaultdict(list)
+        by_shard: dict[str, list[BehaviorEvent]] = defaultdict(list)
         for event in events:
-            by_user[event.user_id].append(event)
+            by_shard[shard_prefix(event.user_id)].append(event)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for user, user_events in by_user.items():
-                await self._user_script(keys=user_keys(user), args=self._user_args(user_events),
+            for prefix, shard_events in by_shard.items():
+                await self._user_script(keys=[prefix], args=self._user_args(shard_events),
                                         client=pipe)
             replies = await pipe.execute()
-        popularity: list[str | float] = []
-        covisits: list[str | float] = []
-        for (user, user_events), reply in zip(by_user.items(), replies, strict=True):
-            for k, event in enumerate(user_events):
+        popularity: list[str] = []
+        covisits: list[str] = []
+        for shard_events, reply in zip(by_shard.values(), replies, strict=True):
+            for k, event in enumerate(shard_events):
                 status, partners = int(reply[2 * k]), reply[2 * k + 1]
                 if not status:
                     result.duplicates += 1
                     continue
                 result.applied += 1
-                weight = self.decay.weights[event.behavior]
-                popularity += [event.item_id, repr(weight), repr(event.timestamp)]
-                for other in partners.split("\n") if partners else ():
-                    covisits += [event.item_id, other, repr(weight), repr(event.timestamp)]
+                tail = f"{US}{self.decay.weights[event.behavior]!r}{US}{event.timestamp!r}"
+                popularity.append(event.item_id + tail)
+                for other in partners.split(US) if partners else ():
+                    covisits.append(f"{event.item_id}{US}{other}{tail}")
+                user = event.user_id
                 if event.timestamp > result.users.get(user, -math.inf):
                     result.users[user] = event.timestamp
         if popularity:
             await self._global_script(
                 keys=GLOBAL_KEYS,
-                args=[repr(self.lam), self.decay.rebase_bound, self.covisit_cap,
-                      self.decay.ttl_seconds, COVIS_PREFIX, len(popularity) // 3, *popularity,
-                      len(covisits) // 4, *covisits])
+                args=[self._lam_text, self.decay.rebase_bound, self.covisit_cap,
+                      self.decay.ttl_seconds, COVIS_PREFIX, RS.join(popularity),
+                      RS.join(covisits)])
         return result
 
     # --- reads ----------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def test_configuration_errors_are_clear() -> None:
 
 def test_every_design_verb_is_on_the_command_line() -> None:
     verbs = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    assert {"up", "down", "stream", "rerank", "demo", "catalog", "scores", "recs",
+    assert {"up", "down", "topics", "stream", "rerank", "demo", "catalog", "scores", "recs",
             "simulate", "features", "train", "evaluate", "bench"} <= verbs
 
 

@@ -14,6 +14,7 @@ import time
 import redis
 
 from scripts.embedded import EmbeddedServices
+from streams.store import user_keys
 from tests.streaming_helpers import event_bytes, produce, read_until, running, wait_for
 
 
@@ -67,7 +68,7 @@ def test_malformed_events_go_to_dlq_while_valid_ones_apply(services: EmbeddedSer
         produce(services, "behavior-events", [(b"u", v) for v in mixed[1:]])
         dlq = read_until(services, "behavior-events-dlq", lambda r: len(r) >= 3, timeout=60)
         client = redis.Redis.from_url(services.redis_url)
-        assert wait_for(lambda: client.zcard("ss:{good-user}:a") == 3, timeout=30)
+        assert wait_for(lambda: client.zcard(user_keys("good-user")[0]) == 3, timeout=30)
     reasons = sorted(json.loads(r.value)["reason"] for r in dlq)
     assert reasons == ["not_json", "not_utf8", "unknown_behavior"]
     originals = {json.loads(r.value)["original_b64"] for r in dlq}
@@ -94,12 +95,12 @@ def test_replaying_the_same_events_leaves_scores_unchanged(services: EmbeddedSer
         # the sentinel shares the log's key, hence its partition: it applies after the log
         produce(services, "behavior-events", [(b"r", event_bytes("s1", "sentinel", "x", "view",
                                                                   now))])
-        assert wait_for(lambda: client.exists("ss:{sentinel}:a"), timeout=60)
+        assert wait_for(lambda: client.exists(user_keys("sentinel")[0]), timeout=60)
         before = {u: scores_json(services, u, at) for u in ("replayer-0", "replayer-1")}
         produce(services, "behavior-events", events)  # the whole log again
         produce(services, "behavior-events", [(b"r", event_bytes("s2", "sentinel2", "x",
                                                                   "view", now))])
-        assert wait_for(lambda: client.exists("ss:{sentinel2}:a"), timeout=60)
+        assert wait_for(lambda: client.exists(user_keys("sentinel2")[0]), timeout=60)
         after = {u: scores_json(services, u, at) for u in ("replayer-0", "replayer-1")}
     assert before == after
     assert before["replayer-0"] and all(v > 0 for v in before["replayer-0"].values())

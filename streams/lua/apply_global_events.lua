@@ -14,8 +14,9 @@ KEYS[3]  ss:{g}:cvkeys  SET   items that have a co-visitation set (for the rare 
 
 ARGV[1]  lambda per second     ARGV[2]  rebase bound      ARGV[3]  co-visitation set cap
 ARGV[4]  key TTL seconds       ARGV[5]  co-visitation key prefix (e.g. "ss:{g}:cv:")
-ARGV[6]  number of popularity entries m, then m groups of 3: item, weight, t
-then     number of co-visitation pairs p, then p groups of 4: item a, item b, weight, t
+ARGV[6]  popularity entries packed in one string: records separated by \30, fields by \31:
+         item, weight, t
+ARGV[7]  co-visitation pairs packed the same way: item a, item b, weight, t
          (each pair is counted both ways: C(a,b) and C(b,a))
 
 Returns  R after the update (as a string).
@@ -26,16 +27,25 @@ local bound = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local prefix = ARGV[5]
-local m = tonumber(ARGV[6])
-local pairs_at = 7 + m * 3
-local p = tonumber(ARGV[pairs_at])
 
 local function fmt(x) return string.format('%.17g', x) end
+local function split(text, sep)
+  local parts = {}
+  for part in string.gmatch(text, '([^' .. sep .. ']+)') do parts[#parts + 1] = part end
+  return parts
+end
+local function records(text)
+  local out = {}
+  for _, record in ipairs(split(text, '\30')) do out[#out + 1] = split(record, '\31') end
+  return out
+end
+local popularity = records(ARGV[6])
+local covisits = records(ARGV[7])
 
 local ref = tonumber(redis.call('HGET', KEYS[2], 'ref'))
 local newest = nil
-for k = 0, m - 1 do
-  local t = tonumber(ARGV[7 + k * 3 + 2])
+for _, f in ipairs(popularity) do
+  local t = tonumber(f[3])
   if newest == nil or t > newest then newest = t end
 end
 if newest == nil then return fmt(ref or 0) end
@@ -57,18 +67,15 @@ elseif lam * (newest - ref) > bound then
   redis.call('HSET', KEYS[2], 'ref', fmt(ref))
 end
 
-for k = 0, m - 1 do
-  local base = 7 + k * 3
-  local t = tonumber(ARGV[base + 2])
-  redis.call('ZINCRBY', KEYS[1], fmt(tonumber(ARGV[base + 1]) * math.exp(lam * (t - ref))),
-             ARGV[base])
+for _, f in ipairs(popularity) do
+  redis.call('ZINCRBY', KEYS[1], fmt(tonumber(f[2]) * math.exp(lam * (tonumber(f[3]) - ref))),
+             f[1])
 end
 
 local touched = {}
-for k = 0, p - 1 do
-  local base = pairs_at + 1 + k * 4
-  local a, b = ARGV[base], ARGV[base + 1]
-  local inc = fmt(tonumber(ARGV[base + 2]) * math.exp(lam * (tonumber(ARGV[base + 3]) - ref)))
+for _, f in ipairs(covisits) do
+  local a, b = f[1], f[2]
+  local inc = fmt(tonumber(f[3]) * math.exp(lam * (tonumber(f[4]) - ref)))
   redis.call('ZINCRBY', prefix .. a, inc, b)
   redis.call('ZINCRBY', prefix .. b, inc, a)
   touched[a] = true
