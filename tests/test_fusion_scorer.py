@@ -106,3 +106,25 @@ def test_hot_reload_and_cold_start_items(trained, tmp_path) -> None:
                                   features.present[[twin]]))
     scored = scorer.score([_shopper("u1", {"i1": 1.0})], [[Candidate("new"), Candidate("i7")]])
     assert scored[0][0].score == pytest.approx(scored[0][1].score, abs=1e-5)
+
+
+def test_bench_rerank_runs_small_and_checks_split_against_naive(tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from scripts import bench_rerank
+
+    parser = argparse.ArgumentParser()
+    bench_rerank.register(parser.add_subparsers())
+    out = tmp_path / "rerank.json"
+    args = parser.parse_args(["rerank", "--items", "60", "--shoppers", "3", "--candidates", "7",
+                              "--history", "4", "--seconds", "0.01", "--images", "2",
+                              "--texts", "3", "--device", "cpu", "--out", str(out)])
+    assert args.func(args) == 0
+    report = json.loads(out.read_text())
+    paths = {row["path"]: row for row in report["rerank"]}
+    assert set(paths) == {"split-cached", "naive-concat", "naive-fuse", "scorer-e2e"}
+    assert paths["naive-concat"]["vs_naive_concat"] == pytest.approx(1.0)
+    assert all(row["pairs_per_s"] > 0 for row in report["rerank"])
+    assert report["extraction"]["images_per_s"] > 0 and report["extraction"]["texts_per_s"] > 0
+    assert "| split-cached |" in capsys.readouterr().out
