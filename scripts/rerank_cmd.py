@@ -11,7 +11,20 @@ from streams.config import load_settings
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rerank", help="run the rerank worker")
-    p.add_argument("--catalog", default=None, help="catalog directory (titles for reasons)")
+    p.add_argument("--catalog", default=None,
+                   help="catalog directory: titles for reasons and the paper-002 rule stages")
+    p.add_argument("--features", default=None,
+                   help="feature store (`stylestream features`): content recall, visual rules")
+    p.add_argument("--checkpoint", default=None,
+                   help="fusion checkpoint (`stylestream train`): rank with the network; a "
+                        "newer file at this path is picked up without a restart")
+    p.add_argument("--no-rules", action="store_true", help="skip the paper-002 rule stages")
+    p.add_argument("--base-weight", type=float, default=1.0,
+                   help="weight of the base scorer (network or co-visitation) in the rules")
+    p.add_argument("--max-km", type=float, default=None,
+                   help="only recommend items of stores within this distance (km)")
+    p.add_argument("--distance-weight", type=float, default=0.0,
+                   help="penalty weight of store distance")
     p.add_argument("--max-batch", type=int, default=64, help="triggers per micro-batch")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (default: none)")
@@ -19,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serving.pipeline import build_worker
+    from serving.pipeline import ServingOptions, build_worker
 
     settings = load_settings()
     settings.kafka_bootstrap  # noqa: B018 - validate now, with a clear message
@@ -29,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
         start_http_server(args.metrics_port, addr="127.0.0.1")
 
     async def main() -> None:
-        worker = build_worker(settings, catalog_dir=args.catalog, max_batch=args.max_batch)
+        options = ServingOptions(catalog_dir=args.catalog, checkpoint=args.checkpoint,
+                                 features=args.features, rules=not args.no_rules,
+                                 base_weight=args.base_weight, max_km=args.max_km,
+                                 distance_weight=args.distance_weight)
+        worker = build_worker(settings, options, max_batch=args.max_batch)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,23 +1,101 @@
-"""Assembles a rerank worker from settings: store, scorer chain, content index."""
+"""Assembles a rerank worker from settings: score store, scorer chain and content index.
+
+The chain, from the inside out:
+
+1. base scorer — the fusion network (:class:`serving.fusion_scorer.FusionScorer`) when a
+   checkpoint and a feature store are given, else the decayed-score/co-visitation scorer;
+2. paper-002 rule stages (:class:`serving.rule_scorer.RuleScorer`) when a catalog is given:
+   visual similarity, popularity fit to the shopper's trendiness, category similarity, gender
+   filter, purchased-item exclusion and optional store distance, with the base score as one more
+   weighted term (``delta``), each stage adding its reason;
+3. content recall from the feature store's FAISS index.
+
+The worker sees one :class:`~serving.scorer.Scorer` whatever the chain is.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 from serving.decay_scorer import DecayCovisScorer
+from serving.recall import ContentIndex
+from serving.scorer import Scorer
 from serving.worker import RerankWorker
 from streams.config import Settings
 from streams.store import ScoreStore
 
-
-def load_titles(catalog_dir: str | None) -> dict[str, str]:
-    if not catalog_dir:
-        return {}
-    from models.catalog import iter_catalog
-
-    return {item.item_id: item.title for item in iter_catalog(catalog_dir)}
+log = logging.getLogger(__name__)
 
 
-def build_worker(settings: Settings, catalog_dir: str | None = None,
+@dataclass
+class PopularitySnapshot:
+    """The decayed popularity the worker read for the current micro-batch (rules read it)."""
+
+    values: dict[str, float] = field(default_factory=dict)
+
+    def update(self, values: Mapping[str, float]) -> None:
+        self.values = dict(values)
+
+    def __call__(self) -> Mapping[str, float]:
+        return self.values
+
+
+@dataclass
+class ServingOptions:
+    catalog_dir: str | None = None
+    checkpoint: str | None = None
+    features: str | None = None
+    rules: bool = True
+    base_weight: float = 1.0     # delta: weight of the base scorer inside the rule stage
+    max_km: float | None = None
+    distance_weight: float = 0.0
+
+
+def build_scorer(options: ServingOptions, popularity: PopularitySnapshot
+                 ) -> tuple[Scorer, ContentIndex | None]:
+    catalog = {}
+    if options.catalog_dir:
+        from models.catalog import load_catalog
+
+        catalog = load_catalog(options.catalog_dir)
+    titles = {i: item.title for i, item in catalog.items()}
+    base: Scorer = DecayCovisScorer(titles)
+    content: ContentIndex | None = None
+    vectors: dict = {}
+    if options.features:
+        from models.feature_store import FeatureStore, resolve_store
+
+        store = FeatureStore.load(resolve_store(options.features))
+        content = store
+        vectors = dict(zip(store.ids, store.visual, strict=True))
+        if options.checkpoint:
+            from serving.fusion_scorer import FusionScorer
+
+            base = FusionScorer(options.checkpoint, options.features)
+    elif options.checkpoint:
+        raise ValueError("--checkpoint needs --features (the item feature store it scores)")
+    if not (options.rules and catalog):
+        return base, content
+    from models.demo_catalog import load_stores
+    from serving.rule_scorer import RuleConfig, RuleScorer
+
+    stores = {s.store_id: (s.lat, s.lon) for s in load_stores(options.catalog_dir).values()}
+    config = RuleConfig(delta=options.base_weight, max_km=options.max_km,
+                        distance_weight=options.distance_weight)
+    return RuleScorer(catalog, vectors, popularity=popularity, stores=stores, config=config,
+                      base=base), content
+
+
+def build_worker(settings: Settings, options: ServingOptions | None = None,
                  max_batch: int = 64) -> RerankWorker:
+    options = options or ServingOptions()
+    popularity = PopularitySnapshot()
+    scorer, content = build_scorer(options, popularity)
+    log.info("rerank scorer %s%s", scorer.version,
+             " with content recall" if content is not None else "")
     store = ScoreStore.from_url(settings.redis, settings.decay)
-    scorer = DecayCovisScorer(load_titles(catalog_dir))
-    return RerankWorker(settings, store, scorer, max_batch=max_batch)
+    return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,
+                        popularity_sink=popularity.update)
+
