@@ -11,10 +11,16 @@ GrabCut) is available offline here, so we segment classically, in two switchable
    inside the silhouette. A morphological opening (``open_iterations``) then drops speckles
    left by shadows and gradients on the backdrop. Known limit: a garment of the backdrop's own
    colour (a white shirt on white) touching nothing darker loses most of its area.
-2. **Skin removal** — skin pixels by the classic YCbCr box (Chai & Ngan 1999:
-   77 ≤ Cb ≤ 127, 133 ≤ Cr ≤ 173) are removed from the garment. A skin-toned garment (beige,
-   tan, pink) would vanish entirely, so when the "skin" covers more than ``max_skin_fraction`` of
-   the foreground we read it as the garment's colour and keep it.
+2. **Skin removal** — skin pixels are those inside the classic YCbCr box (Chai & Ngan 1999:
+   77 ≤ Cb ≤ 127, 133 ≤ Cr ≤ 173) *and* the RGB daylight rule of Kovač et al. 2003
+   (R > 95, G > 40, B > 20, max − min > 15, |R − G| > 15, R > G, R > B), which rejects dark
+   browns and reds the box alone accepts. After an opening that cuts thin bridges, they are
+   removed one connected region at a time: a skin-toned garment (beige, tan, pink) would
+   vanish, so a region larger than ``max_skin_fraction`` of the foreground is read as the
+   garment's colour and kept; faces, arms and hands are smaller regions and go.
+
+Known limit of colour-based skin detection: skin-toned prints and pastel patterns *inside* a
+garment (pale pink, beige) are removed with the skin; hair is not detected.
 
 Masked pixels are filled with ``fill`` (white). If less than ``min_foreground`` of the picture
 survives, the mask is judged a failure and the image is kept whole (better unmasked than empty).
@@ -43,7 +49,7 @@ class MaskConfig:
     open_iterations: int = 2
     skin_cb: tuple[int, int] = (77, 127)
     skin_cr: tuple[int, int] = (133, 173)
-    max_skin_fraction: float = 0.5
+    max_skin_fraction: float = 0.25
     min_foreground: float = 0.01
     fill: tuple[int, int, int] = (255, 255, 255)
 
@@ -80,10 +86,16 @@ def background_mask(rgb: np.ndarray, threshold: float = 30.0, border: int = 2) -
 
 def skin_mask(rgb: np.ndarray, cb: tuple[int, int] = (77, 127),
               cr: tuple[int, int] = (133, 173)) -> np.ndarray:
-    """True where a pixel is skin-toned in YCbCr (ITU-R BT.601, as PIL converts)."""
+    """True where a pixel is skin-toned: YCbCr box (ITU-R BT.601, as PIL converts) and the
+    Kovač RGB rule (module docstring)."""
     ycbcr = np.asarray(Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).convert("YCbCr"))
     cb_ch, cr_ch = ycbcr[..., 1], ycbcr[..., 2]
-    return (cb_ch >= cb[0]) & (cb_ch <= cb[1]) & (cr_ch >= cr[0]) & (cr_ch <= cr[1])
+    box = (cb_ch >= cb[0]) & (cb_ch <= cb[1]) & (cr_ch >= cr[0]) & (cr_ch <= cr[1])
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    kovac = ((r > 95) & (g > 40) & (b > 20) & (spread > 15) & (np.abs(r - g) > 15)
+             & (r > g) & (r > b))
+    return box & kovac
 
 
 def garment_mask(image: Image.Image | np.ndarray, config: MaskConfig | None = None) -> np.ndarray:
@@ -99,8 +111,14 @@ def garment_mask(image: Image.Image | np.ndarray, config: MaskConfig | None = No
             keep = ndimage.binary_opening(keep, iterations=cfg.open_iterations)
     if cfg.remove_skin and keep.any():
         skin = skin_mask(rgb, cfg.skin_cb, cfg.skin_cr) & keep
-        if skin.sum() <= cfg.max_skin_fraction * keep.sum():
-            keep &= ~skin
+        if cfg.open_iterations:  # cut thin bridges (outlines, prints) between skin regions
+            skin = ndimage.binary_opening(skin, iterations=cfg.open_iterations)
+        labels, count = ndimage.label(skin)
+        if count:
+            sizes = np.bincount(labels.ravel(), minlength=count + 1)
+            small = sizes <= cfg.max_skin_fraction * keep.sum()
+            small[0] = False
+            keep &= ~small[labels]
     if keep.mean() < cfg.min_foreground:
         return np.ones_like(keep)
     return keep
