@@ -159,8 +159,7 @@ class Trainer:
                  model_config: FusionConfig | None = None) -> None:
         self.config = config or TrainConfig()
         c = self.config
-        random.seed(c.seed)
-        torch.manual_seed(c.seed)
+        torch.manual_seed(c.seed)  # the network's initial weights
         self.features = features
         self.users = sorted(matrix)
         user_rows = {user: k + 1 for k, user in enumerate(self.users)}
