@@ -255,3 +255,9 @@ def load_stores(directory: str | Path) -> dict[str, Store]:
                 for s in json.loads(path.read_text(encoding="utf-8"))}
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: bad store list: {exc}") from exc
+
+
+def load_store_coords(directory: str | Path) -> dict[str, tuple[float, float]]:
+    """``{store_id: (lat, lon)}`` of a catalog directory — what :class:`RuleScorer` and
+    :class:`models.simulation.ShopperSimulator` take as ``stores``."""
+    return {k: (s.lat, s.lon) for k, s in load_stores(directory).items()}

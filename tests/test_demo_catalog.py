@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from models.catalog import load_catalog
-from models.demo_catalog import KINDS, generate_demo_catalog, load_stores
+from models.demo_catalog import KINDS, generate_demo_catalog, load_store_coords, load_stores
 from scripts.cli import main
 
 
@@ -49,6 +49,8 @@ def test_layout_records_and_images(tmp_path: Path) -> None:
             assert image.size == (224, 224) and image.format == "JPEG"
     for store in stores.values():
         assert -90 <= store.lat <= 90 and -180 <= store.lon <= 180
+    assert load_store_coords(tmp_path) == {k: (s.lat, s.lon) for k, s in stores.items()}
+    assert load_store_coords(tmp_path / "nowhere") == {}
 
 
 def test_garment_differs_from_background(tmp_path: Path) -> None:
