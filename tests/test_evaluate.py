@@ -44,6 +44,7 @@ def test_evaluate_writes_all_tables_and_plots(tmp_path: Path, root: str) -> None
     for row in ("| Random |", "| Pop |", "| ItemCF |", "| LightGCN |", "| Proposed |"):
         assert row in table2
     assert "commit: `" in table2 and "±" in table2 and "Recall@20" in table2
+    assert "paired bootstrap" in table2 and "| LightGCN | " in table2.split("paired")[1]
     table3 = Path(f"{stem}_table3.md").read_text()
     assert "w/o temporal attenuation" in table3 and "not measured" in table3
     for png in ("table2", "fig2"):

@@ -89,3 +89,14 @@ def test_metric_names_per_protocol() -> None:
     assert metrics.metric_names("sampled") == ["HR@3", "NDCG@3", "HR@5", "NDCG@5", "HR@10",
                                                "NDCG@10"]
     assert metrics.metric_names("full")[-2:] == ["Recall@20", "NDCG@20"]
+
+
+def test_paired_bootstrap_by_hand() -> None:
+    from scripts.evaluation.harness import paired_bootstrap
+
+    a = np.array([1.0, 0.0, 1.0, 1.0])
+    assert paired_bootstrap(a, a) == (0.0, 0.0, 0.0)
+    mean, lo, hi = paired_bootstrap(a + 1.0, a)
+    assert mean == lo == hi == pytest.approx(1.0)
+    mean, lo, hi = paired_bootstrap(np.r_[np.ones(50), np.zeros(50)], np.zeros(100))
+    assert mean == pytest.approx(0.5) and lo < 0.5 < hi and lo > 0.3

@@ -33,6 +33,8 @@ class Summary:
     half_width: dict[str, float]
     per_seed: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    #: per-user values (mean over seeds), aligned with ``EvalData.users``: paired tests
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -45,16 +47,38 @@ def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[f
     return mean, float(stats.t.ppf((1 + level) / 2, arr.size - 1)) * sem
 
 
-def summarize(per_seed: list[dict[str, float]], seconds: float = 0.0) -> Summary:
+def summarize(per_seed: list[dict[str, float]], seconds: float = 0.0,
+              per_user: dict[str, np.ndarray] | None = None) -> Summary:
     names = list(per_seed[0])
     pairs = {n: confidence_interval([r[n] for r in per_seed]) for n in names}
     return Summary({n: p[0] for n, p in pairs.items()}, {n: p[1] for n, p in pairs.items()},
-                   per_seed, seconds)
+                   per_seed, seconds, per_user or {})
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 1000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``a − b`` over users and its 95% percentile interval, users resampled.
+
+    The seed-CI of a deterministic model (Pop, ItemCF, the proposed recall) only reflects
+    tie-breaking; this paired interval says whether two models differ on these users.
+    """
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, size=(resamples, diff.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(diff.mean()), float(lo), float(hi)
 
 
 def evaluate(model: Recommender, data: EvalData, ranking: str, seed: int,
              n_neg: int = 99, batch_users: int = 256) -> dict[str, float]:
     """Per-user metrics of a fitted ``model`` averaged over users (Eq. 22)."""
+    per_user = evaluate_per_user(model, data, ranking, seed, n_neg, batch_users)
+    return metrics.mean_over_users(per_user)
+
+
+def evaluate_per_user(model: Recommender, data: EvalData, ranking: str, seed: int,
+                      n_neg: int = 99, batch_users: int = 256) -> dict[str, np.ndarray]:
+    """Each metric of :func:`models.metrics.metric_names` per evaluated user."""
     rng = np.random.default_rng(10_000 + seed)
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, data.users.size, batch_users):
@@ -70,7 +94,7 @@ def evaluate(model: Recommender, data: EvalData, ranking: str, seed: int,
             raise ValueError(f"unknown ranking {ranking!r}; expected 'full' or 'sampled'")
     per_user = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     wanted = metrics.metric_names(ranking)
-    return {k: v for k, v in metrics.mean_over_users(per_user).items() if k in wanted}
+    return {k: v for k, v in per_user.items() if k in wanted}
 
 
 def _sampled(scores: np.ndarray, relevant: Sequence[np.ndarray],
@@ -107,13 +131,18 @@ def run_models(factories: dict[str, ModelFactory], data: EvalData, ranking: str,
                disable=not progress)
     for name, factory in factories.items():
         per_seed = []
+        users_sum: dict[str, np.ndarray] = {}
         start = time.perf_counter()
         for seed in seeds:
             bar.set_postfix(model=name, seed=seed)
             model = factory(data, seed)
             model.fit(data.train, data.vocab.n_users, data.vocab.n_items, seed=seed)
-            per_seed.append(evaluate(model, data, ranking, seed, n_neg=n_neg))
+            per_user = evaluate_per_user(model, data, ranking, seed, n_neg=n_neg)
+            per_seed.append(metrics.mean_over_users(per_user))
+            for k, v in per_user.items():
+                users_sum[k] = users_sum.get(k, 0.0) + v
             bar.update()
-        results[name] = summarize(per_seed, time.perf_counter() - start)
+        results[name] = summarize(per_seed, time.perf_counter() - start,
+                                  {k: v / len(seeds) for k, v in users_sum.items()})
     bar.close()
     return results

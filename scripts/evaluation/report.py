@@ -72,15 +72,50 @@ def write_table(path: Path, title: str, context: dict[str, Any],
                      + f" | {per_seed:.1f} |")
     lines.append("")
     lines += [f"- {n}" for n in (notes or []) if n]
+    lines += _paired_section(results, ranking)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def paired_differences(results: dict[str, Summary | None], reference: str = "Proposed",
+                       names: tuple[str, ...] = ("HR@5", "NDCG@5"),
+                       ) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """``reference − model`` per metric with a paired user-bootstrap 95% interval."""
+    from scripts.evaluation.harness import paired_bootstrap
+
+    ref = results.get(reference)
+    if ref is None or not ref.per_user:
+        return {}
+    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for model, summary in results.items():
+        if model == reference or summary is None or not summary.per_user:
+            continue
+        out[model] = {n: paired_bootstrap(ref.per_user[n], summary.per_user[n]) for n in names}
+    return out
+
+
+def _paired_section(results: dict[str, Summary | None], ranking: str) -> list[str]:
+    diffs = paired_differences(results)
+    if not diffs:
+        return []
+    names = list(next(iter(diffs.values())))
+    lines = ["", "Proposed − model, per-user paired bootstrap (1000 resamples of the evaluated "
+             "users, per-user values averaged over seeds): mean [95% interval]. An interval "
+             "that excludes 0 is a real difference on these users.", "",
+             "| vs model | " + " | ".join(f"Δ{n}" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for model, by_metric in diffs.items():
+        cells = [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in by_metric.values()]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_json(path: Path, context: dict[str, Any], results: dict[str, Summary | None]) -> Path:
     payload = {**context, "results": {
         k: None if v is None else {"mean": v.mean, "ci95": v.half_width, "per_seed": v.per_seed,
                                    "seconds": v.seconds}
-        for k, v in results.items()}}
+        for k, v in results.items()},
+        "proposed_minus_model_bootstrap": paired_differences(results)}
     path.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
     return path
 
