@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
@@ -41,7 +40,7 @@ from models.catalog import CatalogItem
 from serving.rules.category import category_similarity
 from serving.rules.distance import distance_penalty, haversine_km, within_distance
 from serving.rules.gender import gender_compatible, infer_gender
-from serving.rules.trend import norm_pop, popularity_modulation, shopper_trendiness
+from serving.rules.trend import norm_pop, shopper_trendiness
 from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
 
 PopularityProvider = Callable[[], Mapping[str, float]]
@@ -57,7 +56,8 @@ class RuleConfig:
     ``max_km``: drop candidates farther than this from the shopper (§3.6), ``None`` = no filter;
     ``distance_weight``/``distance_scale_km``: optional linear penalty. ``max_anchors``: how many
     of the shopper's strongest items act as anchors. Reason thresholds: ``trending_at`` (NormPop),
-    ``style_fit_at`` (modulation), ``similar_image_at`` (cosine).
+    ``style_fit_at`` (modulation), ``similar_image_at`` (cosine); reasons are written for the
+    ``reasons_top`` most relevant candidates of a shopper only.
     """
 
     alpha: float = 0.5
@@ -77,14 +77,15 @@ class RuleConfig:
     trending_at: float = 0.8
     style_fit_at: float = 0.9
     similar_image_at: float = 0.8
+    reasons_top: int = 20
 
     def __post_init__(self) -> None:
         if self.p <= 0 or self.p % 2:
             raise ValueError(f"p must be a positive even integer, got {self.p}")
         if min(self.alpha, self.beta, self.gamma, self.delta, self.distance_weight) < 0:
             raise ValueError("rule weights must be >= 0")
-        if self.max_anchors < 1:
-            raise ValueError("max_anchors must be >= 1")
+        if self.max_anchors < 1 or self.reasons_top < 0:
+            raise ValueError("max_anchors must be >= 1 and reasons_top >= 0")
         if self.max_km is not None and self.max_km < 0:
             raise ValueError("max_km must be >= 0")
 
@@ -132,12 +133,15 @@ class RuleScorer:
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             self._unit = matrix / np.where(norms > 0, norms, 1.0)
             self._row = {item_id: k for k, item_id in enumerate(ids)}
-        self._catsim = lru_cache(maxsize=65536)(self._category_pair)
+        # §3.4 similarity between every pair of distinct (category, group) of the catalog
+        keys = sorted({(i.category, i.group) for i in self.catalog.values()})
+        index = {key: k for k, key in enumerate(keys)}
+        self._catkey = {i: index[(item.category, item.group)] for i, item in self.catalog.items()}
+        self._catmat = np.array([[category_similarity(ca, cb, ga, gb) for cb, gb in keys]
+                                 for ca, ga in keys], dtype=np.float64).reshape(len(keys),
+                                                                                len(keys))
 
     # ---- single terms ---------------------------------------------------------------------
-    def _category_pair(self, a: str, b: str) -> float:
-        ia, ib = self.catalog[a], self.catalog[b]
-        return category_similarity(ia.category, ib.category, ia.group, ib.group)
 
     def _title(self, item_id: str) -> str:
         item = self.catalog.get(item_id)
@@ -155,13 +159,6 @@ class RuleScorer:
             out[np.ix_([k for k, _ in a_rows], [k for k, _ in i_rows])] = sims
         return out
 
-    def _store_distance(self, shopper: ShopperContext, item_id: str) -> float | None:
-        item = self.catalog.get(item_id)
-        if shopper.lat is None or shopper.lon is None or item is None or not item.store_id:
-            return None
-        where = self.stores.get(item.store_id)
-        return None if where is None else haversine_km(shopper.lat, shopper.lon, *where)
-
     # ---- one shopper ----------------------------------------------------------------------
     def anchors(self, shopper: ShopperContext) -> list[str]:
         """The shopper's strongest catalog items (at most ``max_anchors``)."""
@@ -169,11 +166,21 @@ class RuleScorer:
                         key=lambda i: (-shopper.scores[i], i))
         return ranked[: self.config.max_anchors]
 
+    def _store_distances(self, shopper: ShopperContext) -> dict[str, float]:
+        """Distance from the shopper to every store (a handful: computed once per shopper)."""
+        if shopper.lat is None or shopper.lon is None:
+            return {}
+        return {sid: haversine_km(shopper.lat, shopper.lon, lat, lon)
+                for sid, (lat, lon) in self.stores.items()}
+
     def terms(self, shopper: ShopperContext, item_ids: list[str],
               normpop: Mapping[str, float] | None = None,
               base_scores: Mapping[str, tuple[float, list[str]]] | None = None
               ) -> list[RuleTerms]:
-        """Relevance terms of the kept candidates (filters applied), in input order."""
+        """Relevance terms of the kept candidates (filters applied), in input order.
+
+        The terms are computed as arrays (anchors × candidates); reasons are written for the
+        ``reasons_top`` most relevant candidates only (the worker publishes five)."""
         cfg = self.config
         if normpop is None:
             normpop = norm_pop(self.popularity())
@@ -181,6 +188,7 @@ class RuleScorer:
         gender = shopper.gender or infer_gender(self.catalog[a].gender for a in anchors)
         tau = shopper.trendiness if shopper.trendiness is not None else shopper_trendiness(
             shopper.scores, normpop)
+        to_store = self._store_distances(shopper)
         kept: list[str] = []
         distances: list[float | None] = []
         for item_id in item_ids:
@@ -191,34 +199,44 @@ class RuleScorer:
                 continue
             if cfg.gender_filter and not gender_compatible(gender, item.gender):
                 continue
-            distance = self._store_distance(shopper, item_id)
+            distance = to_store.get(item.store_id or "")
             if not within_distance(distance, cfg.max_km):
                 continue
             kept.append(item_id)
             distances.append(distance)
+        if not kept:
+            return []
         alpha = cfg.alpha if cfg.use_visual else 0.0
         gamma = cfg.gamma if cfg.use_category else 0.0
         beta = cfg.beta if cfg.use_popularity else 0.0
-        visual = self._visual(anchors, kept) if anchors else np.zeros((0, len(kept)))
-        out = []
-        for col, (item_id, distance) in enumerate(zip(kept, distances, strict=True)):
-            t = RuleTerms(item_id, distance_km=distance, normpop=normpop.get(item_id, 0.0))
-            best = -np.inf
-            for row, anchor in enumerate(anchors):
-                vis = float(visual[row, col])
-                cat = self._catsim(anchor, item_id)
-                part = alpha * vis + gamma * cat
-                if part > best:
-                    best, t.anchor, t.visual, t.category = part, anchor, vis, cat
-            t.popularity = popularity_modulation(tau, t.normpop, cfg.p)
-            base, base_reasons = (base_scores or {}).get(item_id, (0.0, []))
-            t.base = base
-            t.relevance = (alpha * t.visual + gamma * t.category + beta * t.popularity
-                           + cfg.delta * base
-                           - cfg.distance_weight * distance_penalty(distance,
-                                                                    cfg.distance_scale_km))
+        n = len(kept)
+        visual = np.zeros(n)
+        category = np.zeros(n)
+        best_anchor: list[str | None] = [None] * n
+        if anchors:
+            vis = self._visual(anchors, kept).astype(np.float64)
+            cat = self._catmat[np.ix_([self._catkey[a] for a in anchors],
+                                      [self._catkey[i] for i in kept])]
+            best = np.argmax(alpha * vis + gamma * cat, axis=0)  # first best anchor on ties
+            cols = np.arange(n)
+            visual, category = vis[best, cols], cat[best, cols]
+            best_anchor = [anchors[b] for b in best]
+        pop = np.array([normpop.get(i, 0.0) for i in kept])
+        modulation = 1.0 - np.abs(tau - pop) ** cfg.p  # popularity_modulation, vectorised
+        base = np.array([(base_scores or {}).get(i, (0.0, []))[0] for i in kept])
+        penalty = (np.array([distance_penalty(d, cfg.distance_scale_km) for d in distances])
+                   if cfg.distance_weight > 0 else np.zeros(n))
+        relevance = (alpha * visual + gamma * category + beta * modulation + cfg.delta * base
+                     - cfg.distance_weight * penalty)
+        out = [RuleTerms(item_id, relevance=float(relevance[k]), visual=float(visual[k]),
+                         category=float(category[k]), popularity=float(modulation[k]),
+                         normpop=float(pop[k]), base=float(base[k]), distance_km=distances[k],
+                         anchor=best_anchor[k])
+               for k, item_id in enumerate(kept)]
+        for k in np.argsort(-relevance, kind="stable")[: cfg.reasons_top]:
+            t = out[k]
+            base_reasons = (base_scores or {}).get(t.item_id, (0.0, []))[1]
             t.reasons = self._reasons(shopper, t, alpha, beta, gamma, base_reasons)
-            out.append(t)
         return out
 
     def _reasons(self, shopper: ShopperContext, t: RuleTerms, alpha: float, beta: float,
