@@ -180,3 +180,10 @@ def test_trend_study_smoke(tmp_path) -> None:
 def test_mismatched_vectors_are_a_clear_error() -> None:
     with pytest.raises(ValueError, match="same length"):
         RuleScorer(ITEMS, {"tee": np.ones(3), "cap": np.ones(4)})
+
+
+def test_reasons_only_for_the_top_candidates() -> None:
+    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES, RuleConfig(reasons_top=1))
+    [scored] = scorer.score([shopper(lat=48.8566, lon=2.3522)], [candidates()])
+    ranked = sorted(scored, key=lambda s: -s.score)
+    assert ranked[0].reasons and not any(s.reasons for s in ranked[1:])
