@@ -149,7 +149,7 @@ def start_services(partitions: int = 4, topics: Topics | None = None,
     ``detach=True`` puts both in their own process session so they outlive this process
     (``stylestream up --detach``); otherwise they die with it.
     """
-    workdir = workdir or tempfile.mkdtemp(prefix="stylestream-")
+    workdir = str(Path(workdir or tempfile.mkdtemp(prefix="stylestream-")).resolve())
     Path(workdir).mkdir(parents=True, exist_ok=True)
     kafka_port, redis_port = free_port(), free_port()
     url = f"tcp://127.0.0.1:{kafka_port}"
