@@ -1,0 +1,267 @@
+"""New-item cold start online: ``catalog-updates`` → features → index → ranking.
+
+Paper 000 §3.3.5 computes item features "offline" and looks them up online; a new product
+would then stay invisible until the next offline run. Here a new (or changed) catalog record
+arriving on ``catalog-updates`` (key = item id, value = UTF-8 JSON of a
+:class:`~models.catalog.CatalogItem`) is onboarded while the rerank worker runs:
+
+1. :func:`parse_catalog_update` validates the record (bad ones are logged with the reason and
+   counted as ``invalid`` in ``stylestream_catalog_updates_total{outcome}``);
+2. :meth:`ItemOnboarder.prepare` (CPU-heavy, run in a thread) encodes the items with the *same*
+   extractor the feature store was built with (its ``meta.json``: backbone, weights, image size,
+   text model, seed; Eq. 7 GAP and Eq. 10–11 ``T``) and fuses them (Eq. 13–18) with the network
+   that fused the store: the serving checkpoint when the base scorer is a
+   :class:`~serving.fusion_scorer.FusionScorer`, else the seeded untrained network of
+   :func:`models.feature_store.build_store` (``fused_by = "untrained-seed-<n>"``);
+3. :meth:`ItemOnboarder.apply` (cheap, on the event loop, between two refresh micro-batches)
+   appends them to the FAISS index (content recall finds them), to the fusion scorer
+   (``add_items``) and to the paper-002 rule stage's catalog with their visual vectors — so they
+   are recalled and ranked without a restart.
+
+Without a feature store the items still join the rule stage's catalog: category, gender and
+popularity rules need no features. A store fused by a checkpoint the worker does not serve
+cannot be extended consistently; then (logged once) items join the rule catalog only.
+
+Our reading where the design is silent: a record for an id that already exists *replaces* it
+(features re-encoded, catalog entry overwritten); within one micro-batch the last record of an
+id wins; ``image`` may be absolute or relative to the catalog directory, and a missing or
+unreadable image is not an error (the item is encoded like an item without a picture).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from prometheus_client import Counter
+
+from models.catalog import CatalogItem
+from models.feature_store import Encoders, ExtractConfig, FeatureStore, encode_items
+from models.fusion import FusionConfig, FusionRanker, ItemFeatures
+from serving.fusion_scorer import FusionScorer
+from serving.rule_scorer import RuleScorer
+from serving.scorer import Scorer
+
+log = logging.getLogger(__name__)
+
+CATALOG_UPDATES = Counter(
+    "stylestream_catalog_updates_total",
+    "catalog-updates records by outcome: applied, invalid (unreadable record), failed "
+    "(valid record whose onboarding raised)", ["outcome"])
+OUTCOMES = ("applied", "invalid", "failed")
+for _outcome in OUTCOMES:
+    CATALOG_UPDATES.labels(_outcome)  # export zeros from the start
+
+REQUIRED = ("item_id", "title", "category", "group")
+_OPTIONAL_TEXT = ("gender", "colour", "description")
+_OPTIONAL_NULLABLE_TEXT = ("image", "store_id")
+
+
+class CatalogRecordError(ValueError):
+    """A catalog-updates record that cannot become a :class:`CatalogItem`; says why."""
+
+
+def parse_catalog_update(key: bytes | None, value: bytes | None) -> CatalogItem:
+    """One ``catalog-updates`` record → :class:`CatalogItem`, or :class:`CatalogRecordError`.
+
+    Required: ``item_id`` (string or integer), ``title``, ``category``, ``group`` (non-empty
+    strings). Optional fields must have the types of :class:`CatalogItem`; unknown fields are
+    ignored. A message key, when present, must equal the item id (the topic is keyed by it)."""
+    if not value:
+        raise CatalogRecordError("empty message value")
+    try:
+        data = json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CatalogRecordError(f"value is not UTF-8: {exc}") from exc
+    except ValueError as exc:
+        raise CatalogRecordError(f"value is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CatalogRecordError(f"value must be a JSON object, got {type(data).__name__}")
+    raw_id = data.get("item_id")
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        data["item_id"] = str(raw_id)
+    for name in REQUIRED:
+        if not isinstance(data.get(name), str) or not data[name].strip():
+            raise CatalogRecordError(f"field {name!r} must be a non-empty string, "
+                                     f"got {data.get(name)!r}")
+    for name in _OPTIONAL_TEXT:
+        if name in data and not isinstance(data[name], str):
+            raise CatalogRecordError(f"field {name!r} must be a string, got {data[name]!r}")
+    for name in _OPTIONAL_NULLABLE_TEXT:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise CatalogRecordError(f"field {name!r} must be a string or null, "
+                                     f"got {data[name]!r}")
+    price = data.get("price")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)
+                              or not math.isfinite(price) or price < 0):
+        raise CatalogRecordError(f"field 'price' must be a finite number >= 0 or null, "
+                                 f"got {price!r}")
+    extra = data.get("extra", {})
+    if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
+        raise CatalogRecordError(f"field 'extra' must map strings to strings, got {extra!r}")
+    if key is not None:
+        try:
+            key_id = key.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CatalogRecordError(f"message key is not UTF-8: {exc}") from exc
+        if key_id != data["item_id"]:
+            raise CatalogRecordError(f"message key {key_id!r} differs from item_id "
+                                     f"{data['item_id']!r}")
+    return CatalogItem.from_dict(data)
+
+
+def read_updates(records: Iterable[tuple[bytes | None, bytes | None]]) -> list[CatalogItem]:
+    """The valid items of a micro-batch of (key, value) records, last record per id winning;
+    invalid records are logged with their reason and counted."""
+    items: dict[str, CatalogItem] = {}
+    for key, value in records:
+        try:
+            item = parse_catalog_update(key, value)
+        except CatalogRecordError as exc:
+            log.warning("catalog update skipped (key %r): %s", key, exc)
+            CATALOG_UPDATES.labels("invalid").inc()
+            continue
+        items.pop(item.item_id, None)
+        items[item.item_id] = item
+    return list(items.values())
+
+
+def extract_config(meta: Mapping[str, object]) -> ExtractConfig:
+    """The :class:`ExtractConfig` a feature store was built with (its ``meta.json``)."""
+    known = {f.name for f in fields(ExtractConfig)}
+    return ExtractConfig(**{k: v for k, v in meta.items() if k in known})
+
+
+def rule_stage(scorer: Scorer) -> RuleScorer | None:
+    return scorer if isinstance(scorer, RuleScorer) else None
+
+
+def fusion_stage(scorer: Scorer) -> FusionScorer | None:
+    """The fusion scorer of the chain: the scorer itself or the rule stage's base."""
+    if isinstance(scorer, FusionScorer):
+        return scorer
+    base = getattr(scorer, "base", None)
+    return base if isinstance(base, FusionScorer) else None
+
+
+@dataclass
+class Prepared:
+    """Encoded new items, ready for :meth:`ItemOnboarder.apply`."""
+
+    items: list[CatalogItem]
+    features: ItemFeatures | None = None
+    fused: np.ndarray | None = None
+
+
+class ItemOnboarder:
+    """Makes new catalog items recallable and rankable in a running worker (module docstring).
+
+    ``store``: the worker's feature store (its FAISS index is the content recall index), or
+    ``None``; ``catalog_dir``: where relative image paths live (default: the store's
+    ``meta["catalog"]``); ``encoders``: already loaded encoders (default: loaded lazily from the
+    store's meta on the first new item). :meth:`prepare` may run in a worker thread while the
+    event loop serves refreshes; :meth:`apply` must run on the loop (it mutates what
+    :meth:`RerankWorker.rank` reads).
+    """
+
+    def __init__(self, store: FeatureStore | None = None, catalog_dir: str | Path | None = None,
+                 encoders: Encoders | None = None) -> None:
+        self.store = store
+        catalog = catalog_dir or (store.meta.get("catalog") if store is not None else None)
+        self.catalog_dir = Path(str(catalog)) if catalog else None
+        self._encoders = encoders
+        self._untrained: FusionRanker | None = None
+        self._lock = threading.Lock()
+        self._warned = False
+
+    read = staticmethod(read_updates)
+
+    # ---- encoding (thread) -----------------------------------------------------------------
+    def encoders(self) -> Encoders:
+        """The store's encoders, loaded on first use."""
+        with self._lock:
+            if self._encoders is None:
+                assert self.store is not None
+                config = extract_config(self.store.meta)
+                log.info("loading encoders for new items: %s", config)
+                self._encoders = Encoders.load(config)
+            return self._encoders
+
+    def _fuser(self, scorer: Scorer) -> FusionRanker | None:
+        """The network whose fused vectors fill the store (see the module docstring)."""
+        assert self.store is not None
+        fusion = fusion_stage(scorer)
+        if fusion is not None:
+            return fusion.state.model
+        fused_by = str(self.store.meta.get("fused_by", ""))
+        seed = self.store.meta.get("seed", 0)
+        if fused_by != f"untrained-seed-{seed}":
+            if not self._warned:
+                log.warning("feature store %s was fused by %r, which this worker does not "
+                            "serve (start it with that --checkpoint): new items join the rule "
+                            "catalog but not content recall", self.store.version, fused_by)
+                self._warned = True
+            return None
+        with self._lock:
+            if self._untrained is None:
+                # build_store: torch.manual_seed(seed), then a default-sized FusionRanker
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(seed))
+                    self._untrained = FusionRanker(FusionConfig(
+                        visual_in=self.store.visual.shape[1],
+                        text_in=self.store.text.shape[1])).eval()
+            return self._untrained
+
+    @torch.no_grad()
+    def prepare(self, items: list[CatalogItem], scorer: Scorer) -> Prepared:
+        """Encode and fuse ``items`` (the heavy part; safe to run in a thread)."""
+        if self.store is None or not items:
+            return Prepared(items)
+        fuser = self._fuser(scorer)
+        if fuser is None:
+            return Prepared(items)
+        features, stats = encode_items(items, self.catalog_dir or Path("."), self.encoders())
+        if stats.missing_images:
+            log.info("%d of %d new items have no readable image", stats.missing_images,
+                     len(items))
+        device = next(fuser.parameters()).device
+        fused = fuser.fuse(features.visual.to(device), features.text.to(device),
+                           features.present.to(device)).cpu().numpy()
+        return Prepared(items, features, fused)
+
+    # ---- applying (event loop) -------------------------------------------------------------
+    def apply(self, prepared: Prepared, scorer: Scorer) -> Scorer:
+        """Add prepared items to the index, the fusion scorer and the rule catalog; returns the
+        scorer to use from now on (a rule stage is rebuilt around the extended catalog)."""
+        if prepared.features is not None and prepared.fused is not None:
+            assert self.store is not None
+            self.store.add_items(prepared.features.ids, prepared.fused, prepared.features)
+            fusion = fusion_stage(scorer)
+            if fusion is not None:
+                fusion.add_items(prepared.features)
+        rules = rule_stage(scorer)
+        if rules is not None and prepared.items:
+            catalog = {**rules.catalog, **{item.item_id: item for item in prepared.items}}
+            vectors = (dict(zip(self.store.ids, self.store.visual, strict=True))
+                       if self.store is not None else None)
+            # RuleScorer precomputes unit vectors and the category matrix in its constructor;
+            # rebuilding it is the public way to extend both
+            scorer = RuleScorer(catalog, vectors, popularity=rules.popularity,
+                                stores=rules.stores, config=rules.config, base=rules.base)
+        CATALOG_UPDATES.labels("applied").inc(len(prepared.items))
+        return scorer
+
+    def onboard(self, items: list[CatalogItem], scorer: Scorer) -> Scorer:
+        """:meth:`prepare` then :meth:`apply`, in the calling thread (for scripts and tests)."""
+        return self.apply(self.prepare(items, scorer), scorer)
+
+    @staticmethod
+    def count_failed(n: int) -> None:
+        CATALOG_UPDATES.labels("failed").inc(n)

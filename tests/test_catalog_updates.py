@@ -1,0 +1,194 @@
+"""New-item cold start online: catalog-updates → encoders → FAISS index → ranked list.
+
+Real embedded broker + Redis, a real (tiny) demo catalog and feature store; the worker is the one
+``serving.pipeline.build_worker`` assembles for ``stylestream rerank``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from prometheus_client import REGISTRY
+
+from models.catalog import CatalogItem
+from models.demo_catalog import generate_demo_catalog
+from models.feature_store import ExtractConfig, FeatureStore, build_store
+from scripts.embedded import EmbeddedServices
+from serving.catalog_updates import (
+    CatalogRecordError,
+    ItemOnboarder,
+    extract_config,
+    parse_catalog_update,
+    read_updates,
+)
+from serving.pipeline import ServingOptions, build_worker
+from serving.recall import recall_candidates
+from serving.rule_scorer import RuleScorer
+from serving.worker import Trigger
+from streams.config import Settings
+from streams.contract import BehaviorEvent
+
+torch.set_num_threads(1)
+CONFIG = ExtractConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=64,
+                       batch_size=8)
+
+
+def _outcome(outcome: str) -> float:
+    return REGISTRY.get_sample_value("stylestream_catalog_updates_total",
+                                     {"outcome": outcome}) or 0.0
+
+
+def _record(item: CatalogItem) -> bytes:
+    return json.dumps(asdict(item)).encode()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, list[CatalogItem], Path]:
+    catalog = tmp_path_factory.mktemp("catalog")
+    items = generate_demo_catalog(catalog, n_items=20, n_stores=2, seed=3)
+    store = build_store(catalog, tmp_path_factory.mktemp("features"), CONFIG, progress=False)
+    return catalog, items, store.path
+
+
+# ---- parsing ---------------------------------------------------------------------------------
+def test_parse_accepts_a_record_and_rejects_bad_ones_with_a_reason() -> None:
+    good = {"item_id": 42, "title": "Red Dress", "category": "Dresses", "group": "Dress",
+            "price": 19.5, "image": None, "unknown": "ignored"}
+    item = parse_catalog_update(b"42", json.dumps(good).encode())
+    assert item.item_id == "42" and item.price == 19.5 and item.gender == "Unisex"
+    bad = {
+        b"": "empty",
+        b"\xff\xfe": "UTF-8",
+        b"{not json": "JSON",
+        b"[1, 2]": "JSON object",
+        json.dumps({**good, "title": ""}).encode(): "'title'",
+        json.dumps({k: v for k, v in good.items() if k != "group"}).encode(): "'group'",
+        json.dumps({**good, "price": -3}).encode(): "'price'",
+        json.dumps({**good, "price": True}).encode(): "'price'",
+        json.dumps({**good, "image": 7}).encode(): "'image'",
+        json.dumps({**good, "extra": {"a": 1}}).encode(): "'extra'",
+    }
+    for value, reason in bad.items():
+        with pytest.raises(CatalogRecordError, match=reason):
+            parse_catalog_update(None, value)
+    with pytest.raises(CatalogRecordError, match="differs from item_id"):
+        parse_catalog_update(b"41", json.dumps(good).encode())
+
+
+def test_read_updates_counts_invalid_and_keeps_the_last_record_per_item() -> None:
+    first = CatalogItem("n1", "Blue Jeans", "Jeans", "Bottomwear")
+    second = replace(first, title="Dark Blue Jeans")
+    invalid_before = _outcome("invalid")
+    items = read_updates([(b"n1", _record(first)), (None, b"garbage"),
+                          (b"n1", _record(second)), (b"x", None)])
+    assert [(i.item_id, i.title) for i in items] == [("n1", "Dark Blue Jeans")]
+    assert _outcome("invalid") - invalid_before == 2
+
+
+# ---- onboarding without Kafka ----------------------------------------------------------------
+def test_onboarder_reproduces_the_store_encoding_and_extends_the_rule_stage(demo) -> None:
+    catalog, items, store_path = demo
+    store = FeatureStore.load(store_path)
+    assert extract_config(store.meta) == replace(CONFIG, text_model=store.meta["text_model"])
+    rules = RuleScorer({i.item_id: i for i in items[:5]},
+                       dict(zip(store.ids, store.visual, strict=True)))
+    onboarder = ItemOnboarder(store, catalog)
+    existing = items[7]
+    # re-encoding an item the store holds gives its stored fused vector: same encoders and
+    # the same seeded fusion network as build_store
+    prepared = onboarder.prepare([existing], rules)
+    assert prepared.fused is not None
+    np.testing.assert_allclose(prepared.fused[0], store.fused[store.rows[existing.item_id]],
+                               atol=1e-4)
+    # a new item with an absolute image path and no catalog entry yet
+    new = replace(existing, item_id="N-1", image=str(catalog / existing.image))
+    scorer = onboarder.onboard([new], rules)
+    assert isinstance(scorer, RuleScorer) and scorer is not rules
+    assert "N-1" in scorer.catalog and len(scorer.catalog) == 6
+    assert store.neighbours([existing.item_id], 1)[existing.item_id][0][0] == "N-1"
+
+
+def test_without_a_feature_store_items_still_join_the_rule_catalog(demo) -> None:
+    _, items, _ = demo
+    rules = RuleScorer({i.item_id: i for i in items})
+    new = CatalogItem("N-2", "Black Cap", "Caps", "Headwear", image=None)
+    scorer = ItemOnboarder(None).onboard([new], rules)
+    assert isinstance(scorer, RuleScorer) and scorer.catalog["N-2"].title == "Black Cap"
+
+
+# ---- the running worker ----------------------------------------------------------------------
+def test_worker_onboards_a_new_item_and_recommends_it(demo, services: EmbeddedServices) -> None:
+    catalog, items, store_path = demo
+    lookalike = items[4]
+    new = replace(lookalike, item_id="NEW-1", image=str(catalog / lookalike.image),
+                  description=lookalike.description + " New season.")
+    settings = Settings(kafka_url=services.kafka_url, redis_url=services.redis_url)
+    worker = build_worker(settings, ServingOptions(catalog_dir=str(catalog),
+                                                   features=str(store_path.parent)))
+    assert worker.onboarder is not None and isinstance(worker.content_index, FeatureStore)
+    store = worker.content_index
+    assert all(n != "NEW-1" for n, _ in store.neighbours([lookalike.item_id], 5)[
+        lookalike.item_id])
+    applied, invalid = _outcome("applied"), _outcome("invalid")
+
+    async def scenario() -> tuple[list[dict], list]:
+        now = time.time()
+        await worker.store.apply_batch([
+            BehaviorEvent("e1", "fan", lookalike.item_id, "cart", now - 5),
+            BehaviorEvent("e2", "other", items[9].item_id, "view", now - 4)])
+        published: list[dict] = []
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop, on_published=published.extend))
+        producer = _producer(services)
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topics.catalog, key=b"bad", value=b"{oops")
+            await producer.send_and_wait(settings.topics.catalog, key=b"NEW-1",
+                                         value=_record(new))
+            await _until(lambda: _outcome("applied") > applied, 30)
+            # the worker keeps serving: a refresh after both catalog records gets its list
+            trigger = json.dumps({"user_id": "fan", "source_event_time": time.time()})
+            await producer.send_and_wait(settings.topics.refresh, key=b"fan",
+                                         value=trigger.encode())
+            await _until(lambda: bool(published), 20)
+            (shopper,) = await worker.shopper_contexts([Trigger("fan", 0.0)], time.time())
+        finally:
+            stop.set()
+            await producer.stop()
+            await task
+            await worker.store.close()
+        content = store.neighbours([lookalike.item_id], worker.recall_config.content_per_item)
+        return published, recall_candidates(shopper.scores, {}, [], content)
+
+    published, candidates = asyncio.run(scenario())
+    assert _outcome("invalid") - invalid == 1 and _outcome("applied") - applied == 1
+    assert store.neighbours([lookalike.item_id], 1)[lookalike.item_id][0][0] == "NEW-1"
+    recalled = {c.item_id: c for c in candidates}
+    assert "content" in recalled["NEW-1"].sources
+    assert isinstance(worker.scorer, RuleScorer) and "NEW-1" in worker.scorer.catalog
+    (message,) = [m for m in published if m["user_id"] == "fan"]
+    top = [it["item_id"] for it in message["items"]]
+    assert top[0] == "NEW-1", message
+    assert any("similar image to" in r for r in message["items"][0]["reasons"])
+
+
+def _producer(services: EmbeddedServices):
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(bootstrap_servers=services.kafka_url.split("://")[-1])
+
+
+async def _until(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s")
+        await asyncio.sleep(0.05)
+
