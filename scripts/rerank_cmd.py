@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only recommend items of stores within this distance (km)")
     p.add_argument("--distance-weight", type=float, default=0.0,
                    help="penalty weight of store distance")
+    p.add_argument("--no-catalog-updates", action="store_true",
+                   help="do not onboard new items from catalog-updates while running")
     p.add_argument("--max-batch", type=int, default=64, help="triggers per micro-batch")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (default: none)")
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         options = ServingOptions(catalog_dir=args.catalog, checkpoint=args.checkpoint,
                                  features=args.features, rules=not args.no_rules,
                                  base_weight=args.base_weight, max_km=args.max_km,
-                                 distance_weight=args.distance_weight)
+                                 distance_weight=args.distance_weight,
+                                 follow_catalog=not args.no_catalog_updates)
         worker = build_worker(settings, options, max_batch=args.max_batch)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

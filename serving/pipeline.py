@@ -10,6 +10,10 @@ The chain, from the inside out:
    weighted term (``delta``), each stage adding its reason;
 3. content recall from the feature store's FAISS index.
 
+With ``follow_catalog`` the worker also follows ``catalog-updates``: new items are encoded like
+the store's items and join the index and the chain without a restart
+(:mod:`serving.catalog_updates`).
+
 The worker sees one :class:`~serving.scorer.Scorer` whatever the chain is.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from serving.decay_scorer import DecayCovisScorer
 from serving.recall import ContentIndex
@@ -51,6 +56,7 @@ class ServingOptions:
     base_weight: float = 1.0     # delta: weight of the base scorer inside the rule stage
     max_km: float | None = None
     distance_weight: float = 0.0
+    follow_catalog: bool = True  # onboard new items from catalog-updates (needs features/rules)
 
 
 def build_scorer(options: ServingOptions, popularity: PopularitySnapshot
@@ -95,7 +101,13 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
     scorer, content = build_scorer(options, popularity)
     log.info("rerank scorer %s%s", scorer.version,
              " with content recall" if content is not None else "")
+    onboarder = None
+    if options.follow_catalog and (options.features or (options.catalog_dir and options.rules)):
+        from serving.catalog_updates import ItemOnboarder
+
+        # content is the FeatureStore whenever features are given (build_scorer)
+        onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir)
     store = ScoreStore.from_url(settings.redis, settings.decay)
     return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,
-                        popularity_sink=popularity.update)
+                        popularity_sink=popularity.update, onboarder=onboarder)
 

@@ -10,6 +10,11 @@ Per micro-batch (``getmany``, at most ``max_batch`` triggers):
 5. publish the Top-5 message of the contract to ``recommendations`` (key = user id) and to
    ``rec:{user}`` in Redis, then commit the consumed offsets (at-least-once: a crash re-sends
    lists, never loses a trigger).
+
+Alongside, when an :class:`~serving.catalog_updates.ItemOnboarder` is given, a second consumer
+follows ``catalog-updates``: new items are encoded in a thread (``asyncio.to_thread``, so the
+refresh path stays responsive) and then added to the content index and the scorer chain on the
+event loop, between two refresh micro-batches (new-item cold start without a restart).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -31,6 +37,9 @@ from serving.scorer import ScoredItem, Scorer, ShopperContext
 from streams.config import Settings
 from streams.store import ScoreStore
 from streams.transport import fetch_wait_ms
+
+if TYPE_CHECKING:
+    from serving.catalog_updates import ItemOnboarder
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +97,8 @@ class RerankWorker:
                  recall_config: RecallConfig | None = None,
                  max_batch: int = 64, rec_ttl_seconds: int = 7 * 86400,
                  clock: Callable[[], float] = time.time,
-                 popularity_sink: Callable[[Mapping[str, float]], None] | None = None) -> None:
+                 popularity_sink: Callable[[Mapping[str, float]], None] | None = None,
+                 onboarder: ItemOnboarder | None = None) -> None:
         self.settings = settings
         self.store = store
         self.scorer = scorer
@@ -98,6 +108,7 @@ class RerankWorker:
         self.rec_ttl_seconds = rec_ttl_seconds
         self.clock = clock
         self.popularity_sink = popularity_sink
+        self.onboarder = onboarder
         self.producer: AIOKafkaProducer | None = None
         metrics.MODEL_VERSION.labels(scorer.version).set(1)
 
@@ -195,6 +206,43 @@ class RerankWorker:
                 metrics.FAILED_BATCHES.inc()
                 return []
 
+    async def onboard(self, records: list[tuple[bytes | None, bytes | None]]) -> int:
+        """Onboard a micro-batch of ``catalog-updates`` (key, value) records; returns how many
+        items were applied. Bad records and failed batches are logged and counted, never
+        raised."""
+        assert self.onboarder is not None
+        items = self.onboarder.read(records)
+        if not items:
+            return 0
+        try:
+            prepared = await asyncio.to_thread(self.onboarder.prepare, items, self.scorer)
+            self.scorer = self.onboarder.apply(prepared, self.scorer)
+        except Exception:
+            log.exception("onboarding %d new catalog items failed; they are skipped",
+                          len(items))
+            self.onboarder.count_failed(len(items))
+            return 0
+        log.info("onboarded %d catalog items", len(items))
+        return len(items)
+
+    async def follow_catalog(self, stop: asyncio.Event) -> None:
+        """Consume ``catalog-updates`` until ``stop`` is set (a task beside :meth:`run`)."""
+        consumer = AIOKafkaConsumer(
+            self.settings.topics.catalog, bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id="stylestream-catalog", auto_offset_reset="earliest",
+            enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000,
+            fetch_max_wait_ms=fetch_wait_ms())
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=100, max_records=self.max_batch)
+                records = [(r.key, r.value) for part in batches.values() for r in part]
+                if records:
+                    await self.onboard(records)
+                    await consumer.commit()
+        finally:
+            await consumer.stop()
+
     async def run(self, stop: asyncio.Event | None = None,
                   on_published: Callable[[list[dict]], None] | None = None) -> None:
         """Consume ``rec-refresh`` until ``stop`` is set."""
@@ -209,8 +257,14 @@ class RerankWorker:
                                          enable_idempotence=False)
         await consumer.start()
         await self.producer.start()
+        catalog = (asyncio.create_task(self.follow_catalog(stop), name="catalog-updates")
+                   if self.onboarder is not None else None)
         try:
             while not stop.is_set():
+                if catalog is not None and catalog.done():
+                    log.error("catalog-updates consumer stopped (%r): new items are no longer "
+                              "onboarded; refreshes go on", catalog.exception())
+                    catalog = None
                 batches = await consumer.getmany(timeout_ms=50, max_records=self.max_batch)
                 records = [r for part in batches.values() for r in part]
                 if not records:
@@ -220,5 +274,9 @@ class RerankWorker:
                 if on_published is not None and messages:
                     on_published(messages)
         finally:
+            if catalog is not None:
+                if not stop.is_set():
+                    catalog.cancel()
+                await asyncio.gather(catalog, return_exceptions=True)
             await consumer.stop()
             await self.producer.stop()
