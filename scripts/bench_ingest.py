@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, default=3000)
     p.add_argument("--load", type=float, default=1000.0, help="offered events/s for freshness")
     p.add_argument("--load-seconds", type=float, default=20.0)
+    p.add_argument("--only", choices=("throughput", "freshness"), default=None,
+                   help="run one half of the benchmark")
     p.add_argument("--out", default="var/bench/ingest.json")
 
 
@@ -211,26 +213,29 @@ def run(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     events = synthetic_events(args.events, args.users, args.items, seed=1, prefix="b")
     single_events = events[: args.single_events]
-    throughput = [
+    throughput = [] if args.only == "freshness" else [
         agent_throughput(events, single=False, workdir=work / "batched"),
         agent_throughput(single_events, single=True, workdir=work / "single"),
         raw_redis_throughput(events, work / "raw"),
     ]
-    freshness = [
+    freshness = [] if args.only == "throughput" else [
         freshness_under_load(args.load, args.load_seconds, False, args.users, args.items,
                              work / "fresh-batched"),
         freshness_under_load(args.load, args.load_seconds, True, args.users, args.items,
                              work / "fresh-single"),
     ]
-    base = throughput[1]["events_per_s"]
-    lines = ["| variant | events | events/s | × plain agent |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['variant']} | {r['events']} | {r['events_per_s']:,.0f} | "
-              f"{r['events_per_s'] / base:.1f} |" for r in throughput]
-    lines += ["", "| variant | offered ev/s | lists | freshness p50 ms | p99 ms | max ms |",
-              "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['variant']} | {r['offered_events_per_s']:,.0f} | {r['lists']} | "
-              f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} |"
-              for r in freshness]
+    lines = []
+    if throughput:
+        base = throughput[1]["events_per_s"]
+        lines += ["| variant | events | events/s | × plain agent |", "|---|---:|---:|---:|"]
+        lines += [f"| {r['variant']} | {r['events']} | {r['events_per_s']:,.0f} | "
+                  f"{r['events_per_s'] / base:.1f} |" for r in throughput]
+    if freshness:
+        lines += ["", "| variant | offered ev/s | lists | freshness p50 ms | p99 ms | max ms |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['variant']} | {r['offered_events_per_s']:,.0f} | {r['lists']} | "
+                  f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} |"
+                  for r in freshness]
     table = "\n".join(lines)
     print(table)
     out.parent.mkdir(parents=True, exist_ok=True)

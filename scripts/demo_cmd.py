@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of deliberately malformed events (dead-letter demo)")
     p.add_argument("--show", type=int, default=3, help="shoppers shown on screen")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-model", action="store_true",
+                   help="skip features + training: rank with co-visitation and the rules only")
+    p.add_argument("--history-events", type=int, default=20000,
+                   help="simulated past events the fusion network is trained on")
+    p.add_argument("--epochs", type=int, default=8, help="fusion network training epochs")
     p.add_argument("--home", default=None, help="working directory (default: $STYLESTREAM_HOME "
                                                 "or ./var)")
     p.set_defaults(func=run)
@@ -80,6 +85,46 @@ def consume_recommendations(bootstrap: str, topic: str, board: Board,
 
 
 WARMUP_SECONDS = 90.0
+
+
+def cli_step(title: str, *args: str) -> None:
+    """Run one ``stylestream`` command as its own process, as a user would."""
+    print(f"{title}: stylestream {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, "-m", "scripts.cli", *args], check=True)
+
+
+def prepare_model(home: Path, catalog_dir: Path, catalog: dict, stores: dict,
+                  args: argparse.Namespace) -> tuple[Path, Path]:
+    """Features of the demo catalog and a fusion network trained on simulated past shoppers.
+
+    Both are cached under ``home``; delete them to rebuild. The history comes from the same
+    trend-aware simulator as the live traffic (other seed), so the live shoppers are known
+    users to the network (ID embeddings, Eq. 4) and the profiles carry over.
+    """
+    import csv
+
+    from models.simulation import ShopperSimulator
+
+    features = home / "features"
+    if not any(features.glob("features-*/meta.json")):
+        cli_step("encoding item images and texts", "features", "--catalog", str(catalog_dir),
+                 "--out", str(features), "--backbone", "efficientnet_lite0",
+                 "--image-size", "160", "--batch-size", "32")
+    checkpoint = home / "model" / "model.pt"
+    if not checkpoint.exists():
+        history = home / "history.csv"
+        simulator = ShopperSimulator(list(catalog.values()), n_users=args.users,
+                                     seed=args.seed + 1, stores=stores)
+        with history.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["event_id", "user_id", "item_id", "behavior", "timestamp"])
+            for event in simulator.events(args.history_events):
+                writer.writerow([event["event_id"], event["user_id"], event["item_id"],
+                                 event["behavior"], event["timestamp"]])
+        cli_step("training the fusion network on simulated history", "train", "--events",
+                 str(history), "--features", str(features), "--out", str(checkpoint.parent),
+                 "--epochs", str(args.epochs))
+    return features, checkpoint
 
 
 def wait_until_serving(producer, topic: str, board: Board, workers: list[subprocess.Popen],
@@ -144,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(catalog_dir)
     titles = {i: item.title for i, item in catalog.items()}
     stores = {s.store_id: (s.lat, s.lon) for s in load_stores(catalog_dir).values()}
+    model_args: list[str] = []
+    if not args.no_model:
+        features, checkpoint = prepare_model(home, catalog_dir, catalog, stores, args)
+        model_args = ["--features", str(features), "--checkpoint", str(checkpoint)]
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -154,8 +203,8 @@ def run(args: argparse.Namespace) -> int:
         logs = home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         commands = {"stream": ["stream", "--metrics-port", str(ports["stream"])],
-                    "rerank": ["rerank", "--catalog", str(catalog_dir), "--metrics-port",
-                               str(ports["rerank"])]}
+                    "rerank": ["rerank", "--catalog", str(catalog_dir), *model_args,
+                               "--metrics-port", str(ports["rerank"])]}
         workers = [subprocess.Popen([sys.executable, "-m", "scripts.cli", *cmd], env=env,
                                     stdout=(logs / f"{name}.log").open("wb"),
                                     stderr=subprocess.STDOUT)

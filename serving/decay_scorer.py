@@ -39,14 +39,24 @@ def recall_reasons(shopper: ShopperContext, candidate: Candidate,
 
 
 class DecayCovisScorer:
-    """Ranks by recall strength; the default scorer of the streaming core."""
+    """Ranks by recall strength; the default scorer of the streaming core.
+
+    Reasons are written for the ``reasons_top`` strongest candidates of each shopper only (the
+    published list is a Top-5; wrapping stages that reorder still find reasons near the top)."""
 
     version = "decay-covis-1"
 
-    def __init__(self, titles: Mapping[str, str] | None = None) -> None:
+    def __init__(self, titles: Mapping[str, str] | None = None, reasons_top: int = 20) -> None:
         self.titles = titles
+        self.reasons_top = reasons_top
 
     def score(self, shoppers: list[ShopperContext],
               candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
-        return [[ScoredItem(c.item_id, c.recall_score, recall_reasons(s, c, self.titles))
-                 for c in cands] for s, cands in zip(shoppers, candidates, strict=True)]
+        out = []
+        for shopper, cands in zip(shoppers, candidates, strict=True):
+            ranked = sorted(cands, key=lambda c: -c.recall_score)
+            out.append([ScoredItem(c.item_id, c.recall_score,
+                                   recall_reasons(shopper, c, self.titles)
+                                   if k < self.reasons_top else [])
+                        for k, c in enumerate(ranked)])
+        return out

@@ -34,24 +34,11 @@ class ContentIndex(Protocol):
 @dataclass(frozen=True)
 class RecallConfig:
     history_items: int = 10        # strongest history items that seed co-visitation/content
-    covisit_per_item: int = 30
-    content_per_item: int = 30
-    trending: int = 50
+    covisit_per_item: int = 20
+    content_per_item: int = 20
+    trending: int = 30
     trend_weight: float = 0.2
-    max_candidates: int = 300
-
-
-def _add(pool: dict[str, Candidate], item: str, source: str, strength: float,
-         driver: str | None) -> None:
-    cand = pool.get(item)
-    if cand is None:
-        cand = pool[item] = Candidate(item)
-    previous = cand.sources.get(source)
-    # seeds arrive strongest first, so the first driver kept is the shopper's strongest item
-    # among those that recalled this candidate: the one the reason names
-    cand.sources[source] = ((previous[0] if previous else 0.0) + strength,
-                            previous[1] if previous else driver)
-    cand.recall_score += strength
+    max_candidates: int = 150
 
 
 def recall_candidates(history: Mapping[str, float],
@@ -67,23 +54,36 @@ def recall_candidates(history: Mapping[str, float],
     ``trending``: (item, decayed popularity), most popular first.
     """
     excluded = set(history) | (exclude or set())
-    pool: dict[str, Candidate] = {}
+    total: dict[str, float] = {}
+    # per item: source -> [strength, driver]; seeds arrive strongest first, so the first
+    # driver kept is the shopper's strongest item among those that recalled the candidate
+    by_source: dict[str, dict[str, list]] = {}
     seeds = sorted(history.items(), key=lambda kv: -kv[1])[: config.history_items]
     for source, neighbours, per_item in (("covisit", covisits, config.covisit_per_item),
                                          ("content", content or {}, config.content_per_item)):
         for seed, seed_score in seeds:
-            found = neighbours.get(seed) or []
-            top = max((s for _, s in found[:per_item]), default=0.0)
+            found = (neighbours.get(seed) or [])[:per_item]
+            top = max((s for _, s in found), default=0.0)
             if top <= 0:
                 continue
-            for item, strength in found[:per_item]:
-                if item not in excluded and item != seed and strength > 0:
-                    _add(pool, item, source, seed_score * strength / top, seed)
+            scale = seed_score / top
+            for item, strength in found:
+                if strength <= 0 or item in excluded or item == seed:
+                    continue
+                gain = scale * strength
+                total[item] = total.get(item, 0.0) + gain
+                entry = by_source.setdefault(item, {}).get(source)
+                if entry is None:
+                    by_source[item][source] = [gain, seed]
+                else:
+                    entry[0] += gain
     top_user = max((s for _, s in seeds), default=1.0) or 1.0
     top_pop = trending[0][1] if trending and trending[0][1] > 0 else 1.0
     for item, popularity in trending[: config.trending]:
         if item not in excluded:
-            _add(pool, item, "trending", config.trend_weight * top_user * popularity / top_pop,
-                 None)
-    ranked = sorted(pool.values(), key=lambda c: (-c.recall_score, c.item_id))
-    return ranked[: config.max_candidates]
+            gain = config.trend_weight * top_user * popularity / top_pop
+            total[item] = total.get(item, 0.0) + gain
+            by_source.setdefault(item, {})["trending"] = [gain, None]
+    ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[: config.max_candidates]
+    return [Candidate(item, score, {src: (v[0], v[1]) for src, v in by_source[item].items()})
+            for item, score in ranked]

@@ -156,22 +156,31 @@ class ScoreStore:
     async def user_scores(self, user_id: str, at: float) -> dict[str, float]:
         return dict(await self.user_top(user_id, at))
 
-    async def user_profile(self, user_id: str, at: float, n: int = 50) -> dict:
-        """Top items with scores, strongest behaviour per item, location and last event time."""
-        keys = user_keys(user_id)
+    async def user_profiles(self, user_ids: list[str], at: float, n: int = 50) -> list[dict]:
+        """For each user (one pipelined round trip for all): top items with scores S(u,i,T),
+        strongest behaviour per item, location and last event time."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrevrange(keys[0], 0, n - 1, withscores=True)
-            pipe.hgetall(keys[1])
-            pipe.hgetall(keys[2])
-            pairs, meta, behaviors = await pipe.execute()
-        factor = self._factor(float(meta["ref"]) if "ref" in meta else None, at)
-        return {
-            "scores": {item: acc * factor for item, acc in pairs},
-            "behaviors": {item: RANK_BEHAVIOR[int(rank)] for item, rank in behaviors.items()},
-            "lat": float(meta["lat"]) if "lat" in meta else None,
-            "lon": float(meta["lon"]) if "lon" in meta else None,
-            "last_event_time": float(meta["last_t"]) if "last_t" in meta else None,
-        }
+            for user_id in user_ids:
+                keys = user_keys(user_id)
+                pipe.zrevrange(keys[0], 0, n - 1, withscores=True)
+                pipe.hgetall(keys[1])
+                pipe.hgetall(keys[2])
+            replies = await pipe.execute()
+        profiles = []
+        for k in range(len(user_ids)):
+            pairs, meta, behaviors = replies[3 * k: 3 * k + 3]
+            factor = self._factor(float(meta["ref"]) if "ref" in meta else None, at)
+            profiles.append({
+                "scores": {item: acc * factor for item, acc in pairs},
+                "behaviors": {item: RANK_BEHAVIOR[int(rank)] for item, rank in behaviors.items()},
+                "lat": float(meta["lat"]) if "lat" in meta else None,
+                "lon": float(meta["lon"]) if "lon" in meta else None,
+                "last_event_time": float(meta["last_t"]) if "last_t" in meta else None,
+            })
+        return profiles
+
+    async def user_profile(self, user_id: str, at: float, n: int = 50) -> dict:
+        return (await self.user_profiles([user_id], at, n))[0]
 
     async def _global_ref(self) -> float | None:
         ref = await self.redis.hget(GLOBAL_KEYS[1], "ref")
