@@ -31,9 +31,10 @@ from serving.catalog_updates import (
 from serving.pipeline import ServingOptions, build_worker
 from serving.recall import recall_candidates
 from serving.rule_scorer import RuleScorer
-from serving.worker import Trigger
-from streams.config import Settings
+from serving.worker import RerankWorker, Trigger
+from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
+from streams.store import ScoreStore
 
 torch.set_num_threads(1)
 CONFIG = ExtractConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=64,
@@ -121,6 +122,28 @@ def test_without_a_feature_store_items_still_join_the_rule_catalog(demo) -> None
     new = CatalogItem("N-2", "Black Cap", "Caps", "Headwear", image=None)
     scorer = ItemOnboarder(None).onboard([new], rules)
     assert isinstance(scorer, RuleScorer) and scorer.catalog["N-2"].title == "Black Cap"
+
+
+def test_a_failing_batch_is_counted_and_the_worker_keeps_its_scorer(demo, tmp_path) -> None:
+    catalog, items, store_path = demo
+    store = FeatureStore.load(store_path)
+    store.meta["text_model"] = str(tmp_path / "moved-away")  # the encoders cannot load
+    rules = RuleScorer({i.item_id: i for i in items})
+    new = replace(items[0], item_id="N-3")
+
+    async def onboard() -> int:
+        redis = ScoreStore.from_url("redis://127.0.0.1:9/0", DecaySettings())  # never used
+        worker = RerankWorker(Settings(), redis, rules, content_index=store,
+                              onboarder=ItemOnboarder(store, catalog))
+        try:
+            return await worker.onboard([(b"N-3", _record(new))])
+        finally:
+            assert worker.scorer is rules
+            await redis.close()
+
+    failed = _outcome("failed")
+    assert asyncio.run(onboard()) == 0
+    assert _outcome("failed") - failed == 1 and "N-3" not in store.rows
 
 
 # ---- the running worker ----------------------------------------------------------------------
