@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from models.catalog import CatalogItem
 from models.demo_catalog import generate_demo_catalog
 from models.feature_store import ExtractConfig, FeatureStore, build_store
+from models.fusion import FusionConfig, FusionRanker, save_checkpoint
 from scripts.embedded import EmbeddedServices
 from serving.catalog_updates import (
     CatalogRecordError,
@@ -28,9 +29,11 @@ from serving.catalog_updates import (
     parse_catalog_update,
     read_updates,
 )
+from serving.fusion_scorer import FusionScorer
 from serving.pipeline import ServingOptions, build_worker
 from serving.recall import recall_candidates
 from serving.rule_scorer import RuleScorer
+from serving.scorer import Candidate, ShopperContext
 from serving.worker import RerankWorker, Trigger
 from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
@@ -114,6 +117,37 @@ def test_onboarder_reproduces_the_store_encoding_and_extends_the_rule_stage(demo
     assert isinstance(scorer, RuleScorer) and scorer is not rules
     assert "N-1" in scorer.catalog and len(scorer.catalog) == 6
     assert store.neighbours([existing.item_id], 1)[existing.item_id][0][0] == "N-1"
+
+
+def test_a_store_refused_by_the_serving_checkpoint_is_extended_with_it(demo, tmp_path) -> None:
+    catalog, items, store_path = demo
+    torch.manual_seed(7)  # another network than the store's untrained seed-0 one
+    model = FusionRanker(FusionConfig(visual_in=1280, text_in=384)).eval()
+    store = FeatureStore.load(store_path)
+    store.refuse(model, fused_by="ck-1")
+    store.save(tmp_path / "features" / "features-ck-1")
+    checkpoint = save_checkpoint(tmp_path / "model.pt", model, version="ck-1", users=[])
+    fusion = FusionScorer(checkpoint, tmp_path / "features", device="cpu")
+    catalog_items = {i.item_id: i for i in items}
+    existing = items[2]
+    new = replace(existing, item_id="N-4", image=str(catalog / existing.image))
+    # without the checkpoint the store cannot be extended consistently: rule catalog only
+    alone = ItemOnboarder(store, catalog).onboard([new], RuleScorer(catalog_items))
+    assert "N-4" in alone.catalog and "N-4" not in store.rows
+    onboarder = ItemOnboarder(store, catalog)
+    rules = RuleScorer(catalog_items, base=fusion)
+    prepared = onboarder.prepare([existing], rules)
+    assert prepared.fused is not None
+    np.testing.assert_allclose(prepared.fused[0], store.fused[store.rows[existing.item_id]],
+                               atol=1e-4)
+    scorer = onboarder.onboard([new], rules)
+    assert isinstance(scorer, RuleScorer) and scorer.base is fusion and "N-4" in fusion.state.rows
+    assert store.neighbours([existing.item_id], 1)[existing.item_id][0][0] == "N-4"
+    shopper = ShopperContext("u", time.time(), scores={existing.item_id: 5.0},
+                             behaviors={existing.item_id: "cart"})
+    (scored,) = fusion.score([shopper], [[Candidate("N-4")]])
+    assert scored[0].reasons != ["no item features yet"]
+    assert scored[0].reasons[0].endswith(f"{existing.item_id} you carted")
 
 
 def test_without_a_feature_store_items_still_join_the_rule_catalog(demo) -> None:
