@@ -12,11 +12,12 @@ arriving on ``catalog-updates`` (key = item id, value = UTF-8 JSON of a
    text model, seed; Eq. 7 GAP and Eq. 10–11 ``T``) and fuses them (Eq. 13–18) with the network
    that fused the store: the serving checkpoint when the base scorer is a
    :class:`~serving.fusion_scorer.FusionScorer`, else the seeded untrained network of
-   :func:`models.feature_store.build_store` (``fused_by = "untrained-seed-<n>"``);
+   :func:`models.feature_store.build_store` (``fused_by = "untrained-seed-<n>"``); it also
+   builds the paper-002 rule stage anew around the extended catalog and visual vectors;
 3. :meth:`ItemOnboarder.apply` (cheap, on the event loop, between two refresh micro-batches)
-   appends them to the FAISS index (content recall finds them), to the fusion scorer
-   (``add_items``) and to the paper-002 rule stage's catalog with their visual vectors — so they
-   are recalled and ranked without a restart.
+   appends them to the FAISS index (content recall finds them) and to the fusion scorer
+   (``add_items``), and hands back the extended rule stage — so they are recalled and ranked
+   without a restart.
 
 Without a feature store the items still join the rule stage's catalog: category, gender and
 popularity rules need no features. A store fused by a checkpoint the worker does not serve
@@ -153,11 +154,12 @@ def fusion_stage(scorer: Scorer) -> FusionScorer | None:
 
 @dataclass
 class Prepared:
-    """Encoded new items, ready for :meth:`ItemOnboarder.apply`."""
+    """Encoded new items and the extended rule stage, ready for :meth:`ItemOnboarder.apply`."""
 
     items: list[CatalogItem]
     features: ItemFeatures | None = None
     fused: np.ndarray | None = None
+    rules: RuleScorer | None = None
 
 
 class ItemOnboarder:
@@ -221,42 +223,48 @@ class ItemOnboarder:
 
     @torch.no_grad()
     def prepare(self, items: list[CatalogItem], scorer: Scorer) -> Prepared:
-        """Encode and fuse ``items`` (the heavy part; safe to run in a thread)."""
-        if self.store is None or not items:
-            return Prepared(items)
-        fuser = self._fuser(scorer)
-        if fuser is None:
-            return Prepared(items)
-        features, stats = encode_items(items, self.catalog_dir or Path("."), self.encoders())
-        if stats.missing_images:
-            log.info("%d of %d new items have no readable image", stats.missing_images,
-                     len(items))
-        device = next(fuser.parameters()).device
-        fused = fuser.fuse(features.visual.to(device), features.text.to(device),
-                           features.present.to(device)).cpu().numpy()
-        return Prepared(items, features, fused)
+        """Encode and fuse ``items`` and build the extended rule stage: the heavy part, which
+        only reads the store and ``scorer`` (safe in a thread while the loop serves)."""
+        prepared = Prepared(list(items))
+        fuser = self._fuser(scorer) if self.store is not None and items else None
+        if fuser is not None:
+            features, stats = encode_items(items, self.catalog_dir or Path("."),
+                                           self.encoders())
+            if stats.missing_images:
+                log.info("%d of %d new items have no readable image", stats.missing_images,
+                         len(items))
+            device = next(fuser.parameters()).device
+            prepared.features = features
+            prepared.fused = fuser.fuse(features.visual.to(device), features.text.to(device),
+                                        features.present.to(device)).cpu().numpy()
+        rules = rule_stage(scorer)
+        if rules is not None and items:
+            catalog = {**rules.catalog, **{item.item_id: item for item in items}}
+            vectors: dict[str, np.ndarray] | None = None
+            if self.store is not None:  # the store's visual rows, as build_scorer passes them
+                vectors = dict(zip(self.store.ids, self.store.visual, strict=True))
+                if prepared.features is not None:
+                    vectors.update(zip(prepared.features.ids,
+                                       prepared.features.visual.numpy(), strict=True))
+            # RuleScorer precomputes unit vectors and the category matrix in its constructor;
+            # rebuilding it is the public way to extend both
+            prepared.rules = RuleScorer(catalog, vectors, popularity=rules.popularity,
+                                        stores=rules.stores, config=rules.config,
+                                        base=rules.base)
+        return prepared
 
     # ---- applying (event loop) -------------------------------------------------------------
     def apply(self, prepared: Prepared, scorer: Scorer) -> Scorer:
-        """Add prepared items to the index, the fusion scorer and the rule catalog; returns the
-        scorer to use from now on (a rule stage is rebuilt around the extended catalog)."""
+        """Add prepared items to the index and the fusion scorer (cheap; on the event loop);
+        returns the scorer to use from now on (the rule stage rebuilt by :meth:`prepare`)."""
         if prepared.features is not None and prepared.fused is not None:
             assert self.store is not None
             self.store.add_items(prepared.features.ids, prepared.fused, prepared.features)
             fusion = fusion_stage(scorer)
             if fusion is not None:
                 fusion.add_items(prepared.features)
-        rules = rule_stage(scorer)
-        if rules is not None and prepared.items:
-            catalog = {**rules.catalog, **{item.item_id: item for item in prepared.items}}
-            vectors = (dict(zip(self.store.ids, self.store.visual, strict=True))
-                       if self.store is not None else None)
-            # RuleScorer precomputes unit vectors and the category matrix in its constructor;
-            # rebuilding it is the public way to extend both
-            scorer = RuleScorer(catalog, vectors, popularity=rules.popularity,
-                                stores=rules.stores, config=rules.config, base=rules.base)
         CATALOG_UPDATES.labels("applied").inc(len(prepared.items))
-        return scorer
+        return prepared.rules if prepared.rules is not None else scorer
 
     def onboard(self, items: list[CatalogItem], scorer: Scorer) -> Scorer:
         """:meth:`prepare` then :meth:`apply`, in the calling thread (for scripts and tests)."""
