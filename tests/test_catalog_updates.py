@@ -165,18 +165,18 @@ def test_a_failing_batch_is_counted_and_the_worker_keeps_its_scorer(demo, tmp_pa
     rules = RuleScorer({i.item_id: i for i in items})
     new = replace(items[0], item_id="N-3")
 
-    async def onboard() -> int:
+    async def onboard() -> tuple[int, RerankWorker]:
         redis = ScoreStore.from_url("redis://127.0.0.1:9/0", DecaySettings())  # never used
         worker = RerankWorker(Settings(), redis, rules, content_index=store,
                               onboarder=ItemOnboarder(store, catalog))
         try:
-            return await worker.onboard([(b"N-3", _record(new))])
+            return await worker.onboard([(b"N-3", _record(new))]), worker
         finally:
-            assert worker.scorer is rules
             await redis.close()
 
     failed = _outcome("failed")
-    assert asyncio.run(onboard()) == 0
+    applied, worker = asyncio.run(onboard())
+    assert applied == 0 and worker.scorer is rules
     assert _outcome("failed") - failed == 1 and "N-3" not in store.rows
 
 
