@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-model", action="store_true",
                    help="skip features + training: rank with co-visitation and the rules only")
-    p.add_argument("--history-events", type=int, default=20000,
+    p.add_argument("--history-events", type=int, default=6000,
                    help="simulated past events the fusion network is trained on")
-    p.add_argument("--epochs", type=int, default=8, help="fusion network training epochs")
+    p.add_argument("--epochs", type=int, default=5, help="fusion network training epochs")
     p.add_argument("--home", default=None, help="working directory (default: $STYLESTREAM_HOME "
                                                 "or ./var)")
     p.set_defaults(func=run)

@@ -114,8 +114,7 @@ class RerankWorker:
 
     async def shopper_contexts(self, triggers: list[Trigger], at: float
                                ) -> list[ShopperContext]:
-        profiles = await asyncio.gather(*(self.store.user_profile(t.user_id, at)
-                                          for t in triggers))
+        profiles = await self.store.user_profiles([t.user_id for t in triggers], at)
         return [ShopperContext(
             user_id=t.user_id, now=at, scores=p["scores"], behaviors=p["behaviors"],
             purchased={i for i, b in p["behaviors"].items() if b == "purchase"},
