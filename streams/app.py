@@ -60,6 +60,11 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         topic_disable_leader=True,
         topic_partitions=settings.partitions,
         processing_guarantee="at_least_once",
+        # refresh triggers go out in a burst per batch: let the producer pack them
+        producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
+        broker_max_poll_records=2000,
+        stream_buffer_maxsize=8192,
         web_enabled=False,
         store="memory://",
     )
@@ -118,9 +123,18 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         per_user: dict[str, int] = {}
         for e in valid:
             per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
-        for user, newest in result.users.items():
-            await refresh_topic.send(key=user.encode(),
-                                     value=refresh_message(user, newest, per_user[user]))
+        if single:  # the plain agent: Faust's buffered send, one trigger at a time
+            for user, newest in result.users.items():
+                await refresh_topic.send(key=user.encode(),
+                                         value=refresh_message(user, newest, per_user[user]))
+        else:
+            # hand every trigger to the producer first, then wait for all acknowledgements
+            # (one wait per batch instead of Faust's per-message bookkeeping)
+            pending = [await app.producer.send(
+                topics.refresh, user.encode(), refresh_message(user, newest, per_user[user]),
+                partition=None, timestamp=None, headers=None)
+                for user, newest in result.users.items()]
+            await asyncio.gather(*pending)
         metrics.REFRESHES.inc(len(result.users))
 
     if single:
