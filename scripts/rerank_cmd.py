@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="penalty weight of store distance")
     p.add_argument("--no-catalog-updates", action="store_true",
                    help="do not onboard new items from catalog-updates while running")
-    p.add_argument("--max-batch", type=int, default=64, help="triggers per micro-batch")
+    p.add_argument("--max-batch", type=int, default=256, help="triggers per micro-batch at most")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (default: none)")
     p.set_defaults(func=run)

@@ -67,7 +67,8 @@ def build_scorer(options: ServingOptions, popularity: PopularitySnapshot
 
         catalog = load_catalog(options.catalog_dir)
     titles = {i: item.title for i, item in catalog.items()}
-    base: Scorer = DecayCovisScorer(titles)
+    # alone, the co-visitation scorer's order is final: reasons for the published five only
+    base: Scorer = DecayCovisScorer(titles, reasons_top=20 if options.rules and catalog else 5)
     content: ContentIndex | None = None
     vectors: dict = {}
     if options.features:

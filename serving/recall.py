@@ -38,7 +38,7 @@ class RecallConfig:
     content_per_item: int = 20
     trending: int = 30
     trend_weight: float = 0.2
-    max_candidates: int = 150
+    max_candidates: int = 100
 
 
 def recall_candidates(history: Mapping[str, float],
