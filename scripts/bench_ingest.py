@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scripts.embedded import EmbeddedServices, free_port, start_services
+from scripts.embedded import EmbeddedServices, free_port, start_services, stop_processes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,16 +85,6 @@ def worker(svc: EmbeddedServices, *args: str, log: Path) -> tuple[subprocess.Pop
     return proc, port
 
 
-def stop(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def agent_throughput(events: list[dict], single: bool, workdir: Path) -> dict:
     """Pre-load the topic, start the agent, time first → last applied event."""
     with start_services(partitions=4, workdir=str(workdir)) as svc:
@@ -121,7 +111,7 @@ def agent_throughput(events: list[dict], single: bool, workdir: Path) -> dict:
                 if done >= len(events):
                     break
                 time.sleep(0.05)
-        stop(proc)
+        stop_processes(proc)
     if first is None or last is None or done < len(events):
         raise RuntimeError(f"{label} applied {done:.0f}/{len(events)} events; see "
                            f"{workdir / 'worker.log'}")
@@ -199,7 +189,7 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
         time.sleep(3.0)
         stop_reading.set()
         reader.join(timeout=5)
-        stop(ingest, rerank)
+        stop_processes(ingest, rerank)
     if not lags:
         raise RuntimeError(f"no lists came back for the {label}; see {workdir}")
     q = statistics.quantiles(lags, n=100)

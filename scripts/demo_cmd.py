@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from models.catalog import load_catalog
     from models.demo_catalog import generate_demo_catalog, load_stores
     from models.simulation import ShopperSimulator
-    from scripts.embedded import free_port, services_for
+    from scripts.embedded import free_port, services_for, stop_processes
     from scripts.simulate_cmd import ProduceStats, produce_paced
     from streams.config import load_settings
 
@@ -248,13 +248,7 @@ def run(args: argparse.Namespace) -> int:
             producer.close()
             time.sleep(1.0)  # let the last lists arrive
             stop.set()
-            for w in workers:
-                w.terminate()
-            for w in workers:
-                try:
-                    w.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    w.kill()
+            stop_processes(*workers)
             reader.join(timeout=5)
         print(render(board, titles, stats.sent, stats.malformed, time.time() - stats.started,
                      args.show, False))

@@ -77,15 +77,17 @@ def redis_binary() -> Path:
     return path
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
+def stop_processes(*procs: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM all, then wait for each; whatever outlives ``timeout`` is killed."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
 
 
 def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 20.0) -> None:
@@ -130,8 +132,7 @@ class EmbeddedServices:
         return {"STYLESTREAM_KAFKA": self.kafka_url, "STYLESTREAM_REDIS": self.redis_url}
 
     def stop(self) -> None:
-        for proc in self._procs:
-            _stop(proc)
+        stop_processes(*self._procs, timeout=5.0)
         self._procs = ()
 
     def __enter__(self) -> EmbeddedServices:
@@ -171,8 +172,7 @@ def start_services(partitions: int = 4, topics: Topics | None = None,
         create_topics(f"127.0.0.1:{kafka_port}", (topics or Topics()).partitions(partitions),
                       timeout=timeout)
     except BaseException:
-        for proc in procs:
-            _stop(proc)
+        stop_processes(*procs, timeout=5.0)
         raise
     return EmbeddedServices(kafka_url=f"127.0.0.1:{kafka_port}",
                             redis_url=f"redis://127.0.0.1:{redis_port}/0", workdir=workdir,

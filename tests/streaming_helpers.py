@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from scripts.embedded import EmbeddedServices
+from scripts.embedded import EmbeddedServices, stop_processes
 
 
 @contextlib.contextmanager
@@ -26,13 +26,7 @@ def running(services: EmbeddedServices, *commands: list[str],
     try:
         yield procs
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(*procs)
 
 
 def produce(services: EmbeddedServices, topic: str, records: list[tuple[bytes, bytes]]) -> None:
