@@ -52,13 +52,16 @@ class Board:
 
     latest: dict[str, dict] = field(default_factory=dict)
     freshness: deque = field(default_factory=lambda: deque(maxlen=5000))
+    history: deque = field(default_factory=lambda: deque(maxlen=500_000))
     received: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, message: dict, received_at: float) -> None:
         with self.lock:
             self.latest[message["user_id"]] = message
-            self.freshness.append(received_at - message["source_event_time"])
+            lag = received_at - message["source_event_time"]
+            self.freshness.append(lag)
+            self.history.append((received_at, lag))
             self.received += 1
 
     def percentile(self, q: float) -> float | None:
@@ -142,6 +145,7 @@ def wait_until_serving(producer, topic: str, board: Board, workers: list[subproc
             if "warm-up" in board.latest:
                 board.latest.clear()
                 board.freshness.clear()
+                board.history.clear()
                 board.received = 0
                 return True
         time.sleep(0.1)
@@ -228,8 +232,12 @@ def run(args: argparse.Namespace) -> int:
         clear = sys.stdout.isatty()
         next_frame = [stats.started]
 
+        timeline: list[tuple[float, int]] = []
+
         def tick(stats: ProduceStats) -> None:
             now = time.time()
+            if not timeline or now - timeline[-1][0] >= 0.5:
+                timeline.append((now, stats.sent))
             if any(w.poll() is not None for w in workers):
                 print("a worker exited unexpectedly; stopping", file=sys.stderr)
                 stop.set()
@@ -252,6 +260,15 @@ def run(args: argparse.Namespace) -> int:
             reader.join(timeout=5)
         print(render(board, titles, stats.sent, stats.malformed, time.time() - stats.started,
                      args.show, False))
+    if board.received:
+        from scripts.demo_dashboard import save_dashboard
+
+        with board.lock:
+            newest = max(board.latest.values(), key=lambda m: m["generated_at"])
+            samples = list(board.history)
+        picture = save_dashboard(home / "dashboard.png", stats.started, time.time(), timeline,
+                                 samples, newest, catalog, catalog_dir)
+        print(f"dashboard picture: {picture}")
     if board.received == 0:
         print("stylestream demo: no recommendation list arrived", file=sys.stderr)
         return 1
