@@ -68,4 +68,11 @@ class NeuMF(PairwiseTorchModel):
 
     def _all_scores(self, users: torch.Tensor) -> torch.Tensor:
         items = torch.arange(self.n_items)
-        return torch.stack([self.module(u.expand(self.n_items), items) for u in users])
+        step = max(1, 1_000_000 // self.n_items)  # ~1M (user, item) pairs per forward pass
+        rows = []
+        for start in range(0, users.numel(), step):
+            chunk = users[start:start + step]
+            pairs_u = chunk.repeat_interleave(self.n_items)
+            pairs_i = items.repeat(chunk.numel())
+            rows.append(self.module(pairs_u, pairs_i).view(chunk.numel(), self.n_items))
+        return torch.cat(rows)
