@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, ResponseError
 
 from streams.config import DecaySettings
 from streams.contract import BehaviorEvent
@@ -81,6 +84,8 @@ class ScoreStore:
         self.covisit_cap = covisit_cap
         self._user_script = client.register_script(_lua("apply_user_events.lua"))
         self._global_script = client.register_script(_lua("apply_global_events.lua"))
+        self._profiles_script = client.register_script(_lua("read_profiles.lua"))
+        self._recall_script = client.register_script(_lua("read_recall.lua"))
 
     @classmethod
     def from_url(cls, url: str, decay: DecaySettings, **kwargs: int) -> ScoreStore:
@@ -88,6 +93,40 @@ class ScoreStore:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+    async def _pipelined_script(self, script: AsyncScript,
+                                calls: list[tuple[list[str], list[str | float | int]]],
+                                ) -> list:
+        """Run ``script`` once per ``(keys, args)`` in one pipelined round trip; the replies in
+        order.
+
+        redis-py's ``Script`` on a pipeline first asks ``SCRIPT EXISTS`` (one more round trip
+        per batch); here the ``EVALSHA`` calls go out directly and only calls answered
+        ``NOSCRIPT`` (a restarted or flushed server: the script did not run) are sent again
+        after ``SCRIPT LOAD``.
+        """
+        replies: list = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            pipe: Pipeline
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for k in todo:
+                    keys, args = calls[k]
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                answers = await pipe.execute(raise_on_error=False)
+            missing = []
+            for k, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, NoScriptError) and attempt == 0:
+                    missing.append(k)
+                elif isinstance(answer, ResponseError):
+                    raise answer
+                else:
+                    replies[k] = answer
+            if not missing:
+                break
+            script.sha = await self.redis.script_load(script.script)
+            todo = missing
+        return replies
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -108,11 +147,9 @@ class ScoreStore:
         by_shard: dict[str, list[BehaviorEvent]] = defaultdict(list)
         for event in events:
             by_shard[shard_prefix(event.user_id)].append(event)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for prefix, shard_events in by_shard.items():
-                await self._user_script(keys=[prefix], args=self._user_args(shard_events),
-                                        client=pipe)
-            replies = await pipe.execute()
+        replies = await self._pipelined_script(
+            self._user_script, [([prefix], self._user_args(shard_events))
+                                for prefix, shard_events in by_shard.items()])
         popularity: list[str] = []
         covisits: list[str] = []
         for shard_events, reply in zip(by_shard.values(), replies, strict=True):
@@ -157,22 +194,29 @@ class ScoreStore:
         return dict(await self.user_top(user_id, at))
 
     async def user_profiles(self, user_ids: list[str], at: float, n: int = 50) -> list[dict]:
-        """For each user (one pipelined round trip for all): top items with scores S(u,i,T),
-        strongest behaviour per item, location and last event time."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                keys = user_keys(user_id)
-                pipe.zrevrange(keys[0], 0, n - 1, withscores=True)
-                pipe.hgetall(keys[1])
-                pipe.hgetall(keys[2])
-            replies = await pipe.execute()
+        """For each user (one pipelined round trip for all, one script call per user shard):
+        top items with scores S(u,i,T), strongest behaviour per item, location and last event
+        time."""
+        by_shard: dict[str, list[str]] = defaultdict(list)
+        for user_id in user_ids:
+            by_shard[shard_prefix(user_id)].append(user_id)
+        replies = await self._pipelined_script(
+            self._profiles_script, [([prefix], [n, *users]) for prefix, users in
+                                    by_shard.items()])
+        raw: dict[str, tuple[list, list, list]] = {}
+        for users, reply in zip(by_shard.values(), replies, strict=True):
+            for k, user_id in enumerate(users):
+                raw[user_id] = (reply[3 * k], reply[3 * k + 1], reply[3 * k + 2])
         profiles = []
-        for k in range(len(user_ids)):
-            pairs, meta, behaviors = replies[3 * k: 3 * k + 3]
+        for user_id in user_ids:
+            pairs, meta_flat, beh_flat = raw[user_id]
+            meta = dict(zip(meta_flat[::2], meta_flat[1::2], strict=True))
             factor = self._factor(float(meta["ref"]) if "ref" in meta else None, at)
             profiles.append({
-                "scores": {item: acc * factor for item, acc in pairs},
-                "behaviors": {item: RANK_BEHAVIOR[int(rank)] for item, rank in behaviors.items()},
+                "scores": {item: float(acc) * factor
+                           for item, acc in zip(pairs[::2], pairs[1::2], strict=True)},
+                "behaviors": {item: RANK_BEHAVIOR[int(rank)]
+                              for item, rank in zip(beh_flat[::2], beh_flat[1::2], strict=True)},
                 "lat": float(meta["lat"]) if "lat" in meta else None,
                 "lon": float(meta["lon"]) if "lon" in meta else None,
                 "last_event_time": float(meta["last_t"]) if "last_t" in meta else None,
@@ -218,3 +262,20 @@ class ScoreStore:
                 pipe.zrevrange(COVIS_PREFIX + item, 0, n - 1, withscores=True)
             replies = await pipe.execute()
         return dict(zip(items, replies, strict=True))
+
+    async def recall_sources(self, items: list[str], at: float, covisit_n: int = 20,
+                             trending_n: int = 50,
+                             ) -> tuple[dict[str, list[tuple[str, float]]],
+                                        list[tuple[str, float]]]:
+        """:meth:`covisited` of ``items`` and :meth:`trending` at ``at``, in one round trip
+        (one script call; the same values as the two methods)."""
+        (reply,) = await self._pipelined_script(
+            self._recall_script, [(GLOBAL_KEYS[:2], [COVIS_PREFIX, covisit_n, trending_n,
+                                                     *items])])
+        ref, popular, *neighbours = reply
+        factor = self._factor(None if ref is None else float(ref), at)
+        trending = [(item, float(acc) * factor)
+                    for item, acc in zip(popular[::2], popular[1::2], strict=True)]
+        covisits = {item: list(zip(flat[::2], map(float, flat[1::2]), strict=True))
+                    for item, flat in zip(items, neighbours, strict=True)}
+        return covisits, trending

@@ -137,3 +137,47 @@ def test_popularity_and_covisitation_follow_the_closed_form(services: EmbeddedSe
     c21 = dict(covis["i2"]).get("i1")
     assert c12 is not None and math.isclose(c12, c21, rel_tol=1e-12)
     assert redis.Redis.from_url(services.redis_url).exists(COVIS_PREFIX + "i1")
+
+
+def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -> None:
+    """The worker's one-call-per-shard profile read and one-call recall read give exactly what
+    the plain commands give, and survive a server that forgot its scripts (NOSCRIPT)."""
+    decay = DecaySettings()
+    rng = random.Random(5)
+    events = random_events(rng, 600, 30, users=40, items=30)
+    events.append(BehaviorEvent("loc", "u3", "i1", "view", T0 + 31 * DAY, lat=52.5, lon=13.4))
+    at = T0 + 32 * DAY
+    users = [f"u{k}" for k in range(40)] + ["nobody"]
+    seeds = ["i1", "i2", "i7", "unknown"]
+
+    async def run() -> tuple:
+        store = ScoreStore.from_url(services.redis_url, decay)
+        try:
+            await apply_in_batches(store, events, 50)
+            await store.redis.script_flush()  # a restarted server: every script forgotten
+            profiles = await store.user_profiles(users, at, n=7)
+            covisits, trending = await store.recall_sources(seeds, at, 5, 9)
+            expected = []
+            for user in users:
+                keys = user_keys(user)
+                pairs = await store.redis.zrevrange(keys[0], 0, 6, withscores=True)
+                meta = await store.redis.hgetall(keys[1])
+                beh = await store.redis.hgetall(keys[2])
+                expected.append((pairs, meta, beh))
+            return (profiles, covisits, trending, expected,
+                    await store.covisited(seeds, 5), await store.trending(at, 9))
+        finally:
+            await store.close()
+
+    profiles, covisits, trending, expected, covisits_ref, trending_ref = asyncio.run(run())
+    assert covisits == covisits_ref and trending == trending_ref and len(trending) == 9
+    assert covisits["unknown"] == [] and len(covisits["i1"]) == 5
+    for profile, (pairs, meta, beh) in zip(profiles, expected, strict=True):
+        factor = math.exp(-decay.decay_per_second * (at - float(meta["ref"]))) if meta else 0.0
+        assert profile["scores"] == {item: acc * factor for item, acc in pairs}
+        assert list(profile["scores"]) == [item for item, _ in pairs]  # strongest first
+        assert profile["behaviors"] == {i: ["view", "favorite", "cart", "purchase"][int(r)]
+                                        for i, r in beh.items()}
+    assert profiles[3]["lat"] == 52.5 and profiles[3]["lon"] == 13.4
+    assert profiles[-1] == {"scores": {}, "behaviors": {}, "lat": None, "lon": None,
+                            "last_event_time": None}
