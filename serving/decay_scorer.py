@@ -8,9 +8,11 @@ item-to-item ranker. Reasons name the history item and behaviour that drove each
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import attrgetter
 
 from serving.scorer import Candidate, ScoredItem, ShopperContext
 
+_recall_score = attrgetter("recall_score")
 BEHAVIOR_PAST = {"view": "viewed", "favorite": "favorited", "cart": "carted",
                  "purchase": "bought"}
 
@@ -45,6 +47,7 @@ class DecayCovisScorer:
     published list is a Top-5; wrapping stages that reorder still find reasons near the top)."""
 
     version = "decay-covis-1"
+    reads_popularity = False
 
     def __init__(self, titles: Mapping[str, str] | None = None, reasons_top: int = 20) -> None:
         self.titles = titles
@@ -53,10 +56,12 @@ class DecayCovisScorer:
     def score(self, shoppers: list[ShopperContext],
               candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
         out = []
+        top, titles = max(self.reasons_top, 0), self.titles
         for shopper, cands in zip(shoppers, candidates, strict=True):
-            ranked = sorted(cands, key=lambda c: -c.recall_score)
-            out.append([ScoredItem(c.item_id, c.recall_score,
-                                   recall_reasons(shopper, c, self.titles)
-                                   if k < self.reasons_top else [])
-                        for k, c in enumerate(ranked)])
+            # strongest first (stable: recall's order among equals); reasons near the top only
+            ranked = sorted(cands, key=_recall_score, reverse=True)
+            scored = [ScoredItem(c.item_id, c.recall_score, recall_reasons(shopper, c, titles))
+                      for c in ranked[:top]]
+            scored.extend([ScoredItem(c.item_id, c.recall_score, []) for c in ranked[top:]])
+            out.append(scored)
         return out

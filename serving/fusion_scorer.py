@@ -67,6 +67,8 @@ class FusionScorer:
     :meth:`maybe_reload` follows newer versions too).
     """
 
+    reads_popularity = False
+
     def __init__(self, checkpoint: str | Path, features: str | Path,
                  device: str | torch.device | None = None) -> None:
         self.checkpoint_path = Path(checkpoint)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Protocol
 
 from serving.scorer import Candidate
@@ -53,16 +54,24 @@ def recall_candidates(history: Mapping[str, float],
     ``covisits``/``content``: neighbours of history items with strengths/similarities;
     ``trending``: (item, decayed popularity), most popular first.
     """
-    excluded = set(history) | (exclude or set())
+    excluded = set(history)
+    if exclude:
+        excluded |= exclude
     total: dict[str, float] = {}
-    # per item: source -> [strength, driver]; seeds arrive strongest first, so the first
-    # driver kept is the shopper's strongest item among those that recalled the candidate
-    by_source: dict[str, dict[str, list]] = {}
-    seeds = sorted(history.items(), key=lambda kv: -kv[1])[: config.history_items]
+    # per source: item -> summed strength, and item -> driver. Seeds arrive strongest first, so
+    # the first driver kept is the shopper's strongest item among those that recalled the item
+    gains: dict[str, dict[str, float]] = {"covisit": {}, "content": {}}
+    drivers: dict[str, dict[str, str]] = {"covisit": {}, "content": {}}
+    # history is usually already strongest first (read so from Redis): then this sort is O(n)
+    seeds = sorted(history.items(), key=itemgetter(1), reverse=True)[: config.history_items]
     for source, neighbours, per_item in (("covisit", covisits, config.covisit_per_item),
                                          ("content", content or {}, config.content_per_item)):
+        source_gain, source_driver = gains[source], drivers[source]
         for seed, seed_score in seeds:
-            found = (neighbours.get(seed) or [])[:per_item]
+            found = neighbours.get(seed)
+            if not found:
+                continue
+            found = found[:per_item]
             top = max((s for _, s in found), default=0.0)
             if top <= 0:
                 continue
@@ -72,18 +81,32 @@ def recall_candidates(history: Mapping[str, float],
                     continue
                 gain = scale * strength
                 total[item] = total.get(item, 0.0) + gain
-                entry = by_source.setdefault(item, {}).get(source)
-                if entry is None:
-                    by_source[item][source] = [gain, seed]
+                if item in source_gain:
+                    source_gain[item] += gain
                 else:
-                    entry[0] += gain
+                    source_gain[item] = gain
+                    source_driver[item] = seed
     top_user = max((s for _, s in seeds), default=1.0) or 1.0
     top_pop = trending[0][1] if trending and trending[0][1] > 0 else 1.0
+    trend_gain: dict[str, float] = {}
     for item, popularity in trending[: config.trending]:
         if item not in excluded:
             gain = config.trend_weight * top_user * popularity / top_pop
             total[item] = total.get(item, 0.0) + gain
-            by_source.setdefault(item, {})["trending"] = [gain, None]
-    ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[: config.max_candidates]
-    return [Candidate(item, score, {src: (v[0], v[1]) for src, v in by_source[item].items()})
-            for item, score in ranked]
+            trend_gain[item] = gain
+    # strongest first, ties by item id: sort by id, then (stable) by score descending
+    ranked = sorted(total.items(), key=itemgetter(0))
+    ranked.sort(key=itemgetter(1), reverse=True)
+    covisit_gain, covisit_driver = gains["covisit"], drivers["covisit"]
+    content_gain, content_driver = gains["content"], drivers["content"]
+    out = []
+    for item, score in ranked[: config.max_candidates]:
+        sources: dict[str, tuple[float, str | None]] = {}
+        if item in covisit_gain:
+            sources["covisit"] = (covisit_gain[item], covisit_driver[item])
+        if item in content_gain:
+            sources["content"] = (content_gain[item], content_driver[item])
+        if item in trend_gain:
+            sources["trending"] = (trend_gain[item], None)
+        out.append(Candidate(item, score, sources))
+    return out

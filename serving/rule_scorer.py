@@ -109,6 +109,8 @@ class RuleTerms:
 class RuleScorer:
     """The paper-002 ranker (module docstring); implements :class:`serving.scorer.Scorer`."""
 
+    reads_popularity = True  # NormPop and trendiness: the worker's popularity snapshot
+
     def __init__(self, catalog: Mapping[str, CatalogItem] | list[CatalogItem],
                  vectors: Mapping[str, np.ndarray] | None = None,
                  popularity: PopularityProvider | None = None,

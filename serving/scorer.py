@@ -57,6 +57,10 @@ class Scorer(Protocol):
 
     Implementations return one :class:`ScoredItem` per candidate (any order); the worker sorts
     and cuts to the Top-5. ``version`` goes into every published message (``model_version``).
+
+    Optional: a class attribute ``reads_popularity = False`` tells the worker that the chain
+    never reads the popularity snapshot, so it skips reading item popularity per micro-batch
+    (absent means True: the worker reads it).
     """
 
     version: str

@@ -20,6 +20,7 @@ event loop, between two refresh micro-batches (new-item cold start without a res
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import time
@@ -126,9 +127,8 @@ class RerankWorker:
         shoppers = await self.shopper_contexts(triggers, at)
         seeds = sorted({i for s in shoppers for i, _ in sorted(
             s.scores.items(), key=lambda kv: -kv[1])[: self.recall_config.history_items]})
-        covisits, trending = await asyncio.gather(
-            self.store.covisited(seeds, self.recall_config.covisit_per_item),
-            self.store.trending(at, self.recall_config.trending))
+        covisits, trending = await self.store.recall_sources(
+            seeds, at, self.recall_config.covisit_per_item, self.recall_config.trending)
         content = (self.content_index.neighbours(seeds, self.recall_config.content_per_item)
                    if self.content_index is not None and seeds else {})
         candidates = []
@@ -137,7 +137,7 @@ class RerankWorker:
                                       exclude=shopper.purchased, config=self.recall_config)
             metrics.CANDIDATES.observe(len(cands))
             candidates.append(cands)
-        if self.popularity_sink is not None:
+        if self.popularity_sink is not None and getattr(self.scorer, "reads_popularity", True):
             items = sorted({c.item_id for cs in candidates for c in cs}
                            | {i for s in shoppers for i in s.scores})
             popularity = await self.store.popularity_of(items, at)
@@ -152,8 +152,10 @@ class RerankWorker:
         generated_at = self.clock()
         messages = []
         for trig, shopper, items in zip(triggers, shoppers, scored, strict=True):
-            ranked = sorted((it for it in items if it.item_id not in shopper.purchased),
-                            key=lambda it: (-it.score, it.item_id))[:TOP_K]
+            # = sorted(...)[:TOP_K], without sorting the whole candidate list
+            ranked = heapq.nsmallest(TOP_K, (it for it in items
+                                             if it.item_id not in shopper.purchased),
+                                     key=lambda it: (-it.score, it.item_id))
             messages.append(recommendation_message(trig.user_id, ranked, self.scorer.version,
                                                    trig.source_event_time, generated_at))
         return messages
