@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep the first N users (sorted ids), for CI-sized runs")
     p.add_argument("--epochs", type=_positive, default=30, help="epochs of the neural models")
     p.add_argument("--dim", type=_positive, default=64, help="embedding size")
+    p.add_argument("--fusion-epochs", type=_positive, default=20,
+                   help="most epochs of the fusion network (early stopping, patience 5)")
+    p.add_argument("--cache", default="var/eval",
+                   help="where item feature stores built for evaluation are kept")
     p.add_argument("--models", default=None,
                    help="comma-separated subset of Random,Pop,ItemCF,BPR-MF,NeuMF,VBPR,LightGCN")
     p.add_argument("--study", choices=STUDY_CHOICES, default="paper")
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, level=args.level, protocol=args.protocol, ranking=args.ranking,
         seeds=args.seeds, max_users=args.max_users, epochs=args.epochs, dim=args.dim,
         models=models, studies=STUDIES if args.study == "paper" else (args.study,),
-        out=args.out, data_root=args.data, progress=not args.no_progress)
+        out=args.out, data_root=args.data, progress=not args.no_progress,
+        fusion_epochs=args.fusion_epochs, cache=args.cache)
     try:
         written = run_studies(settings)
     except (DatasetError, ValueError) as exc:

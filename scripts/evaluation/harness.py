@@ -73,7 +73,7 @@ def evaluate(model: Recommender, data: EvalData, ranking: str, seed: int,
              n_neg: int = 99, batch_users: int = 256) -> dict[str, float]:
     """Per-user metrics of a fitted ``model`` averaged over users (Eq. 22)."""
     per_user = evaluate_per_user(model, data, ranking, seed, n_neg, batch_users)
-    return metrics.mean_over_users(per_user)
+    return metrics.mean_over_users(per_user, np.nanmean)
 
 
 def evaluate_per_user(model: Recommender, data: EvalData, ranking: str, seed: int,
@@ -88,13 +88,35 @@ def evaluate_per_user(model: Recommender, data: EvalData, ranking: str, seed: in
         if ranking == "full":
             parts.append(metrics.full_ranking(scores, data.relevant[rows], data.seen[rows],
                                               rng=rng))
+            if data.cold is not None:
+                parts[-1].update(_cold_metrics(scores, data, rows, rng))
         elif ranking == "sampled":
             parts.append(_sampled(scores, data.relevant[rows], data.interacted[rows], n_neg, rng))
         else:
             raise ValueError(f"unknown ranking {ranking!r}; expected 'full' or 'sampled'")
     per_user = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    wanted = metrics.metric_names(ranking)
+    wanted = metrics.metric_names(ranking) + list(COLD_METRICS)
     return {k: v for k, v in per_user.items() if k in wanted}
+
+
+#: full ranking, positives restricted to *cold* items (never in training); NaN for users
+#: without a cold positive, averaged over the users that have one
+COLD_METRICS: dict[str, str] = {"HR@10 cold": "HR@10", "Recall@20 cold": "Recall@20"}
+
+
+def _cold_metrics(scores: np.ndarray, data: EvalData, rows: slice,
+                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+    assert data.cold is not None
+    cold_rel = [rel[data.cold[rel]] for rel in data.relevant[rows]]
+    has = np.array([c.size > 0 for c in cold_rel], dtype=bool)
+    out = {name: np.full(len(cold_rel), np.nan) for name in COLD_METRICS}
+    if has.any():
+        picked = metrics.full_ranking(scores[has], [c for c in cold_rel if c.size],
+                                      [s for s, h in zip(data.seen[rows], has, strict=True) if h],
+                                      ks=(10, 20), rng=rng)
+        for name, source in COLD_METRICS.items():
+            out[name][has] = picked[source]
+    return out
 
 
 def _sampled(scores: np.ndarray, relevant: Sequence[np.ndarray],
@@ -138,7 +160,7 @@ def run_models(factories: dict[str, ModelFactory], data: EvalData, ranking: str,
             model = factory(data, seed)
             model.fit(data.train, data.vocab.n_users, data.vocab.n_items, seed=seed)
             per_user = evaluate_per_user(model, data, ranking, seed, n_neg=n_neg)
-            per_seed.append(metrics.mean_over_users(per_user))
+            per_seed.append(metrics.mean_over_users(per_user, np.nanmean))
             for k, v in per_user.items():
                 users_sum[k] = users_sum.get(k, 0.0) + v
             bar.update()

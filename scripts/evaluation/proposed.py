@@ -1,4 +1,4 @@
-"""The proposed system offline: decayed multi-behaviour recall, and the hook for the fusion ranker.
+"""The proposed system offline: decayed multi-behaviour recall, online recall merge, fusion rerank.
 
 Recall stage (implemented): paper 000 §3.2 builds the time-sensitive user × item matrix
 ``S(u,i,T) = Σ_k w_k · exp(−λ · daysAgo_k)`` (Eq. 1–3; weights 1/3/5/10, λ = 0.05/day), and §3.5
@@ -14,16 +14,20 @@ level, the training part split again 80/20 per user; the test part never looked 
 the columns of S itself scored HR@5 0.13 against 0.26 for binary co-visitation with S-weighted
 profiles: heavy repeat viewers dominate S's columns. ``similarity="decayed"`` keeps that variant.
 
-Rerank stage (hook): the fusion network (Eq. 13–21; ``models/fusion.py`` with
-``serving/fusion_scorer.py``, another engineer's) plugs in through :data:`RERANKER_FACTORY`: a
-callable ``(EvalData) -> Reranker`` that scores each user's top ``n_candidates`` recalled items.
-While it is None the proposed system is the recall stage alone, and the ablations "w/o textual
-features" / "w/o visual features" (Table 3) cannot be measured.
+Rerank stage: when item content exists (H&M), the system is the served one. Candidates come
+from ``serving.recall.recall_candidates`` — the online recall function itself — fed with the
+offline equivalents of what the worker reads from Redis and FAISS: the shopper's decayed scores
+S (its 10 strongest items seed recall), co-visitation neighbours (the binary-cosine similarity
+above, 20 per seed), content neighbours (cosine of the trained network's fused vectors, 20 per
+seed; :mod:`scripts.evaluation.fusion_rerank`) and trending items (decayed popularity
+``Σ_u S(u,i)``, the closed form the global Lua script keeps; 30). The fusion network then
+orders those (at most 100) candidates, which are placed above every other item; the remaining
+items keep their recall score, so HR@10/Recall@20 beyond the candidates still see an order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 import numpy as np
@@ -33,6 +37,7 @@ from models.baselines.base import Recommender
 from models.baselines.itemcf import ItemCF, cosine_item_similarity, strongest
 from models.datasets import InteractionArrays
 from scripts.evaluation.protocols import EvalData
+from serving.recall import RecallConfig, recall_candidates
 from streams.config import DEFAULT_WEIGHTS
 from streams.decay import score_matrix
 
@@ -40,15 +45,16 @@ DEFAULT_DECAY_PER_DAY = 0.05
 
 
 class Reranker(Protocol):
-    """Second stage: ``rerank(users, candidates)[b, j]`` scores ``candidates[b, j]``."""
+    """Second stage: ``rerank(users, candidates)[b, j]`` scores ``candidates[b, j]``;
+    ``neighbours`` answers the content source of recall, ``score_all`` ranks every item."""
 
     def fit(self, data: EvalData, seed: int) -> None: ...
 
     def rerank(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray: ...
 
+    def score_all(self, users: np.ndarray) -> np.ndarray: ...
 
-#: Set by the fusion engineer (or a test) to enable the rerank stage of the proposed system.
-RERANKER_FACTORY: Callable[[EvalData], Reranker] | None = None
+    def neighbours(self, items: np.ndarray, k: int) -> dict[int, list[tuple[int, float]]]: ...
 
 
 class DecayItemCF(ItemCF):
@@ -89,42 +95,86 @@ class DecayItemCF(ItemCF):
 
 
 class ProposedSystem(Recommender):
-    """Recall (decay-ItemCF) then, when a reranker is plugged in, rerank the top candidates.
+    """Recall then, when a reranker is given, the online recall merge and the rerank.
 
     Reranked candidates are placed above every other item (their rerank scores offset past the
     largest recall score), so the list a shopper sees is the reranker's order of the recall.
     """
 
     def __init__(self, data: EvalData, recall: DecayItemCF,
-                 reranker: Reranker | None = None, n_candidates: int = 200) -> None:
+                 reranker: Reranker | None = None,
+                 recall_config: RecallConfig | None = None) -> None:
         super().__init__()
         self.data = data
         self.recall = recall
         self.reranker = reranker
-        self.n_candidates = n_candidates
+        self.recall_config = recall_config or RecallConfig()
         self.name = recall.name if reranker is None else "Proposed (recall + fusion)"
 
     def _fit(self, train: InteractionArrays, seed: int) -> None:
         self.recall.fit(train, self.n_users, self.n_items, seed=seed)
-        if self.reranker is not None:
-            self.reranker.fit(self.data, seed)
+        if self.reranker is None:
+            return
+        self.reranker.fit(self.data, seed)
+        popularity = np.asarray(self.recall.matrix.sum(axis=0)).ravel()
+        top = np.argsort(-popularity, kind="stable")[: self.recall_config.trending]
+        self.trending = [(self.data.vocab.items[i], float(popularity[i])) for i in top
+                         if popularity[i] > 0]
+
+    def candidates(self, user: int) -> list[int]:
+        """The online recall (``serving.recall.recall_candidates``) for one evaluated user."""
+        cfg, items = self.recall_config, self.data.vocab.items
+        row = self.recall.matrix.getrow(user)
+        history = {items[i]: float(s) for i, s in zip(row.indices, row.data, strict=True)}
+        seeds = row.indices[np.argsort(-row.data, kind="stable")[: cfg.history_items]]
+        covisits = {}
+        for seed in seeds:
+            sim = self.recall.sim.getrow(seed)
+            best = np.argsort(-sim.data, kind="stable")[: cfg.covisit_per_item]
+            covisits[items[seed]] = [(items[sim.indices[j]], float(sim.data[j])) for j in best]
+        assert self.reranker is not None
+        content = {items[seed]: [(items[i], s) for i, s in found]
+                   for seed, found in self.reranker.neighbours(seeds, cfg.content_per_item).items()}
+        index = self.data.vocab.item_index()
+        picked = recall_candidates(history, covisits, self.trending, content, config=cfg)
+        return [index[c.item_id] for c in picked]
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         scores = self.recall.score(users)
         if self.reranker is None:
             return scores
-        k = min(self.n_candidates, self.n_items)
-        cand = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        reranked = np.asarray(self.reranker.rerank(users, cand), dtype=np.float64)
-        offset = scores.max() - reranked.min() + 1.0
-        np.put_along_axis(scores, cand, reranked + offset, axis=1)
+        top = scores.max() if scores.size else 0.0
+        for b, user in enumerate(users):
+            cand = np.asarray(self.candidates(int(user)), dtype=np.int64)
+            if cand.size == 0:
+                continue
+            reranked = self.reranker.rerank(np.array([user]), cand[None, :])[0]
+            scores[b, cand] = reranked - reranked.min() + top + 1.0
         return scores
 
 
+class FusionAlone(Recommender):
+    """The trained fusion network scoring *every* item, no recall: what the network alone can
+    reach (cold items included), beside the served two-stage system."""
+
+    name = "Fusion network, all items"
+
+    def __init__(self, data: EvalData, reranker: Reranker) -> None:
+        super().__init__()
+        self.data = data
+        self.reranker = reranker
+
+    def _fit(self, train: InteractionArrays, seed: int) -> None:
+        self.reranker.fit(self.data, seed)
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return self.reranker.score_all(users)
+
+
 def proposed_scorer(data: EvalData, *, weights: Mapping[str, float] | None = None,
-                    decay_per_day: float = DEFAULT_DECAY_PER_DAY,
-                    profile_items: int = 50) -> Recommender:
-    """The proposed system for ``data``: decay-ItemCF recall, plus the reranker if one is set."""
+                    decay_per_day: float = DEFAULT_DECAY_PER_DAY, profile_items: int = 50,
+                    reranker: Reranker | None = None) -> Recommender:
+    """The proposed system for ``data``: decay-ItemCF recall, plus the online recall merge and
+    the fusion rerank when ``reranker`` is given."""
     recall = DecayItemCF(data, weights, decay_per_day, profile_items)
-    reranker = RERANKER_FACTORY(data) if RERANKER_FACTORY is not None else None
     return ProposedSystem(data, recall, reranker)

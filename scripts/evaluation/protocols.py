@@ -48,6 +48,8 @@ class EvalData:
     interacted: list[np.ndarray]
     train_end: float
     info: dict[str, float | int | str] = field(default_factory=dict)
+    #: ``cold[i]``: item i never occurs in training (only content can rank it)
+    cold: np.ndarray | None = None
 
     @property
     def label(self) -> str:
@@ -96,7 +98,8 @@ def build(events: list[Interaction], split: Split, *, dataset: str, level: str,
         dataset=dataset, level=level, protocol=protocol, split=split, vocab=vocab, train=train,
         users=users, seen=[arr(seen[u]) for u in users], relevant=[arr(new[u]) for u in users],
         interacted=[arr(seen[u] | new[u]) for u in users],
-        train_end=float(train.t.max()), info=info)
+        train_end=float(train.t.max()), info=info,
+        cold=~np.isin(np.arange(vocab.n_items), train.items))
 
 
 def prepare(dataset: str, protocol: str, *, level: str = "category",

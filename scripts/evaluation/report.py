@@ -60,6 +60,8 @@ def write_table(path: Path, title: str, context: dict[str, Any],
                 notes: list[str] | None = None) -> Path:
     """A markdown table, one row per model, one column per metric (+ fit/eval seconds)."""
     names = metric_names(ranking)
+    shown = [r for r in results.values() if r is not None]
+    names += [n for n in (shown[0].mean if shown else {}) if n not in names]
     lines = _header(title, context)
     lines.append("| Model | " + " | ".join(names) + " | s/seed |")
     lines.append("|---|" + "---|" * (len(names) + 1))
