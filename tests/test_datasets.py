@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,15 +20,11 @@ from models.datasets import (
     load_taobao,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def root() -> Path:
-    path = Path(os.environ.get("STYLESTREAM_DATA") or REPO.parent / "shared" / "data")
-    if not (path / "taobao" / "user_behavior.csv").is_file():
-        pytest.fail(f"shared data not found at {path}: set STYLESTREAM_DATA")
-    return path
+def root(data_dir: Path) -> Path:
+    """The shared data directory (conftest's ``data_dir``)."""
+    return data_dir
 
 
 def test_taobao_category_level_maps_behaviours_and_limits_users(root: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +12,11 @@ import pytest
 from scripts.cli import main
 from scripts.evaluation.protocols import prepare
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def root() -> str:
-    path = Path(os.environ.get("STYLESTREAM_DATA") or REPO.parent / "shared" / "data")
-    if not (path / "taobao" / "user_behavior.csv").is_file():
-        pytest.fail(f"shared data not found at {path}: set STYLESTREAM_DATA")
-    return str(path)
+def root(data_dir: Path) -> str:
+    """The shared data directory (conftest's ``data_dir``)."""
+    return str(data_dir)
 
 
 def test_protocol_targets_exclude_training_items(root: str) -> None:
