@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from serving.pipeline import ServingOptions, build_worker
+    from streams.runtime import settle_heap
 
     settings = load_settings()
     settings.kafka_bootstrap  # noqa: B018 - validate now, with a clear message
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                  distance_weight=args.distance_weight,
                                  follow_catalog=not args.no_catalog_updates)
         worker = build_worker(settings, options, max_batch=args.max_batch)
+        settle_heap()  # catalog, index and scorer are loaded: keep the collector off them
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
