@@ -6,7 +6,7 @@ start-up is large (aiokafka, Faust, redis-py, numpy, the catalog and scorer: ~90
 objects for a bare rerank worker) and never becomes garbage, yet each full pass walks all of it,
 while a micro-batch allocates tens of thousands of short-lived records. Measured with an
 in-process driver of the rerank worker (256 shoppers per micro-batch): ~30 % of its CPU time
-went to the collector (2,200 -> 3,800-4,200 lists/s with :func:`settle_heap`). The Faust ingest
+went to the collector (~2,900 -> 3,800-4,200 lists/s with :func:`settle_heap`). The Faust ingest
 worker showed no difference beyond run-to-run noise (4,200-5,000 events/s either way), so
 ``stylestream stream`` does not call it.
 
