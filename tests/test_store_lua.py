@@ -181,3 +181,36 @@ def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -
     assert profiles[3]["lat"] == 52.5 and profiles[3]["lon"] == 13.4
     assert profiles[-1] == {"scores": {}, "behaviors": {}, "lat": None, "lon": None,
                             "last_event_time": None}
+
+
+def test_global_counters_sum_a_batch_exactly(services: EmbeddedServices) -> None:
+    """Popularity and co-visitation increments of one batch are summed per member inside the
+    script (one ZINCRBY per member): the totals equal the per-event closed form."""
+    decay = DecaySettings()
+    lam = decay.decay_per_second
+    seq = [("u", "i1"), ("u", "i2"), ("u", "i1"), ("v", "i2"), ("u", "i2"), ("v", "i1"),
+           ("u", "i1")]
+    events = [BehaviorEvent(f"g{k}", user, item, "cart", T0 + 60.0 * k)
+              for k, (user, item) in enumerate(seq)]
+    ref = events[-1].timestamp  # the first batch sets the global reference to its newest event
+    inc = [decay.weights["cart"] * math.exp(lam * (e.timestamp - ref)) for e in events]
+    # an event's partners are its user's recent items other than its own: every event but a
+    # user's first co-visits i1 and i2 (u: events 1, 2, 4, 6; v: event 5)
+    pair_events = [1, 2, 4, 5, 6]
+    expected_pair = sum(inc[k] for k in pair_events)
+
+    async def run() -> tuple:
+        store = ScoreStore.from_url(services.redis_url, decay)
+        try:
+            await store.apply_batch(events)
+            pop = dict(await store.redis.zrange(GLOBAL_KEYS[0], 0, -1, withscores=True))
+            return pop, await store.covisited(["i1", "i2"], 10)
+        finally:
+            await store.close()
+
+    pop, covis = asyncio.run(run())
+    assert math.isclose(pop["i1"], sum(inc[k] for k in (0, 2, 5, 6)), rel_tol=1e-12)
+    assert math.isclose(pop["i2"], sum(inc[k] for k in (1, 3, 4)), rel_tol=1e-12)
+    assert [item for item, _ in covis["i1"]] == ["i2"] and [i for i, _ in covis["i2"]] == ["i1"]
+    assert math.isclose(covis["i1"][0][1], expected_pair, rel_tol=1e-12)
+    assert math.isclose(covis["i2"][0][1], expected_pair, rel_tol=1e-12)

@@ -67,22 +67,49 @@ elseif lam * (newest - ref) > bound then
   redis.call('HSET', KEYS[2], 'ref', fmt(ref))
 end
 
+-- The batch's increments are summed per member first, so a popular item (or pair) costs one
+-- ZINCRBY per batch instead of one per event: the same sums, up to floating-point rounding.
+local pop_inc, pop_order = {}, {}
 for _, f in ipairs(popularity) do
-  redis.call('ZINCRBY', KEYS[1], fmt(tonumber(f[2]) * math.exp(lam * (tonumber(f[3]) - ref))),
-             f[1])
+  local item = f[1]
+  local inc = tonumber(f[2]) * math.exp(lam * (tonumber(f[3]) - ref))
+  if pop_inc[item] == nil then
+    pop_order[#pop_order + 1] = item
+    pop_inc[item] = inc
+  else
+    pop_inc[item] = pop_inc[item] + inc
+  end
+end
+for _, item in ipairs(pop_order) do
+  redis.call('ZINCRBY', KEYS[1], fmt(pop_inc[item]), item)
 end
 
-local touched = {}
-for _, f in ipairs(covisits) do
-  local a, b = f[1], f[2]
-  local inc = fmt(tonumber(f[3]) * math.exp(lam * (tonumber(f[4]) - ref)))
-  redis.call('ZINCRBY', prefix .. a, inc, b)
-  redis.call('ZINCRBY', prefix .. b, inc, a)
-  touched[a] = true
-  touched[b] = true
+local cv, touched = {}, {}   -- cv[a][b]: summed increment of C(a,b); touched: keys in order
+local function add(a, b, inc)
+  local row = cv[a]
+  if row == nil then
+    row = {members = {}, inc = {}}
+    cv[a] = row
+    touched[#touched + 1] = a
+  end
+  if row.inc[b] == nil then
+    row.members[#row.members + 1] = b
+    row.inc[b] = inc
+  else
+    row.inc[b] = row.inc[b] + inc
+  end
 end
-for item, _ in pairs(touched) do
+for _, f in ipairs(covisits) do
+  local inc = tonumber(f[3]) * math.exp(lam * (tonumber(f[4]) - ref))
+  add(f[1], f[2], inc)
+  add(f[2], f[1], inc)
+end
+for _, item in ipairs(touched) do
   local key = prefix .. item
+  local row = cv[item]
+  for _, other in ipairs(row.members) do
+    redis.call('ZINCRBY', key, fmt(row.inc[other]), other)
+  end
   redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
   redis.call('EXPIRE', key, ttl)
   redis.call('SADD', KEYS[3], item)
