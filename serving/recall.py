@@ -25,6 +25,8 @@ from typing import Protocol
 
 from serving.scorer import Candidate
 
+_strength = itemgetter(1)
+
 
 class ContentIndex(Protocol):
     """Nearest neighbours by fused item vector (``models.feature_store`` implements it)."""
@@ -58,6 +60,7 @@ def recall_candidates(history: Mapping[str, float],
     if exclude:
         excluded |= exclude
     total: dict[str, float] = {}
+    total_get = total.get
     # per source: item -> summed strength, and item -> driver. Seeds arrive strongest first, so
     # the first driver kept is the shopper's strongest item among those that recalled the item
     gains: dict[str, dict[str, float]] = {"covisit": {}, "content": {}}
@@ -72,7 +75,7 @@ def recall_candidates(history: Mapping[str, float],
             if not found:
                 continue
             found = found[:per_item]
-            top = max((s for _, s in found), default=0.0)
+            top = max(map(_strength, found), default=0.0)
             if top <= 0:
                 continue
             scale = seed_score / top
@@ -80,7 +83,7 @@ def recall_candidates(history: Mapping[str, float],
                 if strength <= 0 or item in excluded or item == seed:
                     continue
                 gain = scale * strength
-                total[item] = total.get(item, 0.0) + gain
+                total[item] = total_get(item, 0.0) + gain
                 if item in source_gain:
                     source_gain[item] += gain
                 else:
