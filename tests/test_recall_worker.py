@@ -77,3 +77,50 @@ def test_worker_ranks_excludes_purchases_and_explains(services: EmbeddedServices
     reasons = {it["item_id"]: it["reasons"] for it in message["items"]}
     assert any("you bought" in r for r in reasons["belt"])
     assert message["model_version"] == "decay-covis-1"
+
+
+def test_lists_go_out_in_per_partition_batches_on_the_keys_partition(
+        services: EmbeddedServices) -> None:
+    """The worker hands lists to the producer one record batch per partition; each key must
+    land on the partition ``send`` would pick (compared on a second topic of the same size)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    settings = Settings(kafka_url=services.kafka_url, redis_url=services.redis_url)
+    topics = settings.topics
+    keys = [f"user-{k}".encode() for k in range(300)]
+
+    async def run() -> tuple[dict, dict]:
+        store = ScoreStore.from_url(services.redis_url, DecaySettings())
+        worker = RerankWorker(settings, store, DecayCovisScorer())
+        worker.producer = AIOKafkaProducer(bootstrap_servers=services.kafka_url,
+                                           enable_idempotence=False, max_batch_size=4096,
+                                           partitioner=worker.partitioner)
+        await worker.producer.start()
+        try:  # 300 records of ~100 bytes overflow 4 KiB batches: several per partition
+            sent = await worker._send_lists([(k, k * 10) for k in keys])
+            await asyncio.gather(*sent)
+            await asyncio.gather(*[await worker.producer.send(topics.events, key=k, value=k)
+                                   for k in keys])
+        finally:
+            await worker.producer.stop()
+            await store.close()
+        found: dict[str, dict] = {topics.recommendations: {}, topics.events: {}}
+        consumer = AIOKafkaConsumer(topics.recommendations, topics.events,
+                                    bootstrap_servers=services.kafka_url,
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            deadline = time.time() + 20
+            while time.time() < deadline and sum(map(len, found.values())) < 2 * len(keys):
+                for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                    for r in records:
+                        found[tp.topic].setdefault(r.key, []).append((tp.partition, r.value))
+        finally:
+            await consumer.stop()
+        return found[topics.recommendations], found[topics.events]
+
+    batched, plain = asyncio.run(run())
+    assert set(batched) == set(plain) == set(keys)
+    assert {k: v[0][0] for k, v in batched.items()} == {k: v[0][0] for k, v in plain.items()}
+    assert all(v == [(v[0][0], k * 10)] for k, v in batched.items())
+    assert len({v[0][0] for v in batched.values()}) > 1
