@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -128,8 +129,9 @@ class RerankWorker:
         """Recall and score for coalesced triggers; returns the messages (not yet published)."""
         at = self.clock()
         shoppers = await self.shopper_contexts(triggers, at)
+        n_seeds = self.recall_config.history_items
         seeds = sorted({i for s in shoppers for i, _ in sorted(
-            s.scores.items(), key=lambda kv: -kv[1])[: self.recall_config.history_items]})
+            s.scores.items(), key=itemgetter(1), reverse=True)[:n_seeds]})
         covisits, trending = await self.store.recall_sources(
             seeds, at, self.recall_config.covisit_per_item, self.recall_config.trending)
         content = (self.content_index.neighbours(seeds, self.recall_config.content_per_item)
