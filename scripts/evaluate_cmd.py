@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dim", type=_positive, default=64, help="embedding size")
     p.add_argument("--fusion-epochs", type=_positive, default=20,
                    help="most epochs of the fusion network (early stopping, patience 5)")
+    p.add_argument("--fusion-loss", choices=("bpr", "mse", "bce"), default="bpr",
+                   help="loss of the proposed system's fusion network; with bpr/bce a row "
+                        "trained with the paper's MSE on S (Eq. 21) is added for comparison")
     p.add_argument("--cache", default="var/eval",
                    help="where item feature stores built for evaluation are kept")
     p.add_argument("--models", default=None,
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds, max_users=args.max_users, epochs=args.epochs, dim=args.dim,
         models=models, studies=STUDIES if args.study == "paper" else (args.study,),
         out=args.out, data_root=args.data, progress=not args.no_progress,
-        fusion_epochs=args.fusion_epochs, cache=args.cache)
+        fusion_epochs=args.fusion_epochs, fusion_loss=args.fusion_loss, cache=args.cache)
     try:
         written = run_studies(settings)
     except (DatasetError, ValueError) as exc:

@@ -51,7 +51,7 @@ def test_evaluate_writes_all_tables_and_plots(tmp_path: Path, root: str) -> None
 def test_evaluate_hm_sampled_with_visual_features(tmp_path: Path, root: str) -> None:
     rc = main(["evaluate", "--dataset", "hm", "--protocol", "temporal", "--ranking", "sampled",
                "--max-users", "120", "--seeds", "1", "--epochs", "2", "--models", "Pop,VBPR",
-               "--study", "compare", "--fusion-epochs", "1", "--out", str(tmp_path), "--cache",
+               "--study", "compare", "--fusion-epochs", "1", "--fusion-loss", "mse", "--out", str(tmp_path), "--cache",
                str(tmp_path / "cache"), "--data", root, "--no-progress"])
     assert rc == 0
     result = json.loads((tmp_path / "hm_temporal_sampled_table2.json").read_text())
@@ -71,8 +71,8 @@ def test_hm_fusion_system_ablations_and_cold_hit_rates(tmp_path: Path, root: str
     assert rc == 0
     table2 = json.loads((tmp_path / "out" / "hm_peruser_full_table2.json").read_text())
     results = table2["results"]
-    assert set(results) == {"Random", "Pop", "Proposed", "Proposed: recall only",
-                            "Fusion network, all items"}
+    assert set(results) == {"Random", "Pop", "Proposed", "Proposed, MSE loss (Eq. 21)",
+                            "Proposed: recall only", "Fusion network, all items"}
     assert 0 < table2["data"]["content_items"] < table2["data"]["items"]
     for name, r in results.items():
         m = r["mean"]

@@ -50,6 +50,7 @@ class FusionEvalConfig:
     lr: float = 1e-4
     batch_size: int = 128
     ablate: str | None = None
+    loss: str = "mse"
 
     def __post_init__(self) -> None:
         if self.ablate not in ABLATIONS:
@@ -84,7 +85,7 @@ class FusionReranker:
         features = ablated(self.content.features, c.ablate)
         trainer = Trainer(matrix, features, TrainConfig(
             lr=c.lr, batch_size=c.batch_size, epochs=c.epochs, patience=c.patience,
-            negatives=c.negatives, seed=seed, progress=False))
+            negatives=c.negatives, loss=c.loss, seed=seed, progress=False))
         result = trainer.fit()
         self.best_epoch = result.best_epoch
         model: FusionRanker = result.model.eval()

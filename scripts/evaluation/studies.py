@@ -75,6 +75,7 @@ class StudySettings:
     data_root: str | None = None
     progress: bool = True
     fusion_epochs: int = FusionEvalConfig.epochs
+    fusion_loss: str = "bpr"
     cache: str = str(DEFAULT_CACHE)
 
     def train_config(self) -> TrainConfig:
@@ -85,7 +86,7 @@ class StudySettings:
 
     def public(self) -> dict[str, object]:
         keep = ("dataset", "level", "protocol", "ranking", "seeds", "max_users", "epochs", "dim",
-                "lr", "n_neg", "decay_per_day", "weights", "fusion_epochs")
+                "lr", "n_neg", "decay_per_day", "weights", "fusion_epochs", "fusion_loss")
         d = asdict(self)
         return {k: d[k] for k in keep}
 
@@ -99,14 +100,15 @@ class Context:
     fits: SharedFits = field(default_factory=SharedFits)
 
     def proposed(self, weights: dict[str, float] | None = None, decay: float | None = None,
-                 ablate: str | None = None, rerank: bool = True) -> ModelFactory:
+                 ablate: str | None = None, rerank: bool = True,
+                 loss: str | None = None) -> ModelFactory:
         """The proposed system; with content and ``rerank``, recall + fusion rerank."""
         s = self.settings
         w = dict(s.weights if weights is None else weights)
         lam = s.decay_per_day if decay is None else decay
 
         def make(data: EvalData, seed: int) -> proposed.Recommender:
-            reranker = self._reranker(w, lam, ablate) if rerank else None
+            reranker = self._reranker(w, lam, ablate, loss) if rerank else None
             return proposed.proposed_scorer(data, weights=w, decay_per_day=lam,
                                             reranker=reranker)
         return make
@@ -116,10 +118,12 @@ class Context:
         return lambda data, seed: proposed.FusionAlone(
             data, self._reranker(dict(s.weights), s.decay_per_day, None))
 
-    def _reranker(self, weights: dict[str, float], decay: float, ablate: str | None):
+    def _reranker(self, weights: dict[str, float], decay: float, ablate: str | None,
+                  loss: str | None = None):
         if self.content is None:
             return None
-        config = FusionEvalConfig(epochs=self.settings.fusion_epochs, ablate=ablate)
+        config = FusionEvalConfig(epochs=self.settings.fusion_epochs, ablate=ablate,
+                                  loss=loss or self.settings.fusion_loss)
         return self.fits.reranker(self.content, weights, decay, config)
 
 
@@ -131,6 +135,8 @@ def comparison(data: EvalData, ctx: Context) -> dict[str, Summary]:
     factories = baseline_factories(s.train_config(), feats, s.models)
     factories["Proposed"] = ctx.proposed()
     if ctx.content is not None:
+        if s.fusion_loss != "mse":
+            factories["Proposed, MSE loss (Eq. 21)"] = ctx.proposed(loss="mse")
         factories["Proposed: recall only"] = ctx.proposed(rerank=False)
         factories[proposed.FusionAlone.name] = ctx.fusion_alone()
     return run_models(factories, data, s.ranking, s.seed_list(), n_neg=s.n_neg,
@@ -231,6 +237,8 @@ def _proposed_note(ctx: Context) -> str:
                 "item content exists here, so there is no fusion rerank.")
     return ("Proposed = the served two-stage system: serving.recall.recall_candidates over "
             "co-visitation, content (fused-vector) neighbours and trending items, reranked by "
-            f"the fusion network (Eq. 13–21) trained on the training events (≤ "
-            f"{ctx.settings.fusion_epochs} epochs, early stopping); 'recall only' skips the "
+            f"the fusion network (Eq. 13–20) trained on the training events with the "
+            f"{ctx.settings.fusion_loss.upper()} loss over sampled negatives (≤ "
+            f"{ctx.settings.fusion_epochs} epochs, early stopping); 'MSE loss (Eq. 21)' is the "
+            "same system trained with the paper's regression on S; 'recall only' skips the "
             "rerank; 'Fusion network, all items' ranks every item with the network alone.")
