@@ -51,8 +51,9 @@ def test_evaluate_writes_all_tables_and_plots(tmp_path: Path, root: str) -> None
 def test_evaluate_hm_sampled_with_visual_features(tmp_path: Path, root: str) -> None:
     rc = main(["evaluate", "--dataset", "hm", "--protocol", "temporal", "--ranking", "sampled",
                "--max-users", "120", "--seeds", "1", "--epochs", "2", "--models", "Pop,VBPR",
-               "--study", "compare", "--fusion-epochs", "1", "--fusion-loss", "mse", "--out", str(tmp_path), "--cache",
-               str(tmp_path / "cache"), "--data", root, "--no-progress"])
+               "--study", "compare", "--fusion-epochs", "1", "--fusion-loss", "mse", "--out",
+               str(tmp_path), "--cache", str(tmp_path / "cache"), "--data", root,
+               "--no-progress"])
     assert rc == 0
     result = json.loads((tmp_path / "hm_temporal_sampled_table2.json").read_text())
     assert set(result["results"]) == {"Pop", "VBPR", "Proposed", "Proposed: recall only",
