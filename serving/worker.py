@@ -256,11 +256,16 @@ class RerankWorker:
         return len(items)
 
     async def follow_catalog(self, stop: asyncio.Event) -> None:
-        """Consume ``catalog-updates`` until ``stop`` is set (a task beside :meth:`run`)."""
+        """Consume ``catalog-updates`` until ``stop`` is set (a task beside :meth:`run`).
+
+        Every rerank worker reads *all* partitions from the beginning, without a consumer group
+        or committed offsets: onboarded items live in this process's index only, so each worker
+        of the ``stylestream-rerank`` group needs every item (a broadcast, not a split), and a
+        restarted worker must onboard them again. Keep the topic compacted by item id
+        (``cleanup.policy=compact``) so that replay stays one record per item."""
         consumer = AIOKafkaConsumer(
             self.settings.topics.catalog, bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id="stylestream-catalog", auto_offset_reset="earliest",
-            enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000,
+            group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
             fetch_max_wait_ms=fetch_wait_ms())
         await consumer.start()
         try:
@@ -269,7 +274,6 @@ class RerankWorker:
                 records = [(r.key, r.value) for part in batches.values() for r in part]
                 if records:
                     await self.onboard(records)
-                    await consumer.commit()
         finally:
             await consumer.stop()
 

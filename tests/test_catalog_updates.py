@@ -236,6 +236,44 @@ def test_worker_onboards_a_new_item_and_recommends_it(demo, services: EmbeddedSe
     assert any("similar image to" in r for r in message["items"][0]["reasons"])
 
 
+def test_a_restarted_worker_onboards_earlier_catalog_items_again(
+        demo, services: EmbeddedServices) -> None:
+    """Onboarded items live in the worker's memory: a new worker (a restart, or a second worker
+    of the group) replays catalog-updates from the start and knows them too."""
+    catalog, items, store_path = demo
+    new = replace(items[2], item_id="NEW-R", image=str(catalog / items[2].image))
+    settings = Settings(kafka_url=services.kafka_url, redis_url=services.redis_url)
+
+    async def produce() -> None:
+        producer = _producer(services)
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topics.catalog, key=b"NEW-R",
+                                         value=_record(new))
+        finally:
+            await producer.stop()
+
+    async def run_until_onboarded() -> FeatureStore:
+        worker = build_worker(settings, ServingOptions(catalog_dir=str(catalog),
+                                                       features=str(store_path.parent)))
+        store = worker.content_index
+        assert isinstance(store, FeatureStore) and "NEW-R" not in store.rows
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await _until(lambda: "NEW-R" in store.rows, 30)
+        finally:
+            stop.set()
+            await task
+            await worker.store.close()
+        return store
+
+    asyncio.run(produce())
+    first = asyncio.run(run_until_onboarded())
+    second = asyncio.run(run_until_onboarded())
+    assert first is not second and "NEW-R" in second.rows
+
+
 def _producer(services: EmbeddedServices):
     from aiokafka import AIOKafkaProducer
 
