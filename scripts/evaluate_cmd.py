@@ -2,14 +2,13 @@
 
 ``--study paper`` (default) runs the comparison (Table 2), the ablation (Table 3) and the
 weight sensitivity (Fig. 2); ``compare`` / ``ablation`` / ``sensitivity`` run one of them;
-``trend`` hands the parsed arguments to ``scripts.trend_study.run(args)`` (the trend-aware
+``trend`` hands the parsed arguments to ``evaluation.trend_study.run(args)`` (the trend-aware
 recommender's study, paper 002). Heavy imports stay inside :func:`run`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 STUDY_CHOICES = ("paper", "compare", "ablation", "sensitivity", "trend")
@@ -60,24 +59,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _trend(args: argparse.Namespace) -> int:
-    try:
-        module = importlib.import_module("scripts.trend_study")
-    except ModuleNotFoundError as exc:
-        if exc.name != "scripts.trend_study":
-            raise
-        print("stylestream evaluate: --study trend needs scripts/trend_study.py (the "
-              "trend-aware study), which is not installed in this checkout", file=sys.stderr)
-        return 2
-    return int(module.run(args) or 0)
+    from evaluation import trend_study
+
+    return int(trend_study.run(args) or 0)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.study == "trend":
         return _trend(args)
+    from evaluation.studies import STUDIES, StudySettings
+    from evaluation.studies import run as run_studies
     from models.baselines import BASELINES
     from models.datasets import DatasetError
-    from scripts.evaluation.studies import STUDIES, StudySettings
-    from scripts.evaluation.studies import run as run_studies
 
     models = None
     if args.models:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from evaluation.harness import evaluate
+from evaluation.proposed import proposed_scorer
+from evaluation.protocols import EvalData, prepare
 from models.baselines import BASELINES, VBPR, NotFittedError, Popularity, TrainConfig
 from models.datasets import InteractionArrays, Vocabulary
-from scripts.evaluation.harness import evaluate
-from scripts.evaluation.proposed import proposed_scorer
-from scripts.evaluation.protocols import EvalData, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = TrainConfig(dim=32, epochs=12, lr=1e-2)

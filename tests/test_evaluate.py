@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from evaluation.protocols import prepare
 from scripts.cli import main
-from scripts.evaluation.protocols import prepare
 
 
 @pytest.fixture(scope="module")
@@ -97,12 +96,3 @@ def test_bad_input_gives_clear_errors(tmp_path: Path, root: str,
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["evaluate", "--max-users", "0"])
-
-
-def test_trend_study_dispatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if importlib.util.find_spec("scripts.trend_study") is None:
-        assert main(["evaluate", "--study", "trend", "--out", str(tmp_path)]) == 2
-        assert "scripts/trend_study.py" in capsys.readouterr().err
-    else:
-        module = importlib.import_module("scripts.trend_study")
-        assert callable(module.run)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from evaluation.harness import confidence_interval
 from models import metrics
-from scripts.evaluation.harness import confidence_interval
 
 
 def test_full_ranking_hand_computed() -> None:
@@ -92,7 +92,7 @@ def test_metric_names_per_protocol() -> None:
 
 
 def test_paired_bootstrap_by_hand() -> None:
-    from scripts.evaluation.harness import paired_bootstrap
+    from evaluation.harness import paired_bootstrap
 
     a = np.array([1.0, 0.0, 1.0, 1.0])
     assert paired_bootstrap(a, a) == (0.0, 0.0, 0.0)

@@ -154,7 +154,7 @@ def test_trend_study_smoke(tmp_path) -> None:
     import os
     from pathlib import Path
 
-    from scripts.trend_study import StudyError, TrendStudyConfig, run_study
+    from evaluation.trend_study import StudyError, TrendStudyConfig, run_study
 
     data = Path(os.environ.get("STYLESTREAM_DATA")
                 or Path(__file__).resolve().parents[2] / "shared" / "data")

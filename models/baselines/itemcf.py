@@ -4,7 +4,7 @@
 ``score(u, i) = Σ_j r_uj · sim(j, i)`` over the user's training items. The matrix is binary by
 default (the paper 000 baseline, "co-occurrence similarity"); the proposed system's recall
 stage reuses this class with decayed multi-behaviour scores as ``r`` (see
-``scripts/evaluation/proposed.py``). ``neighbors`` keeps each item's top-k similar items
+``evaluation/proposed.py``). ``neighbors`` keeps each item's top-k similar items
 (0 = keep all); ``profile_items`` keeps each user's strongest N items (0 = all).
 """
 

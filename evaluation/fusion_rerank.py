@@ -30,10 +30,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from evaluation.content import ItemContent
+from evaluation.protocols import EvalData
 from models.fusion import FusionRanker, ItemFeatures, weighted_profile
 from models.training import TrainConfig, Trainer
-from scripts.evaluation.content import ItemContent
-from scripts.evaluation.protocols import EvalData
 from streams.decay import score_matrix
 
 ABLATIONS: tuple[str | None, ...] = (None, "text", "visual")

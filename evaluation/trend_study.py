@@ -532,7 +532,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scripts.trend_study", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m evaluation.trend_study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="data root (default: $STYLESTREAM_DATA)")
     p.add_argument("--out", default="docs/results", help="results go to OUT/trend/")

@@ -19,7 +19,7 @@ from ``serving.recall.recall_candidates`` — the online recall function itself 
 offline equivalents of what the worker reads from Redis and FAISS: the shopper's decayed scores
 S (its 10 strongest items seed recall), co-visitation neighbours (the binary-cosine similarity
 above, 20 per seed), content neighbours (cosine of the trained network's fused vectors, 20 per
-seed; :mod:`scripts.evaluation.fusion_rerank`) and trending items (decayed popularity
+seed; :mod:`evaluation.fusion_rerank`) and trending items (decayed popularity
 ``Σ_u S(u,i)``, the closed form the global Lua script keeps; 30). The fusion network then
 orders those (at most 100) candidates, which are placed above every other item; the remaining
 items keep their recall score, so HR@10/Recall@20 beyond the candidates still see an order.
@@ -33,10 +33,10 @@ from typing import Protocol
 import numpy as np
 from scipy import sparse
 
+from evaluation.protocols import EvalData
 from models.baselines.base import Recommender
 from models.baselines.itemcf import ItemCF, cosine_item_similarity, strongest
 from models.datasets import InteractionArrays
-from scripts.evaluation.protocols import EvalData
 from serving.recall import RecallConfig, recall_candidates
 from streams.config import DEFAULT_WEIGHTS
 from streams.decay import score_matrix

@@ -18,9 +18,9 @@ import numpy as np
 from scipy import stats
 from tqdm import tqdm
 
+from evaluation.protocols import EvalData
 from models import metrics
 from models.baselines import BASELINES, Recommender, TrainConfig
-from scripts.evaluation.protocols import EvalData
 
 ModelFactory = Callable[[EvalData, int], Recommender]
 

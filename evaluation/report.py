@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from models.metrics import metric_names
 
 if TYPE_CHECKING:
-    from scripts.evaluation.harness import Summary
+    from evaluation.harness import Summary
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
@@ -83,7 +83,7 @@ def paired_differences(results: dict[str, Summary | None], reference: str = "Pro
                        names: tuple[str, ...] = ("HR@5", "NDCG@5"),
                        ) -> dict[str, dict[str, tuple[float, float, float]]]:
     """``reference − model`` per metric with a paired user-bootstrap 95% interval."""
-    from scripts.evaluation.harness import paired_bootstrap
+    from evaluation.harness import paired_bootstrap
 
     ref = results.get(reference)
     if ref is None or not ref.per_user:

@@ -2,12 +2,12 @@
 (Fig. 2), each run on one dataset/protocol/ranking and written under ``settings.out``.
 
 - Comparison: Random, Pop, ItemCF, BPR-MF, NeuMF, VBPR, LightGCN and the proposed system
-  (:func:`scripts.evaluation.proposed.proposed_scorer`). Where item content exists (H&M) the
+  (:func:`evaluation.proposed.proposed_scorer`). Where item content exists (H&M) the
   proposed system is the served two-stage one (online recall merge + fusion rerank), and two
   more rows show its parts: the recall alone and the fusion network ranking every item.
 - Ablation: the proposed system with λ = 0 ("w/o temporal attenuation"), with all behaviour
   weights 1 ("w/o multi-behavior weights") and, where content exists, with the fusion network
-  trained without text or without images (:mod:`scripts.evaluation.fusion_rerank`). Without
+  trained without text or without images (:mod:`evaluation.fusion_rerank`). Without
   content (Taobao) the modality rows read "not measured": there is nothing to remove.
 - Sensitivity: each behaviour weight swept alone over the paper's ranges (view 0.5–2,
   favorite 2–5, cart 4–7, purchase 9–12), the others at 1/3/5/10; HR@5 and NDCG@5 curves.
@@ -22,19 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from models.baselines import TrainConfig
-from scripts.evaluation import proposed
-from scripts.evaluation.content import DEFAULT_CACHE, ItemContent, content_features
-from scripts.evaluation.features import describe, item_features
-from scripts.evaluation.fusion_rerank import FusionEvalConfig, SharedFits
-from scripts.evaluation.harness import (
+from evaluation import proposed
+from evaluation.content import DEFAULT_CACHE, ItemContent, content_features
+from evaluation.features import describe, item_features
+from evaluation.fusion_rerank import FusionEvalConfig, SharedFits
+from evaluation.harness import (
     ModelFactory,
     Summary,
     baseline_factories,
     run_models,
 )
-from scripts.evaluation.protocols import EvalData, prepare
-from scripts.evaluation.report import (
+from evaluation.protocols import EvalData, prepare
+from evaluation.report import (
     git_commit,
     plot_comparison,
     plot_sensitivity,
@@ -42,6 +41,7 @@ from scripts.evaluation.report import (
     write_summary,
     write_table,
 )
+from models.baselines import TrainConfig
 from streams.config import BEHAVIORS, DEFAULT_WEIGHTS
 
 SWEEPS: dict[str, np.ndarray] = {
