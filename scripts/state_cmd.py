@@ -46,11 +46,10 @@ def run_scores(args: argparse.Namespace) -> int:
 
 
 def run_recs(args: argparse.Namespace) -> int:
-    import redis
-
     from serving.worker import REC_KEY_PREFIX
+    from streams.redis_client import sync_client
 
-    client = redis.Redis.from_url(load_settings().redis)
+    client = sync_client(load_settings().redis)
     raw = client.get(REC_KEY_PREFIX + args.user)
     if raw is None:
         print(f"stylestream recs: no recommendations for {args.user!r} yet", file=sys.stderr)

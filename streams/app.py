@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
+from streams.redis_client import RedisUnavailable
 from streams.store import BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,18 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
 
     @app.task
     async def open_store() -> None:
-        state["store"] = ScoreStore.from_url(settings.redis, settings.decay)
+        # learning the server's mode (single or cluster) blocks: off the event loop, and
+        # retried for as long as Redis is unreachable (as batches are)
+        while "store" not in state:
+            try:
+                state["store"] = await asyncio.to_thread(ScoreStore.from_url, settings.redis,
+                                                         settings.decay, 5.0)
+            except RedisUnavailable as exc:
+                log.warning("%s; still waiting", exc)
+            except ValueError as exc:  # a cluster URL naming a database other than 0
+                log.error("%s", exc)
+                await app.crash(exc)
+                return
 
     async def apply_with_retry(valid: list[BehaviorEvent]) -> BatchResult:
         while "store" not in state:

@@ -55,6 +55,10 @@ class DecaySettings(BaseModel):
     max_items_per_user: int = Field(500, ge=1)
     ttl_seconds: int = Field(90 * 86400, ge=60)
     dedupe_ttl_seconds: int = Field(7 * 86400, ge=60)
+    #: Popularity and co-visitation counters are spread over this many hash tags (``{g0}`` ..,
+    #: by item hash; summed/merged on read) so that on Redis Cluster no one slot takes every
+    #: batch. Fixed for the life of the data, like the user shards.
+    global_shards: int = Field(16, ge=1, le=1024)
 
     @field_validator("weights")
     @classmethod
@@ -159,6 +163,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", 50.0),
             max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER", 500),
             ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", 90 * 86400),
+            global_shards=_env_int(env, "STYLESTREAM_GLOBAL_SHARDS", 16),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

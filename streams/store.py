@@ -1,9 +1,17 @@
 """Redis score store: the closed-form decayed scores of DESIGN.md, applied by two Lua scripts.
 
 Writes go through ``lua/apply_user_events.lua`` (one call per user shard per batch: dedupe,
-Eq. 1–3 update, rebase, cap, TTL) and ``lua/apply_global_events.lua`` (one call per batch: item
-popularity and co-visitation counters). Both are loaded once and called by SHA (redis-py
-``register_script``), pipelined so that one batch costs one round trip per script kind.
+Eq. 1–3 update, rebase, cap, TTL) and ``lua/apply_global_events.lua`` (one call per global shard
+a batch touches: item popularity and co-visitation counters). Both are loaded once and called by
+SHA (redis-py ``register_script``), pipelined so that one batch costs one round trip per script
+kind.
+
+Key layout (Redis Cluster ready): a user's keys carry the hash tag of the user's shard
+(``{s<n>}``); an item's popularity and co-visitation row carry the tag of the item's global
+shard (``{g<k>}``, k = crc32(item) mod ``DecaySettings.global_shards``), each global shard with
+its own reference time. Reads merge the shards: trending is the top of the per-shard tops,
+co-visitation strengths are brought to one reference. The client comes from
+:mod:`streams.redis_client` (a cluster client when the server runs in cluster mode).
 
 Reads turn accumulators into scores at a time ``T``: ``S = A · exp(−λ (T − r))``.
 
@@ -20,13 +28,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from streams.config import DecaySettings
 from streams.contract import BehaviorEvent
+from streams.redis_client import AsyncClient, async_client
 
 BEHAVIOR_RANK: dict[str, int] = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
@@ -34,8 +42,6 @@ RANK_TEXT: dict[str, str] = {k: str(v) for k, v in BEHAVIOR_RANK.items()}
 #: Separators of the packed script arguments (ASCII RS/US; the contract refuses control
 #: characters in identifiers, so they never occur inside a field).
 RS, US = "\x1e", "\x1f"
-GLOBAL_TAG = "{g}"
-COVIS_PREFIX = f"ss:{GLOBAL_TAG}:cv:"
 
 
 def _lua(name: str) -> str:
@@ -59,7 +65,25 @@ def user_keys(user_id: str) -> list[str]:
             f"{prefix}:recent"]
 
 
-GLOBAL_KEYS = [f"ss:{GLOBAL_TAG}:pop", f"ss:{GLOBAL_TAG}:meta", f"ss:{GLOBAL_TAG}:cvkeys"]
+def global_shard(item_id: str, shards: int) -> int:
+    """The global shard of an item: crc32(item) mod ``shards``."""
+    return zlib.crc32(item_id.encode()) % shards
+
+
+def global_keys(shard: int) -> list[str]:
+    """Popularity ZSET, meta HASH (the shard's reference ``ref``) and co-visitation key SET of
+    one global shard."""
+    return [f"ss:{{g{shard}}}:pop", f"ss:{{g{shard}}}:meta", f"ss:{{g{shard}}}:cvkeys"]
+
+
+def covis_prefix(shard: int) -> str:
+    """Prefix of the co-visitation rows of a global shard's items (``+ item``)."""
+    return f"ss:{{g{shard}}}:cv:"
+
+
+def covis_key(item_id: str, shards: int) -> str:
+    """The co-visitation row C(item, ·) (lives in the item's global shard)."""
+    return covis_prefix(global_shard(item_id, shards)) + item_id
 
 
 @dataclass
@@ -74,10 +98,11 @@ class BatchResult:
 class ScoreStore:
     """Async access to the decayed scores, popularity and co-visitation counters in Redis."""
 
-    def __init__(self, client: aioredis.Redis, decay: DecaySettings,
+    def __init__(self, client: AsyncClient, decay: DecaySettings,
                  covisit_fanout: int = 3, covisit_cap: int = 100) -> None:
         self.redis = client
         self.decay = decay
+        self.global_shards = decay.global_shards
         self.lam = decay.decay_per_second
         self._lam_text = repr(self.lam)
         self.covisit_fanout = covisit_fanout
@@ -88,8 +113,11 @@ class ScoreStore:
         self._recall_script = client.register_script(_lua("read_recall.lua"))
 
     @classmethod
-    def from_url(cls, url: str, decay: DecaySettings, **kwargs: int) -> ScoreStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), decay, **kwargs)
+    def from_url(cls, url: str, decay: DecaySettings, wait: float = 30.0,
+                 **kwargs: int) -> ScoreStore:
+        """A store on the Redis (or Redis Cluster: any node) at ``url``; waits up to ``wait``
+        seconds for an unreachable server (:func:`streams.redis_client.is_cluster`)."""
+        return cls(async_client(url, wait, decode_responses=True), decay, **kwargs)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -112,7 +140,9 @@ class ScoreStore:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for k in todo:
                     keys, args = calls[k]
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    # execute_command: redis-py's cluster pipeline blocks ``evalsha`` but
+                    # routes a raw EVALSHA by its keys (one slot per call)
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
                 answers = await pipe.execute(raise_on_error=False)
             missing = []
             for k, answer in zip(todo, answers, strict=True):
@@ -150,8 +180,9 @@ class ScoreStore:
         replies = await self._pipelined_script(
             self._user_script, [([prefix], self._user_args(shard_events))
                                 for prefix, shard_events in by_shard.items()])
-        popularity: list[str] = []
-        covisits: list[str] = []
+        shard_of = self._global_shard_of
+        popularity: dict[int, list[str]] = defaultdict(list)
+        covisits: dict[int, list[str]] = defaultdict(list)
         for shard_events, reply in zip(by_shard.values(), replies, strict=True):
             for k, event in enumerate(shard_events):
                 status, partners = int(reply[2 * k]), reply[2 * k + 1]
@@ -160,19 +191,27 @@ class ScoreStore:
                     continue
                 result.applied += 1
                 tail = f"{US}{self.decay.weights[event.behavior]!r}{US}{event.timestamp!r}"
-                popularity.append(event.item_id + tail)
+                item = event.item_id
+                home = shard_of(item)
+                popularity[home].append(item + tail)
                 for other in partners.split(US) if partners else ():
-                    covisits.append(f"{event.item_id}{US}{other}{tail}")
+                    # C(item, other) lives in item's shard, C(other, item) in other's
+                    covisits[home].append(f"{item}{US}{other}{tail}")
+                    covisits[shard_of(other)].append(f"{other}{US}{item}{tail}")
                 user = event.user_id
                 if event.timestamp > result.users.get(user, -math.inf):
                     result.users[user] = event.timestamp
         if popularity:
-            await self._global_script(
-                keys=GLOBAL_KEYS,
-                args=[self._lam_text, self.decay.rebase_bound, self.covisit_cap,
-                      self.decay.ttl_seconds, COVIS_PREFIX, RS.join(popularity),
-                      RS.join(covisits)])
+            await self._pipelined_script(self._global_script, [
+                (global_keys(shard), [self._lam_text, self.decay.rebase_bound, self.covisit_cap,
+                                      self.decay.ttl_seconds, covis_prefix(shard),
+                                      RS.join(popularity.get(shard, ())),
+                                      RS.join(covisits.get(shard, ()))])
+                for shard in sorted(popularity.keys() | covisits.keys())])
         return result
+
+    def _global_shard_of(self, item_id: str) -> int:
+        return zlib.crc32(item_id.encode()) % self.global_shards
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -226,24 +265,71 @@ class ScoreStore:
     async def user_profile(self, user_id: str, at: float, n: int = 50) -> dict:
         return (await self.user_profiles([user_id], at, n))[0]
 
-    async def _global_ref(self) -> float | None:
-        ref = await self.redis.hget(GLOBAL_KEYS[1], "ref")
-        return None if ref is None else float(ref)
+    async def _global_refs(self) -> list[float | None]:
+        """Each global shard's reference time (``None`` for a shard never written)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(self.global_shards):
+                pipe.hget(global_keys(shard)[1], "ref")
+            refs = await pipe.execute()
+        return [None if ref is None else float(ref) for ref in refs]
+
+    def _merge_trending(self, tops: list[tuple[float | None, list[tuple[str, float]]]],
+                        at: float, n: int) -> list[tuple[str, float]]:
+        """The ``n`` most popular items at ``at`` from each shard's (ref, top-n); an item lives
+        in one shard, so the top of the per-shard tops is the global top. Ties: higher id
+        first (ZREVRANGE's order)."""
+        merged = [(item, acc * self._factor(ref, at)) for ref, pairs in tops
+                  for item, acc in pairs]
+        merged.sort(key=lambda pair: pair[0], reverse=True)
+        merged.sort(key=lambda pair: pair[1], reverse=True)
+        return merged[:n]
+
+    def _rescale_covisits(self, refs: list[float | None],
+                          rows: dict[str, list[tuple[str, float]]],
+                          ) -> dict[str, list[tuple[str, float]]]:
+        """Bring each item's row from its shard's reference to the newest reference of all
+        shards, so strengths compare across items."""
+        known = [ref for ref in refs if ref is not None]
+        if not known:
+            return rows
+        common = max(known)
+        out = {}
+        for item, row in rows.items():
+            ref = refs[self._global_shard_of(item)]
+            factor = 1.0 if ref is None else self._factor(ref, common)
+            out[item] = [(other, strength * factor) for other, strength in row]
+        return out
 
     async def trending(self, at: float, n: int = 50) -> list[tuple[str, float]]:
-        """Items by decayed popularity at ``at`` (same closed form, global reference)."""
-        ref = await self._global_ref()
-        pairs = await self.redis.zrevrange(GLOBAL_KEYS[0], 0, n - 1, withscores=True)
-        factor = self._factor(ref, at)
-        return [(item, acc * factor) for item, acc in pairs]
+        """Items by decayed popularity at ``at`` (same closed form, per-shard reference)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(self.global_shards):
+                keys = global_keys(shard)
+                pipe.hget(keys[1], "ref")
+                pipe.zrevrange(keys[0], 0, n - 1, withscores=True)
+            replies = await pipe.execute()
+        tops = [(None if ref is None else float(ref), pairs)
+                for ref, pairs in zip(replies[::2], replies[1::2], strict=True)]
+        return self._merge_trending(tops, at, n)
 
     async def popularity_of(self, items: list[str], at: float) -> dict[str, float]:
         if not items:
             return {}
-        ref = await self._global_ref()
-        values = await self.redis.zmscore(GLOBAL_KEYS[0], items)
-        factor = self._factor(ref, at)
-        return {i: (v or 0.0) * factor for i, v in zip(items, values, strict=True)}
+        by_shard: dict[int, list[str]] = defaultdict(list)
+        for item in items:
+            by_shard[self._global_shard_of(item)].append(item)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, members in by_shard.items():
+                keys = global_keys(shard)
+                pipe.hget(keys[1], "ref")
+                pipe.zmscore(keys[0], members)
+            replies = await pipe.execute()
+        out: dict[str, float] = {}
+        for (members, ref, values) in zip(by_shard.values(), replies[::2], replies[1::2],
+                                          strict=True):
+            factor = self._factor(None if ref is None else float(ref), at)
+            out.update((i, (v or 0.0) * factor) for i, v in zip(members, values, strict=True))
+        return {item: out[item] for item in items}
 
     async def max_popularity(self, at: float) -> float:
         top = await self.trending(at, 1)
@@ -253,29 +339,42 @@ class ScoreStore:
                         ) -> dict[str, list[tuple[str, float]]]:
         """For each item, its co-visited items by (undecayed-at-read) strength, strongest first.
 
-        Strengths share the global reference, so they compare across items without rescaling.
+        Strengths are brought to one reference (the newest of the global shards'), so they
+        compare across items without rescaling.
         """
         if not items:
             return {}
+        refs = await self._global_refs()
         async with self.redis.pipeline(transaction=False) as pipe:
             for item in items:
-                pipe.zrevrange(COVIS_PREFIX + item, 0, n - 1, withscores=True)
+                pipe.zrevrange(covis_key(item, self.global_shards), 0, n - 1, withscores=True)
             replies = await pipe.execute()
-        return dict(zip(items, replies, strict=True))
+        return self._rescale_covisits(refs, dict(zip(items, replies, strict=True)))
 
     async def recall_sources(self, items: list[str], at: float, covisit_n: int = 20,
                              trending_n: int = 50,
                              ) -> tuple[dict[str, list[tuple[str, float]]],
                                         list[tuple[str, float]]]:
         """:meth:`covisited` of ``items`` and :meth:`trending` at ``at``, in one round trip
-        (one script call; the same values as the two methods)."""
-        (reply,) = await self._pipelined_script(
-            self._recall_script, [(GLOBAL_KEYS[:2], [COVIS_PREFIX, covisit_n, trending_n,
-                                                     *items])])
-        ref, popular, *neighbours = reply
-        factor = self._factor(None if ref is None else float(ref), at)
-        trending = [(item, float(acc) * factor)
-                    for item, acc in zip(popular[::2], popular[1::2], strict=True)]
-        covisits = {item: list(zip(flat[::2], map(float, flat[1::2]), strict=True))
-                    for item, flat in zip(items, neighbours, strict=True)}
-        return covisits, trending
+        (one script call per global shard; the same values as the two methods)."""
+        seeds: list[list[str]] = [[] for _ in range(self.global_shards)]
+        for item in dict.fromkeys(items):
+            seeds[self._global_shard_of(item)].append(item)
+        replies = await self._pipelined_script(
+            self._recall_script,
+            [(global_keys(shard)[:2], [covis_prefix(shard), covisit_n, trending_n,
+                                       *seeds[shard]])
+             for shard in range(self.global_shards)])
+        refs: list[float | None] = []
+        tops = []
+        rows: dict[str, list[tuple[str, float]]] = {}
+        for shard_seeds, (ref, popular, *neighbours) in zip(seeds, replies, strict=True):
+            ref_value = None if ref is None else float(ref)
+            refs.append(ref_value)
+            tops.append((ref_value, [(item, float(acc)) for item, acc in
+                                     zip(popular[::2], popular[1::2], strict=True)]))
+            for item, flat in zip(shard_seeds, neighbours, strict=True):
+                rows[item] = list(zip(flat[::2], map(float, flat[1::2]), strict=True))
+        covisits = self._rescale_covisits(refs, rows)
+        return {item: covisits[item] for item in items}, self._merge_trending(tops, at,
+                                                                              trending_n)

@@ -1,22 +1,47 @@
-"""The Lua scripts in a real Redis equal the pure-Python reference (streams/decay.py)."""
+"""The Lua scripts in a real Redis equal the pure-Python reference (streams/decay.py).
+
+Every test runs twice: against a single Redis and against a real 3-master Redis Cluster (same
+``redis-server`` binary, cluster mode), through the same store code.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import random
+from collections.abc import Iterator
 
 import pytest
-import redis
 
-from scripts.embedded import EmbeddedServices
+from scripts.embedded import EmbeddedServices, start_services
+from scripts.embedded_cluster import start_services_with_cluster
 from streams.config import DEFAULT_WEIGHTS, DecaySettings
 from streams.contract import BehaviorEvent
 from streams.decay import DecayedScores, brute_force_score
-from streams.store import COVIS_PREFIX, GLOBAL_KEYS, ScoreStore, user_keys
+from streams.redis_client import sync_client
+from streams.store import ScoreStore, covis_key, global_keys, global_shard, user_keys
 
 DAY = 86400.0
 T0 = 1.6e9
+
+
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def module_services(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
+    """One Redis per mode for the module: a single server, then a 3-master cluster."""
+    start = start_services if request.param == "single" else start_services_with_cluster
+    with start(partitions=1, workdir=str(tmp_path_factory.mktemp("services"))) as svc:
+        yield svc
+
+
+@pytest.fixture
+def services(module_services: EmbeddedServices) -> EmbeddedServices:
+    """The module's Redis, emptied (every node of a cluster) and with no scripts loaded."""
+    client = sync_client(module_services.redis_url)
+    client.flushall()
+    client.script_flush()
+    client.close()
+    return module_services
 
 
 def random_events(rng: random.Random, n: int, span_days: float, users: int = 6,
@@ -38,7 +63,7 @@ async def apply_in_batches(store: ScoreStore, events: list[BehaviorEvent], size:
 @pytest.mark.parametrize("span_days, cap, batch", [(20, 500, 64), (3000, 500, 7), (3000, 6, 50)])
 def test_lua_equals_reference(module_services: EmbeddedServices, span_days: float, cap: int,
                               batch: int) -> None:
-    redis.Redis.from_url(module_services.redis_url).flushdb()
+    sync_client(module_services.redis_url).flushall()
     decay = DecaySettings(max_items_per_user=cap, dedupe_ttl_seconds=10**9)
     rng = random.Random(int(span_days) + cap)
     events = random_events(rng, 1500, span_days)
@@ -70,7 +95,7 @@ def test_lua_equals_reference(module_services: EmbeddedServices, span_days: floa
 def test_replaying_a_log_changes_nothing_and_ttls_are_set(services: EmbeddedServices) -> None:
     decay = DecaySettings(ttl_seconds=3600)
     events = random_events(random.Random(3), 300, 5, users=3)
-    client = redis.Redis.from_url(services.redis_url)
+    client = sync_client(services.redis_url)
 
     async def run() -> tuple[dict, dict, list]:
         store = ScoreStore.from_url(services.redis_url, decay)
@@ -86,7 +111,9 @@ def test_replaying_a_log_changes_nothing_and_ttls_are_set(services: EmbeddedServ
     first, second, again = asyncio.run(run())
     assert first == second
     assert sum(r.applied for r in again) == 0
-    for key in user_keys("u0") + GLOBAL_KEYS:
+    shards = {global_shard(e.item_id, decay.global_shards) for e in events}
+    assert len(shards) > 1
+    for key in user_keys("u0") + [k for shard in shards for k in global_keys(shard)]:
         assert 0 < client.ttl(key) <= 3600, key
 
 
@@ -136,7 +163,7 @@ def test_popularity_and_covisitation_follow_the_closed_form(services: EmbeddedSe
     c12 = dict(covis["i1"]).get("i2")
     c21 = dict(covis["i2"]).get("i1")
     assert c12 is not None and math.isclose(c12, c21, rel_tol=1e-12)
-    assert redis.Redis.from_url(services.redis_url).exists(COVIS_PREFIX + "i1")
+    assert sync_client(services.redis_url).exists(covis_key("i1", decay.global_shards))
 
 
 def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -> None:
@@ -192,7 +219,9 @@ def test_global_counters_sum_a_batch_exactly(services: EmbeddedServices) -> None
            ("u", "i1")]
     events = [BehaviorEvent(f"g{k}", user, item, "cart", T0 + 60.0 * k)
               for k, (user, item) in enumerate(seq)]
-    ref = events[-1].timestamp  # the first batch sets the global reference to its newest event
+    # increments relative to the newest event (i1's; co-visitation strengths are read at the
+    # newest shard reference, popularity is decayed to that time)
+    ref = events[-1].timestamp
     inc = [decay.weights["cart"] * math.exp(lam * (e.timestamp - ref)) for e in events]
     # an event's partners are its user's recent items other than its own: every event but a
     # user's first co-visits i1 and i2 (u: events 1, 2, 4, 6; v: event 5)
@@ -203,7 +232,7 @@ def test_global_counters_sum_a_batch_exactly(services: EmbeddedServices) -> None
         store = ScoreStore.from_url(services.redis_url, decay)
         try:
             await store.apply_batch(events)
-            pop = dict(await store.redis.zrange(GLOBAL_KEYS[0], 0, -1, withscores=True))
+            pop = await store.popularity_of(["i1", "i2"], ref)
             return pop, await store.covisited(["i1", "i2"], 10)
         finally:
             await store.close()

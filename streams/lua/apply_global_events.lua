@@ -5,19 +5,21 @@ Item popularity (trends, paper 002 §3.3) and item-item co-visitation use the sa
 the user scores, with one global reference R instead of a per-user one:
     P(i)   = sum_k w_k * exp(lambda * (t_k - R))        popularity at T = P(i) * exp(-lambda (T - R))
     C(i,j) = sum over co-visits of w * exp(lambda * (t - R))
-All keys share the hash tag {g}, so the script is valid on Redis Cluster (the global counters
-then live on one slot; they take one call per batch).
+The counters are spread over global shards by item (crc32(item) mod G, streams/store.py): one
+call per shard a batch touches, every key of a call carrying the shard's hash tag {g<k>}, so the
+script is valid on Redis Cluster and the shards spread over its slots. Each shard keeps its own
+reference R; readers bring shards to a common time.
 
-KEYS[1]  ss:{g}:pop     ZSET  item -> P(i)
-KEYS[2]  ss:{g}:meta    HASH  ref (R)
-KEYS[3]  ss:{g}:cvkeys  SET   items that have a co-visitation set (for the rare rebase)
+KEYS[1]  ss:{g<k>}:pop     ZSET  item -> P(i)       (items of shard k)
+KEYS[2]  ss:{g<k>}:meta    HASH  ref (R of shard k)
+KEYS[3]  ss:{g<k>}:cvkeys  SET   items of shard k with a co-visitation row (for the rare rebase)
 
 ARGV[1]  lambda per second     ARGV[2]  rebase bound      ARGV[3]  co-visitation set cap
-ARGV[4]  key TTL seconds       ARGV[5]  co-visitation key prefix (e.g. "ss:{g}:cv:")
+ARGV[4]  key TTL seconds       ARGV[5]  co-visitation key prefix (e.g. "ss:{g3}:cv:")
 ARGV[6]  popularity entries packed in one string: records separated by \30, fields by \31:
-         item, weight, t
-ARGV[7]  co-visitation pairs packed the same way: item a, item b, weight, t
-         (each pair is counted both ways: C(a,b) and C(b,a))
+         item, weight, t   (items of this shard)
+ARGV[7]  directed co-visitation entries packed the same way: item a, item b, weight, t; adds
+         to C(a,b) only (a of this shard; the caller sends C(b,a) to b's shard)
 
 Returns  R after the update (as a string).
 ]]
@@ -46,6 +48,10 @@ local ref = tonumber(redis.call('HGET', KEYS[2], 'ref'))
 local newest = nil
 for _, f in ipairs(popularity) do
   local t = tonumber(f[3])
+  if newest == nil or t > newest then newest = t end
+end
+for _, f in ipairs(covisits) do
+  local t = tonumber(f[4])
   if newest == nil or t > newest then newest = t end
 end
 if newest == nil then return fmt(ref or 0) end
@@ -102,7 +108,6 @@ end
 for _, f in ipairs(covisits) do
   local inc = tonumber(f[3]) * math.exp(lam * (tonumber(f[4]) - ref))
   add(f[1], f[2], inc)
-  add(f[2], f[1], inc)
 end
 for _, item in ipairs(touched) do
   local key = prefix .. item

@@ -2,14 +2,15 @@
 read_recall.lua — the global recall sources of a micro-batch, in one call: the popularity
 reference, the trending items and the co-visited items of every seed item.
 
-All keys share the hash tag {g} (apply_global_events.lua), so the script is valid on Redis
-Cluster. Scores are returned undecayed; the caller applies exp(-lambda (T - R)) to popularity.
+One call per global shard (apply_global_events.lua): every key carries the shard's hash tag
+{g<k>}, so the script is valid on Redis Cluster. Scores are returned undecayed; the caller
+applies exp(-lambda (T - R)) to popularity and merges the shards.
 
-KEYS[1]  ss:{g}:pop     ZSET  item -> P(i)
-KEYS[2]  ss:{g}:meta    HASH  ref (R)
-ARGV[1]  co-visitation key prefix (e.g. "ss:{g}:cv:")
+KEYS[1]  ss:{g<k>}:pop     ZSET  item -> P(i)
+KEYS[2]  ss:{g<k>}:meta    HASH  ref (R of shard k)
+ARGV[1]  co-visitation key prefix (e.g. "ss:{g3}:cv:")
 ARGV[2]  co-visited items per seed      ARGV[3]  trending items
-ARGV[4..] seed items
+ARGV[4..] seed items (all of shard k)
 
 Returns  { R or nil, ZREVRANGE pop 0 trending-1 WITHSCORES (flat),
            then per seed ZREVRANGE cv:seed 0 per_seed-1 WITHSCORES (flat) }
