@@ -82,10 +82,11 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
     async def open_store() -> None:
         # learning the server's mode (single or cluster) blocks: off the event loop, and
         # retried for as long as Redis is unreachable (as batches are)
+        store = ScoreStore.from_url(settings.redis, settings.decay, wait=5.0)
         while "store" not in state:
             try:
-                state["store"] = await asyncio.to_thread(ScoreStore.from_url, settings.redis,
-                                                         settings.decay, 5.0)
+                await asyncio.to_thread(store.connect)
+                state["store"] = store
             except RedisUnavailable as exc:
                 log.warning("%s; still waiting", exc)
             except ValueError as exc:  # a cluster URL naming a database other than 0

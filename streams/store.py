@@ -2,9 +2,9 @@
 
 Writes go through ``lua/apply_user_events.lua`` (one call per user shard per batch: dedupe,
 Eq. 1–3 update, rebase, cap, TTL) and ``lua/apply_global_events.lua`` (one call per global shard
-a batch touches: item popularity and co-visitation counters). Both are loaded once and called by
-SHA (redis-py ``register_script``), pipelined so that one batch costs one round trip per script
-kind.
+a batch touches: item popularity and co-visitation counters). Both are called by SHA
+(``EVALSHA``, loaded again on ``NOSCRIPT``), pipelined so that one batch costs one round trip per
+script kind.
 
 Key layout (Redis Cluster ready): a user's keys carry the hash tag of the user's shard
 (``{s<n>}``); an item's popularity and co-visitation row carry the tag of the item's global
@@ -22,14 +22,15 @@ user scores stay exact either way, since the user script is the deduplicating on
 
 from __future__ import annotations
 
+import hashlib
 import math
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
 from redis.asyncio.client import Pipeline
-from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from streams.config import DecaySettings
@@ -46,6 +47,19 @@ RS, US = "\x1e", "\x1f"
 
 def _lua(name: str) -> str:
     return resources.files("streams").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@dataclass
+class LuaScript:
+    """A script's text and SHA1 (what ``EVALSHA`` names; the same on every node)."""
+
+    text: str
+    sha: str
+
+    @classmethod
+    def named(cls, name: str) -> LuaScript:
+        text = _lua(name)
+        return cls(text, hashlib.sha1(text.encode()).hexdigest())
 
 
 #: Users are spread over this many shards; a shard's users share one hash tag (one Cluster
@@ -98,31 +112,47 @@ class BatchResult:
 class ScoreStore:
     """Async access to the decayed scores, popularity and co-visitation counters in Redis."""
 
-    def __init__(self, client: AsyncClient, decay: DecaySettings,
+    def __init__(self, client: AsyncClient | Callable[[], AsyncClient], decay: DecaySettings,
                  covisit_fanout: int = 3, covisit_cap: int = 100) -> None:
-        self.redis = client
+        """``client``: a Redis client, or a factory called on first use (:meth:`from_url`:
+        learning the server's mode needs the server)."""
+        self._client: AsyncClient | None = None if callable(client) else client
+        self._make_client = client if callable(client) else None
         self.decay = decay
         self.global_shards = decay.global_shards
         self.lam = decay.decay_per_second
         self._lam_text = repr(self.lam)
         self.covisit_fanout = covisit_fanout
         self.covisit_cap = covisit_cap
-        self._user_script = client.register_script(_lua("apply_user_events.lua"))
-        self._global_script = client.register_script(_lua("apply_global_events.lua"))
-        self._profiles_script = client.register_script(_lua("read_profiles.lua"))
-        self._recall_script = client.register_script(_lua("read_recall.lua"))
+        self._user_script = LuaScript.named("apply_user_events.lua")
+        self._global_script = LuaScript.named("apply_global_events.lua")
+        self._profiles_script = LuaScript.named("read_profiles.lua")
+        self._recall_script = LuaScript.named("read_recall.lua")
 
     @classmethod
     def from_url(cls, url: str, decay: DecaySettings, wait: float = 30.0,
                  **kwargs: int) -> ScoreStore:
-        """A store on the Redis (or Redis Cluster: any node) at ``url``; waits up to ``wait``
-        seconds for an unreachable server (:func:`streams.redis_client.is_cluster`)."""
-        return cls(async_client(url, wait, decode_responses=True), decay, **kwargs)
+        """A store on the Redis (or Redis Cluster: any node) at ``url``. The client is made on
+        first use (or :meth:`connect`), waiting up to ``wait`` seconds for an unreachable
+        server (:func:`streams.redis_client.is_cluster`)."""
+        return cls(lambda: async_client(url, wait, decode_responses=True), decay, **kwargs)
+
+    def connect(self) -> AsyncClient:
+        """The client, made now if not yet (blocking: asks the server its mode)."""
+        if self._client is None:
+            assert self._make_client is not None
+            self._client = self._make_client()
+        return self._client
+
+    @property
+    def redis(self) -> AsyncClient:
+        return self.connect()
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
-    async def _pipelined_script(self, script: AsyncScript,
+    async def _pipelined_script(self, script: LuaScript,
                                 calls: list[tuple[list[str], list[str | float | int]]],
                                 ) -> list:
         """Run ``script`` once per ``(keys, args)`` in one pipelined round trip; the replies in
@@ -130,8 +160,8 @@ class ScoreStore:
 
         redis-py's ``Script`` on a pipeline first asks ``SCRIPT EXISTS`` (one more round trip
         per batch); here the ``EVALSHA`` calls go out directly and only calls answered
-        ``NOSCRIPT`` (a restarted or flushed server: the script did not run) are sent again
-        after ``SCRIPT LOAD``.
+        ``NOSCRIPT`` (a restarted or flushed server or cluster node: the script did not run)
+        are sent again after ``SCRIPT LOAD`` (on every primary of a cluster).
         """
         replies: list = [None] * len(calls)
         todo = list(range(len(calls)))
@@ -154,7 +184,7 @@ class ScoreStore:
                     replies[k] = answer
             if not missing:
                 break
-            script.sha = await self.redis.script_load(script.script)
+            script.sha = await self.redis.script_load(script.text)  # every primary
             todo = missing
         return replies
 

@@ -1,5 +1,9 @@
 """End to end over real sockets: kafka-python producer → Tansu → Faust ingest worker → Redis →
-rec-refresh → rerank worker → recommendations topic and rec:{user}."""
+rec-refresh → rerank worker → recommendations topic and rec:{user}.
+
+Each test runs against a single Redis and against a real 3-master Redis Cluster: the workers
+get only ``STYLESTREAM_REDIS`` (one node's URL) and must find out the rest themselves.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,24 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-import redis
+import pytest
 
-from scripts.embedded import EmbeddedServices
+from scripts.embedded import EmbeddedServices, start_services
+from scripts.embedded_cluster import start_services_with_cluster
+from streams.redis_client import sync_client
 from streams.store import user_keys
 from tests.streaming_helpers import event_bytes, produce, read_until, running, wait_for
+
+
+@pytest.fixture(params=["single", "cluster"])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedServices]:
+    """A fresh broker with a single Redis, or with a 3-master Redis Cluster."""
+    start = start_services if request.param == "single" else start_services_with_cluster
+    with start(partitions=2, workdir=str(tmp_path / "services")) as svc:
+        yield svc
 
 
 def test_events_yield_a_top5_per_user(services: EmbeddedServices) -> None:
@@ -53,7 +69,7 @@ def test_events_yield_a_top5_per_user(services: EmbeddedServices) -> None:
         assert not bought & {it["item_id"] for it in items}
         assert all(it["reasons"] for it in items)
         assert msg["generated_at"] >= msg["source_event_time"]
-    stored = redis.Redis.from_url(services.redis_url).get(f"rec:{users[0]}")
+    stored = sync_client(services.redis_url).get(f"rec:{users[0]}")
     assert stored is not None and json.loads(stored)["user_id"] == users[0]
 
 
@@ -67,7 +83,7 @@ def test_malformed_events_go_to_dlq_while_valid_ones_apply(services: EmbeddedSer
     with running(services, ["stream"]):
         produce(services, "behavior-events", [(b"u", v) for v in mixed[1:]])
         dlq = read_until(services, "behavior-events-dlq", lambda r: len(r) >= 3, timeout=60)
-        client = redis.Redis.from_url(services.redis_url)
+        client = sync_client(services.redis_url)
         assert wait_for(lambda: client.zcard(user_keys("good-user")[0]) == 3, timeout=30)
     reasons = sorted(json.loads(r.value)["reason"] for r in dlq)
     assert reasons == ["not_json", "not_utf8", "unknown_behavior"]
@@ -89,7 +105,7 @@ def test_replaying_the_same_events_leaves_scores_unchanged(services: EmbeddedSer
                                  rng.choice(["view", "cart", "purchase"]), now - k * 60))
               for k in range(200)]
     at = now + 3600
-    client = redis.Redis.from_url(services.redis_url)
+    client = sync_client(services.redis_url)
     with running(services, ["stream"]):
         produce(services, "behavior-events", events)
         # the sentinel shares the log's key, hence its partition: it applies after the log
