@@ -1,4 +1,5 @@
-"""``stylestream bench ingest|rerank``: benchmarks, each beside a baseline in the same run."""
+"""``stylestream bench ingest|rerank|memory``: benchmarks, each beside a baseline in the same
+run."""
 
 from __future__ import annotations
 
@@ -22,3 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             raise
     else:
         rerank.register(kinds)
+    from scripts.bench_memory import register as register_memory
+
+    register_memory(kinds)

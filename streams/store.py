@@ -120,6 +120,7 @@ class ScoreStore:
         self._make_client = client if callable(client) else None
         self.decay = decay
         self.global_shards = decay.global_shards
+        self._shard_memo: dict[str, int] = {}
         self.lam = decay.decay_per_second
         self._lam_text = repr(self.lam)
         self.covisit_fanout = covisit_fanout
@@ -241,7 +242,13 @@ class ScoreStore:
         return result
 
     def _global_shard_of(self, item_id: str) -> int:
-        return zlib.crc32(item_id.encode()) % self.global_shards
+        """:func:`global_shard`, memoised (a batch names the same items many times; bounded)."""
+        shard = self._shard_memo.get(item_id)
+        if shard is None:
+            if len(self._shard_memo) >= 1 << 17:
+                self._shard_memo.clear()
+            shard = self._shard_memo[item_id] = zlib.crc32(item_id.encode()) % self.global_shards
+        return shard
 
     # --- reads ----------------------------------------------------------------------------
 
