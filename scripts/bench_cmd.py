@@ -24,5 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     else:
         rerank.register(kinds)
     from scripts.bench_memory import register as register_memory
+    from scripts.bench_scaling import register as register_scaling
 
     register_memory(kinds)
+    register_scaling(kinds)

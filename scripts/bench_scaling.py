@@ -1,0 +1,193 @@
+"""``stylestream bench scaling``: ingest events/s with 1, 2, 4 … ``stream`` workers over one topic
+of ``--partitions`` partitions, as ratios against one worker in the same run.
+
+For each worker count, on a fresh embedded broker + Redis (or a local 3-master Redis Cluster
+with ``--cluster``):
+
+1. start the workers (one consumer group) and wait until each one has applied an event of a
+   trickle sent to every partition: the group has formed (``join_s``: from all processes
+   serving metrics to that point: group join and rebalances, not process start);
+2. send ``--events`` events keyed by shopper and time the group from its first applied event
+   to its last (sum of the workers' ``stylestream_events_total``), with the CPU seconds each
+   worker, Redis, the broker and this process (the producer) spent meanwhile (``/proc``):
+   ``cores`` = CPU / wall tells what bounds the curve on the machine;
+3. with two or more workers, stop one (SIGTERM) and time until the others have applied one new
+   event on every partition (``leave_s``: the partitions' takeover after a leave).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+from scripts.bench_ingest import metric_total, synthetic_events, worker
+from scripts.embedded import EmbeddedServices, start_services, stop_processes
+
+EVENTS_METRIC = "stylestream_events_total"
+
+
+def register(bench_subparsers: argparse._SubParsersAction) -> None:
+    parser = bench_subparsers.add_parser(
+        "scaling", help="ingest events/s with 1, 2, 4 stream workers over N partitions",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--events", type=int, default=30000)
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--items", type=int, default=3000)
+    parser.add_argument("--cluster", action="store_true",
+                        help="Redis: a local 3-master cluster instead of one server")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
+    parser.add_argument("--out", default="var/bench/scaling.json")
+    parser.set_defaults(func=run)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _applied(ports: list[int]) -> list[float]:
+    counts = []
+    for port in ports:
+        try:
+            counts.append(metric_total(port, EVENTS_METRIC))
+        except OSError:
+            counts.append(-1.0)  # not serving (yet, or any more)
+    return counts
+
+
+def _trickle(producer, partitions: int, tag: str) -> None:  # noqa: ANN001 - kafka-python
+    now = time.time()
+    for p in range(partitions):
+        body = {"event_id": f"{tag}-{p}-{uuid.uuid4().hex[:8]}", "user_id": f"probe-{p}",
+                "item_id": "probe-item", "behavior": "view", "timestamp": now}
+        producer.send("behavior-events", key=f"probe-{p}".encode(),
+                      value=json.dumps(body).encode(), partition=p)
+    producer.flush()
+
+
+def _services(partitions: int, cluster: bool, workdir: Path) -> EmbeddedServices:
+    if cluster:
+        from scripts.embedded_cluster import start_services_with_cluster
+
+        return start_services_with_cluster(partitions=partitions, workdir=str(workdir))
+    return start_services(partitions=partitions, workdir=str(workdir))
+
+
+def measure(workers: int, args: argparse.Namespace, events: list[dict], workdir: Path) -> dict:
+    from kafka import KafkaProducer
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _services(args.partitions, args.cluster, workdir / "services") as svc:
+        started = [worker(svc, "stream", log=workdir / f"stream-{k}.log") for k in range(workers)]
+        procs = [proc for proc, _ in started]
+        ports = [port for _, port in started]
+        producer = KafkaProducer(bootstrap_servers=svc.kafka_url, linger_ms=20,
+                                 batch_size=256 * 1024)
+        try:
+            deadline = time.monotonic() + args.timeout
+            while min(_applied(ports)) < 0:  # every process serving metrics
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"stream workers did not start; see {workdir}")
+                time.sleep(0.1)
+            up = time.monotonic()
+            while min(_applied(ports)) < 1:  # every worker owns partitions and applies
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"group of {workers} did not form; see {workdir}")
+                _trickle(producer, args.partitions, "join")
+                time.sleep(0.5)
+            join_s = time.monotonic() - up
+            time.sleep(1.0)  # let the last trickle drain
+            base = sum(_applied(ports))
+            cpu_pids = {"workers": [p.pid for p in procs], "redis": [svc.redis_pid],
+                        "broker": [svc.kafka_pid]}
+            if args.cluster:
+                cpu_pids["redis"] = [p.pid for p in svc._procs if p.pid != svc.kafka_pid]
+            cpu_before = {k: [cpu_seconds(pid) for pid in pids] for k, pids in cpu_pids.items()}
+            load_before = os.getloadavg()
+            bench_cpu = time.process_time()  # this process: the producer and the polling
+            for e in events:
+                producer.send("behavior-events", key=e["user_id"].encode(),
+                              value=json.dumps(e).encode())
+            producer.flush()
+            first = last = None
+            done = done_at_first = 0.0
+            while time.monotonic() < deadline:
+                counts = _applied(ports)
+                now = time.monotonic()
+                total = sum(c for c in counts if c > 0) - base
+                if total > 0 and first is None:
+                    first, done_at_first = now, total
+                if total > done:
+                    done, last = total, now
+                if done >= len(events):
+                    break
+                time.sleep(0.05)
+            if first is None or last is None or done < len(events):
+                raise RuntimeError(f"{workers} workers applied {done:.0f}/{len(events)}; "
+                                   f"see {workdir}")
+            cpu = {k: sum(cpu_seconds(pid) for pid in pids) - sum(cpu_before[k])
+                   for k, pids in cpu_pids.items()}
+            cpu["bench"] = time.process_time() - bench_cpu
+            per_worker = [cpu_seconds(pid) - c0 for pid, c0 in
+                          zip(cpu_pids["workers"], cpu_before["workers"], strict=True)]
+            wall = last - first
+            leave_s = None
+            if workers >= 2:
+                before_leave = sum(_applied(ports[:-1]))
+                left = time.monotonic()
+                stop_processes(procs[-1])
+                _trickle(producer, args.partitions, "leave")
+                while time.monotonic() < deadline:
+                    if sum(_applied(ports[:-1])) - before_leave >= args.partitions:
+                        leave_s = time.monotonic() - left
+                        break
+                    time.sleep(0.05)
+        finally:
+            producer.close()
+            stop_processes(*procs)
+    return {"workers": workers, "partitions": args.partitions, "events": len(events),
+            "seconds": wall, "events_per_s": (done - done_at_first) / max(wall, 1e-9),
+            "join_s": join_s, "leave_s": leave_s,
+            "cpu_s": cpu, "worker_cpu_s": per_worker,
+            "worker_cpu_us_per_event": sum(per_worker) / len(events) * 1e6,
+            "cores": sum(cpu.values()) / max(wall, 1e-9), "load_before": load_before,
+            "redis": "cluster (3 masters)" if args.cluster else "single"}
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    if not counts or min(counts) < 1:
+        raise SystemExit("stylestream bench scaling: --workers needs counts >= 1, e.g. 1,2,4")
+    out = Path(args.out)
+    work = out.parent / "scaling-work"
+    events = synthetic_events(args.events, args.users, args.items, seed=7, prefix="s")
+    rows = []
+    for n in counts:
+        print(f"{n} worker(s) over {args.partitions} partitions …", flush=True)
+        rows.append(measure(n, args, events, work / f"w{n}"))
+        print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]["events_per_s"]
+    lines = [f"| workers | events/s | × {rows[0]['workers']} worker | join s | leave s | "
+             "worker CPU µs/event | cores busy | load before |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['workers']} | {r['events_per_s']:,.0f} | {r['events_per_s'] / base:.2f} | "
+              f"{r['join_s']:.1f} | {_seconds(r['leave_s'])} | "
+              f"{r['worker_cpu_us_per_event']:.0f} | {r['cores']:.2f} | "
+              f"{r['load_before'][0]:.1f} |" for r in rows]
+    table = "\n".join(lines)
+    print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows, "cpu_count": os.cpu_count(), "table": table},
+                              indent=2))
+    print(f"\nwritten to {out}")
+    return 0
