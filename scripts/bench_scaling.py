@@ -7,10 +7,12 @@ with ``--cluster``):
 1. start the workers (one consumer group) and wait until each one has applied an event of a
    trickle sent to every partition: the group has formed (``join_s``: from all processes
    serving metrics to that point: group join and rebalances, not process start);
-2. send ``--events`` events keyed by shopper and time the group from its first applied event
-   to its last (sum of the workers' ``stylestream_events_total``), with the CPU seconds each
+2. send ``--events`` events keyed by shopper (from a thread, while the workers drain) and time
+   the group from its first applied event to its last (sum of the workers'
+   ``stylestream_events_total``, polled every 50 ms), with the CPU seconds each
    worker, Redis, the broker and this process (the producer) spent meanwhile (``/proc``):
-   ``cores`` = CPU / wall tells what bounds the curve on the machine;
+   ``cores`` = CPU / wall tells what bounds the curve on the machine, and ``CPU-bound ev/s`` =
+   the machine's cores / CPU per event (all processes) is the rate if the pipeline had them all;
 3. with two or more workers, stop one (SIGTERM) and time until the others have applied one new
    event on every partition (``leave_s``: the partitions' takeover after a leave).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -111,10 +114,17 @@ def measure(workers: int, args: argparse.Namespace, events: list[dict], workdir:
             cpu_before = {k: [cpu_seconds(pid) for pid in pids] for k, pids in cpu_pids.items()}
             load_before = os.getloadavg()
             bench_cpu = time.process_time()  # this process: the producer and the polling
-            for e in events:
-                producer.send("behavior-events", key=e["user_id"].encode(),
-                              value=json.dumps(e).encode())
-            producer.flush()
+            sent_at = time.monotonic()
+
+            def send_all() -> None:
+                for e in events:
+                    producer.send("behavior-events", key=e["user_id"].encode(),
+                                  value=json.dumps(e).encode())
+                producer.flush()
+
+            # the workers drain while the events are sent: the count is polled from the start
+            sender = threading.Thread(target=send_all, daemon=True)
+            sender.start()
             first = last = None
             done = done_at_first = 0.0
             while time.monotonic() < deadline:
@@ -128,6 +138,7 @@ def measure(workers: int, args: argparse.Namespace, events: list[dict], workdir:
                 if done >= len(events):
                     break
                 time.sleep(0.05)
+            sender.join(timeout=5.0)
             if first is None or last is None or done < len(events):
                 raise RuntimeError(f"{workers} workers applied {done:.0f}/{len(events)}; "
                                    f"see {workdir}")
@@ -156,7 +167,8 @@ def measure(workers: int, args: argparse.Namespace, events: list[dict], workdir:
             "join_s": join_s, "leave_s": leave_s,
             "cpu_s": cpu, "worker_cpu_s": per_worker,
             "worker_cpu_us_per_event": sum(per_worker) / len(events) * 1e6,
-            "cores": sum(cpu.values()) / max(wall, 1e-9), "load_before": load_before,
+            "total_cpu_us_per_event": sum(cpu.values()) / len(events) * 1e6,
+            "cores": sum(cpu.values()) / max(last - sent_at, 1e-9), "load_before": load_before,
             "redis": "cluster (3 masters)" if args.cluster else "single"}
 
 
@@ -177,12 +189,14 @@ def run(args: argparse.Namespace) -> int:
         rows.append(measure(n, args, events, work / f"w{n}"))
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]["events_per_s"]
+    cores = os.cpu_count() or 1
     lines = [f"| workers | events/s | × {rows[0]['workers']} worker | join s | leave s | "
-             "worker CPU µs/event | cores busy | load before |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "worker CPU µs/event | all CPU µs/event | CPU-bound ev/s | cores busy | "
+             "load before |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['workers']} | {r['events_per_s']:,.0f} | {r['events_per_s'] / base:.2f} | "
               f"{r['join_s']:.1f} | {_seconds(r['leave_s'])} | "
-              f"{r['worker_cpu_us_per_event']:.0f} | {r['cores']:.2f} | "
+              f"{r['worker_cpu_us_per_event']:.0f} | {r['total_cpu_us_per_event']:.0f} | "
+              f"{cores * 1e6 / r['total_cpu_us_per_event']:,.0f} | {r['cores']:.2f} | "
               f"{r['load_before'][0]:.1f} |" for r in rows]
     table = "\n".join(lines)
     print(table)
