@@ -61,6 +61,7 @@ class EmbeddedCluster:
     ports: list[int]
     workdir: str
     _procs: tuple[subprocess.Popen, ...] = ()
+    _argv: tuple[list[str], ...] = ()
 
     @property
     def url(self) -> str:
@@ -73,6 +74,23 @@ class EmbeddedCluster:
     def stop(self) -> None:
         stop_processes(*self._procs, timeout=5.0)
         self._procs = ()
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index`` (a crash: no shutdown, its data gone with it)."""
+        self._procs[index].kill()
+        self._procs[index].wait(timeout=5.0)
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        """Start node ``index`` again from its ``nodes.conf``: it rejoins with its slots."""
+        argv = self._argv[index]
+        node_dir = Path(argv[argv.index("--dir") + 1])
+        log = open(node_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=node_dir)
+        procs = list(self._procs)
+        procs[index] = proc
+        self._procs = tuple(procs)
+        wait_for_port("127.0.0.1", self.ports[index], timeout, proc, "redis-server (cluster)")
+        _wait_until_formed(self.ports, timeout)
 
     def __enter__(self) -> EmbeddedCluster:
         return self
@@ -128,17 +146,18 @@ def start_cluster(masters: int = 3, workdir: str | None = None,
         taken |= {port, port + BUS_OFFSET}
         ports.append(port)
     procs: list[subprocess.Popen] = []
+    argvs: list[list[str]] = []
     try:
         for port in ports:
             node_dir = Path(workdir) / f"node-{port}"
             node_dir.mkdir(parents=True, exist_ok=True)
             log = open(node_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
-            procs.append(subprocess.Popen(
-                [str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
-                 "--dir", str(node_dir), "--protected-mode", "yes"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=node_dir))
+            argvs.append([str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1",
+                          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                          "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
+                          "--dir", str(node_dir), "--protected-mode", "yes"])
+            procs.append(subprocess.Popen(argvs[-1], stdout=log, stderr=subprocess.STDOUT,
+                                          cwd=node_dir))
         for port, proc in zip(ports, procs, strict=True):
             wait_for_port("127.0.0.1", port, timeout, proc, f"redis-server (cluster) :{port}")
         for port, slots in zip(ports, _slot_ranges(masters), strict=True):
@@ -151,7 +170,8 @@ def start_cluster(masters: int = 3, workdir: str | None = None,
     except BaseException:
         stop_processes(*procs, timeout=5.0)
         raise
-    return EmbeddedCluster(ports=ports, workdir=workdir, _procs=tuple(procs))
+    return EmbeddedCluster(ports=ports, workdir=workdir, _procs=tuple(procs),
+                           _argv=tuple(argvs))
 
 
 def start_services_with_cluster(partitions: int = 4, masters: int = 3,

@@ -21,13 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
-from streams.redis_client import RedisUnavailable
+from streams.redis_client import UNAVAILABLE_ERRORS, RedisUnavailable
 from streams.store import BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -102,7 +100,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
             started = time.perf_counter()
             try:
                 result = await state["store"].apply_batch(valid)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except UNAVAILABLE_ERRORS as exc:
                 metrics.REDIS_RETRIES.inc()
                 log.warning("Redis unavailable (%s); retrying batch of %d in %.1fs",
                             exc, len(valid), delay)

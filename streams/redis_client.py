@@ -20,6 +20,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -27,6 +28,13 @@ log = logging.getLogger(__name__)
 
 AsyncClient = aioredis.Redis | AsyncRedisCluster
 SyncClient = redis.Redis | RedisCluster
+
+#: Errors that mean "Redis is not serving right now" (a batch is retried, not dropped): a lost
+#: connection or timeout, and on a cluster a failed-over or restarting node (CLUSTERDOWN,
+#: TRYAGAIN, a slot with no known owner yet).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError, RedisTimeoutError, ClusterDownError, TryAgainError,
+    SlotNotCoveredError, OSError)
 
 
 class RedisUnavailable(RedisConnectionError):

@@ -8,10 +8,12 @@ single Redis; no stand-ins.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -23,7 +25,8 @@ from scripts.embedded_cluster import EmbeddedCluster, start_cluster
 from streams.config import ConfigError, DecaySettings, load_settings
 from streams.contract import BehaviorEvent
 from streams.redis_client import RedisUnavailable, async_client, sync_client
-from streams.store import ScoreStore, global_keys
+from streams.store import ScoreStore, global_keys, user_keys
+from tests.streaming_helpers import event_bytes, produce, running, wait_for
 
 T0 = 1.6e9
 DAY = 86400.0
@@ -198,3 +201,45 @@ def test_global_shards_setting_is_validated() -> None:
         load_settings({"STYLESTREAM_GLOBAL_SHARDS": "0"})
     with pytest.raises(ConfigError, match="STYLESTREAM_GLOBAL_SHARDS"):
         load_settings({"STYLESTREAM_GLOBAL_SHARDS": "many"})
+
+
+def _cluster_state(port: int) -> str:
+    node = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+    try:
+        return str(node.cluster("info").get("cluster_state"))
+    finally:
+        node.close()
+
+
+def test_ingest_rides_out_a_crashed_master(tmp_path: Path) -> None:
+    """A master is killed while the ingest worker runs: the cluster goes down (CLUSTERDOWN on
+    every node), events sent meanwhile wait, and once the node is back the worker applies them
+    without a restart. Catches cluster errors treated as bad batches (dropped or crashing the
+    agent) instead of as Redis being unavailable."""
+    now = time.time()
+    with start_services(partitions=2, workdir=str(tmp_path / "kafka")) as kafka, \
+            start_cluster(3, workdir=str(tmp_path / "cluster")) as nodes:
+        svc = dataclasses.replace(kafka, redis_url=nodes.url)
+        client = sync_client(nodes.url)
+        with running(svc, ["stream"]) as (proc,):
+            produce(svc, "behavior-events", [
+                (f"a{k}".encode(), event_bytes(f"a{k}", f"a{k}", "x", "view", now))
+                for k in range(20)])
+            assert wait_for(lambda: all(client.exists(user_keys(f"a{k}")[0])
+                                        for k in range(20)), timeout=60)
+            nodes.kill(2)
+            assert wait_for(lambda: _cluster_state(nodes.ports[0]) == "fail", timeout=30)
+            produce(svc, "behavior-events", [
+                (f"b{k}".encode(), event_bytes(f"b{k}", f"b{k}", f"y{k % 3}", "cart", now))
+                for k in range(20)])
+            time.sleep(2.0)  # the worker meets the failed cluster and keeps retrying
+            assert proc.poll() is None
+            nodes.restart(2)
+            client.close()
+            client = sync_client(nodes.url)
+            assert wait_for(lambda: all(client.exists(user_keys(f"b{k}")[0])
+                                        for k in range(20)), timeout=60)
+            assert proc.poll() is None
+        for k in range(20):
+            assert client.zrange(user_keys(f"b{k}")[0], 0, -1) == [f"y{k % 3}".encode()]
+        client.close()
