@@ -14,7 +14,8 @@ with ``--cluster``):
    ``cores`` = CPU / wall tells what bounds the curve on the machine, and ``CPU-bound ev/s`` =
    the machine's cores / CPU per event (all processes) is the rate if the pipeline had them all;
 3. with two or more workers, stop one (SIGTERM) and time until the others have applied one new
-   event on every partition (``leave_s``: the partitions' takeover after a leave).
+   event on every partition (``leave_s``: the partitions' takeover after a leave, including the
+   ``stop_s`` the leaving worker takes to shut down).
 """
 
 from __future__ import annotations
@@ -148,11 +149,12 @@ def measure(workers: int, args: argparse.Namespace, events: list[dict], workdir:
             per_worker = [cpu_seconds(pid) - c0 for pid, c0 in
                           zip(cpu_pids["workers"], cpu_before["workers"], strict=True)]
             wall = last - first
-            leave_s = None
+            leave_s = stop_s = None
             if workers >= 2:
                 before_leave = sum(_applied(ports[:-1]))
                 left = time.monotonic()
                 stop_processes(procs[-1])
+                stop_s = time.monotonic() - left
                 _trickle(producer, args.partitions, "leave")
                 while time.monotonic() < deadline:
                     if sum(_applied(ports[:-1])) - before_leave >= args.partitions:
@@ -164,7 +166,7 @@ def measure(workers: int, args: argparse.Namespace, events: list[dict], workdir:
             stop_processes(*procs)
     return {"workers": workers, "partitions": args.partitions, "events": len(events),
             "seconds": wall, "events_per_s": (done - done_at_first) / max(wall, 1e-9),
-            "join_s": join_s, "leave_s": leave_s,
+            "join_s": join_s, "leave_s": leave_s, "stop_s": stop_s,
             "cpu_s": cpu, "worker_cpu_s": per_worker,
             "worker_cpu_us_per_event": sum(per_worker) / len(events) * 1e6,
             "total_cpu_us_per_event": sum(cpu.values()) / len(events) * 1e6,
@@ -190,11 +192,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]["events_per_s"]
     cores = os.cpu_count() or 1
-    lines = [f"| workers | events/s | × {rows[0]['workers']} worker | join s | leave s | "
+    lines = [f"| workers | events/s | × {rows[0]['workers']} worker | join s | leave s (stop) | "
              "worker CPU µs/event | all CPU µs/event | CPU-bound ev/s | cores busy | "
              "load before |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['workers']} | {r['events_per_s']:,.0f} | {r['events_per_s'] / base:.2f} | "
-              f"{r['join_s']:.1f} | {_seconds(r['leave_s'])} | "
+              f"{r['join_s']:.1f} | {_seconds(r['leave_s'])} ({_seconds(r['stop_s'])}) | "
               f"{r['worker_cpu_us_per_event']:.0f} | {r['total_cpu_us_per_event']:.0f} | "
               f"{cores * 1e6 / r['total_cpu_us_per_event']:,.0f} | {r['cores']:.2f} | "
               f"{r['load_before'][0]:.1f} |" for r in rows]
