@@ -131,11 +131,14 @@ class ScoreStore:
         self._recall_script = LuaScript.named("read_recall.lua")
 
     @classmethod
-    def from_url(cls, url: str, decay: DecaySettings, wait: float = 30.0,
+    def from_url(cls, url: str, decay: DecaySettings, wait: float = 2.0,
                  **kwargs: int) -> ScoreStore:
         """A store on the Redis (or Redis Cluster: any node) at ``url``. The client is made on
         first use (or :meth:`connect`), waiting up to ``wait`` seconds for an unreachable
-        server (:func:`streams.redis_client.is_cluster`)."""
+        server (:func:`streams.redis_client.is_cluster`), then raising
+        :class:`~streams.redis_client.RedisUnavailable` (a ``ConnectionError``: the workers
+        retry it like any lost connection, and the next use asks again). Short by default:
+        on first use inside an event loop the question blocks it."""
         return cls(lambda: async_client(url, wait, decode_responses=True), decay, **kwargs)
 
     def connect(self) -> AsyncClient:
