@@ -167,6 +167,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
+        if first["loc"] == ("global_shards",):
+            raise ConfigError(f"STYLESTREAM_GLOBAL_SHARDS={first['input']}: "
+                              f"{first['msg']}") from exc
         raise ConfigError(f"invalid decay setting {'.'.join(map(str, first['loc']))}: "
                           f"{first['msg']}") from exc
     partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
