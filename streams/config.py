@@ -84,6 +84,8 @@ class Settings:
     partitions: int = 4
     decay: DecaySettings = field(default_factory=DecaySettings)
     topics: Topics = field(default_factory=Topics)
+    #: behaviours that take an item out of a shopper's lists (STYLESTREAM_EXCLUDE_BEHAVIORS)
+    exclude_behaviors: frozenset[str] = frozenset({"purchase"})
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -170,7 +172,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     redis_url = env.get("STYLESTREAM_REDIS") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"STYLESTREAM_REDIS={redis_url!r}: expected redis://host:port/db")
+    exclude = frozenset({"purchase"})
+    if env.get("STYLESTREAM_EXCLUDE_BEHAVIORS") is not None:
+        exclude = frozenset(b.strip() for b in env["STYLESTREAM_EXCLUDE_BEHAVIORS"].split(",")
+                            if b.strip())
+        unknown = sorted(exclude - set(BEHAVIORS))
+        if unknown:
+            raise ConfigError(f"STYLESTREAM_EXCLUDE_BEHAVIORS: unknown behaviour(s) {unknown}; "
+                              f"expected a comma-separated subset of {list(BEHAVIORS)}")
     return Settings(
+        exclude_behaviors=exclude,
         kafka_url=env.get("STYLESTREAM_KAFKA") or None,
         redis_url=redis_url,
         data_dir=env.get("STYLESTREAM_DATA") or None,
