@@ -43,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         shown = 0
-        records = follow_topic(bootstrap, topic, from_beginning=args.from_beginning, stop=stop)
+        def assigned(partitions: list[int]) -> None:
+            start = "the beginning" if args.from_beginning else "the end"
+            print(f"stylestream tail: following {topic} ({len(partitions)} partitions, no "
+                  f"consumer group) from {start}", file=sys.stderr, flush=True)
+
+        records = follow_topic(bootstrap, topic, from_beginning=args.from_beginning, stop=stop,
+                               on_assigned=assigned)
         async with contextlib.aclosing(records):
             async for record in records:
                 message = parse_json(record.value)

@@ -28,12 +28,14 @@ from streams.transport import fetch_wait_ms
 
 async def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = False,
                        backlog: int = 0, stop: asyncio.Event | None = None,
-                       poll_ms: int = 200) -> AsyncIterator:
+                       poll_ms: int = 200,
+                       on_assigned: Callable[[list[int]], None] | None = None) -> AsyncIterator:
     """Yield the records of every partition of ``topic`` as they arrive, with no consumer group.
 
     Starts at the end of each partition, ``backlog`` records before it (so a watcher opened
     mid-stream has something to show), or at the beginning when ``from_beginning``. Ends when
-    ``stop`` is set. Raises :class:`LookupError` when the topic does not exist.
+    ``stop`` is set. ``on_assigned(partitions)`` is called once the start offsets are set.
+    Raises :class:`LookupError` when the topic does not exist.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
@@ -50,6 +52,8 @@ async def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = Fal
             last = await consumer.end_offsets(parts)
             for tp in parts:
                 consumer.seek(tp, max(first[tp], last[tp] - max(0, backlog)))
+        if on_assigned is not None:
+            on_assigned([tp.partition for tp in parts])
         while stop is None or not stop.is_set():
             batches = await consumer.getmany(timeout_ms=poll_ms)
             for records in batches.values():

@@ -217,3 +217,61 @@ def test_page_in_chromium_shows_a_list_the_workers_produce_during_the_test(
     assert facts["lists"] >= 1 and facts["p50"].endswith("ms")
     picture = (REPO / "docs" / "web.png").read_bytes()
     assert picture.startswith(b"\x89PNG") and len(picture) > 10_000
+
+
+def test_demo_prints_the_url_of_a_page_with_live_lists_and_images(tmp_path: Path) -> None:
+    """Catches ``stylestream demo`` not starting the web view, printing a wrong URL, or a view
+    that is not fed by the demo's live lists (with their product images)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import threading
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("STYLESTREAM_KAFKA", "STYLESTREAM_REDIS")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", "demo", "--seconds", "25", "--no-model",
+         "--items", "60", "--users", "10", "--rate", "60", "--home", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        def url() -> str | None:
+            found = [m.group(1) for line in list(lines)
+                     if (m := re.search(r"live web view: (http://\S+)", line))]
+            return found[0] if found else None
+
+        assert wait_for(lambda: url() is not None or proc.poll() is not None, 240)
+        base = url()
+        assert base, "".join(lines)[-3000:]
+
+        def served() -> dict | None:
+            try:
+                with urllib.request.urlopen(f"{base}api/state", timeout=5) as resp:
+                    state = json.load(resp)
+            except OSError:
+                return None
+            rec = state.get("recommendation")
+            # the first lists of a cold start may be short (nothing trending yet)
+            return state if rec and len(rec["items"]) == 5 else None
+
+        assert wait_for(lambda: served() is not None, 60), "no live list on the demo's page"
+        state = served()
+        assert state is not None
+        items = state["recommendation"]["items"]
+        assert len(items) == 5 and all(i["image_url"] for i in items)
+        with urllib.request.urlopen(base + items[0]["image_url"].lstrip("/")) as resp:
+            assert resp.headers["Content-Type"] == "image/jpeg" and len(resp.read()) > 500
+        assert state["stats"]["events_per_s"] > 0
+        with urllib.request.urlopen(base, timeout=5) as resp:
+            assert b"/static/app.js" in resp.read()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)

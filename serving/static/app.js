@@ -51,6 +51,10 @@ function showRec(rec) {
   }
   const age = rec.source_event_time ? ` · newest event ${when(rec.source_event_time)}` : "";
   $("rec-meta").textContent = `model ${rec.model_version} · generated ${when(rec.generated_at)}${age}`;
+  if (!rec.items.length) {
+    ol.replaceChildren(text("li", "an empty list: nothing to recommend yet", "empty"));
+    return;
+  }
   ol.replaceChildren(...rec.items.map((item, k) => {
     const li = document.createElement("li");
     li.dataset.itemId = item.item_id;
