@@ -6,8 +6,8 @@
 for one shopper and redraws that shopper's Top-5 (with product images and reasons) and latest
 events as they arrive, plus lists/s, events/s and freshness once a second.
 
-Routes: ``/`` the page · ``/static/…`` its files · ``/catalog/…`` product images from the
-catalog directory (nothing outside it) · ``/api/state?user=U`` one JSON snapshot ·
+Routes: ``/`` the page · ``/static/…`` its files · ``/images/<item_id>`` the product image the
+catalog names for an item · ``/api/state?user=U`` one JSON snapshot ·
 ``/api/stream?user=U`` the SSE stream (no ``user``: follow the shopper behind the newest list).
 """
 
@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -40,7 +41,13 @@ def static_dir() -> Path:
 
 @dataclass
 class CatalogImages:
-    """Titles and image URLs of catalog items; image files are served from ``root`` only."""
+    """Titles and images of catalog items, addressed by item id (``/images/<item_id>``).
+
+    Only the image file the catalog names for an item is ever served, so a request cannot name
+    a path. A relative image path (the demo catalog's ``images/…``) must stay inside the
+    catalog directory once resolved (``..`` or a symlink pointing out is refused); an absolute
+    one is how an imported catalog references its data set's images in place, and is served as
+    named."""
 
     root: Path | None
     items: dict[str, CatalogItem] = field(default_factory=dict)
@@ -52,24 +59,28 @@ class CatalogImages:
         root = Path(directory).resolve()
         return cls(root, load_catalog(root))
 
-    def resolve(self, relative: str) -> Path | None:
-        """The image file at ``relative`` inside the catalog, or ``None`` when it is not one."""
-        if self.root is None or not relative or "\x00" in relative:
+    def image_path(self, item_id: str) -> Path | None:
+        """The image file of ``item_id``, or ``None`` when there is none to serve."""
+        item = self.items.get(item_id)
+        if self.root is None or item is None or not item.image or "\x00" in item.image:
             return None
+        named = Path(item.image)
         try:
-            path = (self.root / relative).resolve()
+            path = (self.root / named).resolve()
         except (OSError, RuntimeError):
             return None
-        if not path.is_relative_to(self.root) or path.suffix.lower() not in IMAGE_SUFFIXES:
+        if not named.is_absolute() and not path.is_relative_to(self.root):
             return None
-        return path if path.is_file() else None
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            return None
+        return path
 
     def describe(self, item_id: str) -> dict:
         item = self.items.get(item_id)
         if item is None:
             return {"title": item_id, "image_url": None}
         return {"title": item.title, "category": item.category, "colour": item.colour,
-                "image_url": f"/catalog/{item.image}" if item.image else None}
+                "image_url": f"/images/{quote(item_id, safe='')}" if item.image else None}
 
 
 def enrich_recommendation(message: dict | None, catalog: CatalogImages) -> dict | None:
@@ -107,10 +118,10 @@ async def page(request: web.Request) -> web.FileResponse:
                             headers={"Cache-Control": "no-cache"})
 
 
-async def catalog_image(request: web.Request) -> web.FileResponse:
-    path = request.app[CATALOG].resolve(request.match_info["path"])
+async def item_image(request: web.Request) -> web.FileResponse:
+    path = request.app[CATALOG].image_path(request.match_info["item_id"])
     if path is None:
-        raise web.HTTPNotFound(text="no such catalog image")
+        raise web.HTTPNotFound(text="no image for this item")
     return web.FileResponse(path, headers={"Cache-Control": "max-age=3600"})
 
 
@@ -181,7 +192,7 @@ def create_app(board: LiveBoard, catalog: CatalogImages) -> web.Application:
     app.router.add_get("/", page)
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/stream", stream)
-    app.router.add_get("/catalog/{path:.+}", catalog_image)
+    app.router.add_get("/images/{item_id}", item_image)
     app.router.add_static("/static/", static_dir(), follow_symlinks=False)
     return app
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -94,7 +95,7 @@ def test_stream_pushes_the_chosen_shoppers_lists_and_events(services: EmbeddedSe
         assert [r["user_id"] for r in recs] == ["ana"]
         items = recs[0]["items"]
         assert [i["item_id"] for i in items] == ids[:5]
-        assert all(i["title"] != i["item_id"] and i["image_url"].startswith("/catalog/")
+        assert all(i["title"] != i["item_id"] and i["image_url"] == f"/images/{i['item_id']}"
                    for i in items)
         events = [m for k, m in messages if k == "event"]
         assert [e["event_id"] for e in events] == ["ev-ana-1"]
@@ -123,21 +124,34 @@ def raw_get(base: str, path: str) -> int:
     return int(head.split()[1])
 
 
-def test_catalog_images_are_served_and_nothing_outside_the_catalog(
+def test_images_are_the_catalogs_own_and_nothing_outside_it(
         services: EmbeddedServices, catalog: Path, tmp_path: Path) -> None:
-    """Catches path traversal out of the catalog directory (``..``, encoded ``..``, absolute
-    paths, a symlink pointing outside) and serving non-image files from inside it."""
+    """Catches serving files a request names (``..``, encoded ``..``, absolute paths), a catalog
+    entry whose relative image path or symlink leads out of the catalog directory, and
+    non-image files; the catalog's own images (relative, or absolute as imported catalogs name
+    them) are served."""
+    own = tmp_path / "catalog"
+    shutil.copytree(catalog, own)
     secret = tmp_path / "secret.jpg"
     secret.write_bytes(b"not for the web")
-    link = catalog / "images" / "escape.jpg"
-    link.unlink(missing_ok=True)
-    link.symlink_to(secret)
-    with web_server(services, catalog) as base:
-        assert raw_get(base, "/catalog/images/D00000.jpg") == 200
-        for path in ("/catalog/../catalog.jsonl", "/catalog/..%2f..%2f..%2fetc%2fpasswd",
-                     "/catalog/%2fetc%2fpasswd", "/catalog/images/escape.jpg",
-                     "/catalog/catalog.jsonl", "/catalog/images/missing.jpg",
-                     "/static/..%2f..%2fserving%2fwebview.py"):
+    outside = tmp_path / "data" / "images" / "42.jpg"
+    outside.parent.mkdir(parents=True)
+    shutil.copy(own / "images" / "D00001.jpg", outside)
+    (own / "images" / "escape.jpg").symlink_to(secret)
+    (own / "notes.txt").write_text("not an image")
+    crafted = [("dotdot", "../secret.jpg"), ("link", "images/escape.jpg"),
+               ("text", "notes.txt"), ("imported", str(outside))]
+    with (own / "catalog.jsonl").open("a") as out:
+        for item_id, image in crafted:
+            out.write(json.dumps({"item_id": item_id, "title": item_id, "category": "Hats",
+                                  "group": "Accessories", "image": image}) + "\n")
+    with web_server(services, own) as base:
+        assert raw_get(base, "/images/D00000") == 200
+        assert raw_get(base, "/images/imported") == 200
+        for path in ("/images/dotdot", "/images/link", "/images/text", "/images/missing",
+                     "/images/..%2fcatalog.jsonl", "/images/..%2f..%2fsecret.jpg",
+                     "/images/%2fetc%2fpasswd", "/catalog/../catalog.jsonl",
+                     "/static/..%2f..%2fserving%2fwebview.py", "/static/../webview.py"):
             assert raw_get(base, path) in (403, 404), path
         assert raw_get(base, "/") == 200 and raw_get(base, "/static/app.js") == 200
 
