@@ -110,6 +110,9 @@ def test_stream_pushes_the_chosen_shoppers_lists_and_events(services: EmbeddedSe
 
         state = asyncio.run(snapshot())
         assert [i["item_id"] for i in state["recommendation"]["items"]] == ids[:5]
+        # without ?user= the stream follows the shopper behind the newest list
+        newest = asyncio.run(read_sse(f"{base}/api/stream", lambda ms: len(ms) >= 1))
+        assert newest[0][0] == "state" and newest[0][1]["user"] == "ana"
         assert state["events"][0]["item_id"] == ids[7]
         assert set(state["users"]) == {"ana", "other"}
 
