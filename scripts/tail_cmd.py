@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
-    except LookupError as exc:
+    except (LookupError, ConnectionError) as exc:
         print(f"stylestream tail: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:

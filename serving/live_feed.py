@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.transport import fetch_wait_ms
 
@@ -35,12 +36,17 @@ async def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = Fal
     Starts at the end of each partition, ``backlog`` records before it (so a watcher opened
     mid-stream has something to show), or at the beginning when ``from_beginning``. Ends when
     ``stop`` is set. ``on_assigned(partitions)`` is called once the start offsets are set.
-    Raises :class:`LookupError` when the topic does not exist.
+    Raises :class:`LookupError` when the topic does not exist and :class:`ConnectionError`
+    when the broker cannot be reached.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_wait_ms=fetch_wait_ms())
-    await consumer.start()
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        raise ConnectionError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
     try:
         partitions = await _partitions(consumer, topic)
         parts = [TopicPartition(topic, p) for p in sorted(partitions)]

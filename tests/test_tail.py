@@ -78,3 +78,16 @@ def test_tail_from_beginning_replays_and_reports_bad_records(
     firsts = [json.loads(line)["items"][0]["item_id"] for line in out.splitlines()]
     assert firsts == ["a0", "c0"]  # one key, one partition: in order
     assert "skipped a record" in err and "not a recommendation" in err
+
+
+def test_tail_without_a_broker_says_so_and_exits() -> None:
+    """Catches a traceback (or a hang) instead of a one-line error when nothing listens at
+    STYLESTREAM_KAFKA."""
+    from scripts.embedded import free_port
+
+    env = dict(os.environ, STYLESTREAM_KAFKA=f"127.0.0.1:{free_port()}")
+    result = subprocess.run([sys.executable, "-m", "scripts.cli", "tail"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "stylestream tail: cannot reach Kafka at 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
