@@ -488,7 +488,7 @@ def _data_dir(raw: str | None) -> Path:
         raise StudyError("no data directory: pass --data DIR or set STYLESTREAM_DATA")
     path = Path(value)
     if not (path / "fashion_products" / "styles.csv").exists():
-        raise StudyError(f"{path}/fashion_products/styles.csv not found (see data/README.md)")
+        raise StudyError(f"{path}/fashion_products/styles.csv not found (layout: docs/data.md)")
     return path
 
 

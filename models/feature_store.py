@@ -1,5 +1,5 @@
 """Offline item features and the ANN index over them (paper 000 §3.3.5 "pre-calculated offline
-and stored in an efficient vector database"; DESIGN.md "Ranking").
+and stored in an efficient vector database"; docs/design.md "Ranking").
 
 A feature store is a versioned directory ``<out>/features-<version>/`` holding, row-aligned with
 ``ids.json``:

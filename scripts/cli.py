@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scripts.stream_cmd",       # stream
     "scripts.rerank_cmd",       # rerank
     "scripts.demo_cmd",         # demo
+    "scripts.web_cmd",          # web
+    "scripts.tail_cmd",         # tail
     "scripts.simulate_cmd",     # simulate
     "scripts.catalog_cmd",      # catalog
     "scripts.features_cmd",     # features

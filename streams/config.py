@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Topics:
-    """Topic names of the contract (DESIGN.md, "Data flow and contracts")."""
+    """Topic names of the contract (docs/design.md, "Topic contracts")."""
 
     events: str = "behavior-events"
     dead_letter: str = "behavior-events-dlq"
@@ -42,7 +42,7 @@ class Topics:
 class DecaySettings(BaseModel):
     """Parameters of Eq. 1–3 and of the bounded-memory rules around them.
 
-    ``rebase_bound``: once ``λ·(t − r_u)`` passes it the user is rebased (DESIGN.md); 50 keeps
+    ``rebase_bound``: once ``λ·(t − r_u)`` passes it the user is rebased (docs/design.md); 50 keeps
     ``exp`` far inside float64 range (e^50 ≈ 5e21) while rebasing a user at most every
     ``50/λ`` = 1000 days at λ = 0.05.
     """

@@ -1,4 +1,4 @@
-"""Redis score store: the closed-form decayed scores of DESIGN.md, applied by two Lua scripts.
+"""Redis score store: the closed-form decayed scores of docs/design.md, applied by two Lua scripts.
 
 Writes go through ``lua/apply_user_events.lua`` (one call per user shard per batch: dedupe,
 Eq. 1–3 update, rebase, cap, TTL) and ``lua/apply_global_events.lua`` (one call per batch: item
