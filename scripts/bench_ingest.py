@@ -29,8 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
+from models.progress import progress
 from scripts.embedded import EmbeddedServices, free_port, start_services, stop_processes
 
 
@@ -94,7 +93,7 @@ def agent_throughput(events: list[dict], single: bool, workdir: Path) -> dict:
         label = "plain agent" if single else "batched agent"
         first = last = None
         done = done_at_first = 0.0
-        with tqdm(total=len(events), desc=f"ingest: {label}", unit="ev") as bar:
+        with progress(total=len(events), desc=f"ingest: {label}", unit="ev") as bar:
             deadline = time.time() + 600
             while time.time() < deadline and proc.poll() is None:
                 try:
@@ -131,7 +130,7 @@ def raw_redis_throughput(events: list[dict], workdir: Path, batch: int = 1000) -
     async def run(url: str) -> float:
         store = ScoreStore.from_url(url, DecaySettings())
         started = time.perf_counter()
-        for k in tqdm(range(0, len(parsed), batch), desc="ingest: raw Redis", unit="batch"):
+        for k in progress(range(0, len(parsed), batch), desc="ingest: raw Redis", unit="batch"):
             await store.apply_batch(parsed[k:k + batch])
         elapsed = time.perf_counter() - started
         await store.close()
@@ -177,7 +176,7 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
         time.sleep(8.0)  # both workers joined their groups and served the warm-up
         events = synthetic_events(int(rate * seconds), users, items, seed=3, prefix="f")
         started = time.time()
-        for k, e in enumerate(tqdm(events, desc=f"freshness: {label}", unit="ev")):
+        for k, e in enumerate(progress(events, desc=f"freshness: {label}", unit="ev")):
             delay = started + k / rate - time.time()
             if delay > 0:
                 time.sleep(delay)
@@ -186,6 +185,7 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
                           value=json.dumps(e).encode())
         producer.flush()
         offered = len(events) / (time.time() - started)
+        producer.close()  # clients close before the broker they talk to stops
         time.sleep(3.0)
         stop_reading.set()
         reader.join(timeout=5)
