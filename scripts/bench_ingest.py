@@ -153,7 +153,7 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
         ingest, _ = worker(svc, *stream_args, log=workdir / "stream.log")
         rerank, _ = worker(svc, "rerank", log=workdir / "rerank.log")
         lags: list[float] = []
-        stop_reading = threading.Event()
+        stop_reading, warmed = threading.Event(), threading.Event()
 
         def read() -> None:
             consumer = KafkaConsumer("recommendations", bootstrap_servers=svc.kafka_url,
@@ -164,16 +164,26 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
                     msg = json.loads(record.value)
                     if msg["user_id"] != "warm-up":
                         lags.append(time.time() - msg["source_event_time"])
+                    else:
+                        warmed.set()
             consumer.close()
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         producer = KafkaProducer(bootstrap_servers=svc.kafka_url, linger_ms=2)
-        warm = {"event_id": "warm-up", "user_id": "warm-up", "item_id": "i0",
-                "behavior": "view", "timestamp": time.time()}
-        producer.send("behavior-events", key=b"warm-up", value=json.dumps(warm).encode())
-        producer.flush()
-        time.sleep(8.0)  # both workers joined their groups and served the warm-up
+        # the clock starts once both workers joined their groups and served a warm-up list
+        deadline = time.time() + 120
+        while not warmed.is_set() and time.time() < deadline:
+            warm = {"event_id": f"warm-up-{time.time()}", "user_id": "warm-up",
+                    "item_id": "i0", "behavior": "view", "timestamp": time.time()}
+            producer.send("behavior-events", key=b"warm-up", value=json.dumps(warm).encode())
+            producer.flush()
+            warmed.wait(2.0)
+        if not warmed.is_set():
+            producer.close()
+            stop_reading.set()
+            stop_processes(ingest, rerank)
+            raise RuntimeError(f"the {label} served no warm-up list within 120 s; see {workdir}")
         events = synthetic_events(int(rate * seconds), users, items, seed=3, prefix="f")
         started = time.time()
         for k, e in enumerate(progress(events, desc=f"freshness: {label}", unit="ev")):
