@@ -157,6 +157,7 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
 
         def read() -> None:
             consumer = KafkaConsumer("recommendations", bootstrap_servers=svc.kafka_url,
+                                     enable_auto_commit=False,
                                      auto_offset_reset="latest", fetch_max_wait_ms=10,
                                      consumer_timeout_ms=200)
             while not stop_reading.is_set():
