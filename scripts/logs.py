@@ -22,6 +22,10 @@ from streams.config import LOG_FORMATS, log_format_from_env
 #: libraries whose INFO chatter is not the project's
 NOISY_LOGGERS: tuple[str, ...] = ("kafka", "aiokafka", "faust", "mode", "faiss.loader")
 
+#: libraries' own diagnostics that read like failures to a user (kafka-python's "Task ran for
+#: 0.13s (>0.100s threshold)" on a busy machine): ERROR and above only, unless ``--verbose``
+DIAGNOSTIC_LOGGERS: tuple[str, ...] = ("kafka.net.selector",)
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 #: attributes every LogRecord has; anything else came from ``extra=`` and goes into the JSON
@@ -76,5 +80,7 @@ def setup_logging(verbose: bool = False, log_format: str | None = None) -> str:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    for diagnostic in DIAGNOSTIC_LOGGERS:
+        logging.getLogger(diagnostic).setLevel(logging.NOTSET if verbose else logging.ERROR)
     logging.captureWarnings(fmt == "json")  # a bare warning would break the JSON stream
     return fmt
