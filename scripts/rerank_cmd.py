@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 
+from scripts.logs import add_log_format_argument
 from streams.config import load_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=256, help="triggers per micro-batch at most")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (default: none)")
+    add_log_format_argument(p)
     p.set_defaults(func=run)
 
 
@@ -50,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
+
+    log.info("rerank worker: Kafka %s, metrics port %s, network %s", settings.kafka_bootstrap,
+             args.metrics_port or "off", args.checkpoint or "none (co-visitation)")
 
     async def main() -> None:
         options = ServingOptions(catalog_dir=args.catalog, checkpoint=args.checkpoint,

@@ -161,8 +161,9 @@ class RerankWorker:
             popularity.update(dict(trending))
             self.popularity_sink(popularity)
         maybe_reload = getattr(self.scorer, "maybe_reload", None)
-        if callable(maybe_reload):
-            maybe_reload()
+        if callable(maybe_reload) and maybe_reload():
+            metrics.MODEL_VERSION.clear()  # the dashboard shows the version now in use
+            metrics.MODEL_VERSION.labels(self.scorer.version).set(1)
         started = time.perf_counter()
         scored = self.scorer.score(shoppers, candidates)
         metrics.SCORE_LATENCY.observe(time.perf_counter() - started)

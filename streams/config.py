@@ -23,6 +23,20 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+#: ``STYLESTREAM_LOG_FORMAT`` (or ``--log-format``): ``text`` lines, or one JSON object a line.
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+
+
+def log_format_from_env(env: dict[str, str] | None = None) -> str:
+    """The validated ``STYLESTREAM_LOG_FORMAT`` (default ``text``); readable before the rest
+    of the settings, since logging is set up first."""
+    raw = (os.environ if env is None else env).get("STYLESTREAM_LOG_FORMAT") or "text"
+    if raw not in LOG_FORMATS:
+        raise ConfigError(f"STYLESTREAM_LOG_FORMAT={raw!r}: expected one of "
+                          f"{', '.join(LOG_FORMATS)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Topics:
     """Topic names of the contract (docs/design.md, "Topic contracts")."""
@@ -82,6 +96,7 @@ class Settings:
     data_dir: str | None = None
     home: str = "var"
     partitions: int = 4
+    log_format: str = "text"
     decay: DecaySettings = field(default_factory=DecaySettings)
     topics: Topics = field(default_factory=Topics)
     #: behaviours that take an item out of a shopper's lists (STYLESTREAM_EXCLUDE_BEHAVIORS)
@@ -187,5 +202,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         data_dir=env.get("STYLESTREAM_DATA") or None,
         home=env.get("STYLESTREAM_HOME") or "var",
         partitions=partitions,
+        log_format=log_format_from_env(env),
         decay=decay,
     )
