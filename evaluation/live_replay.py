@@ -25,7 +25,6 @@ from pathlib import Path
 
 import redis
 from kafka import KafkaProducer
-from tqdm import tqdm
 
 from models.datasets import Interaction
 from serving.worker import REC_KEY_PREFIX
@@ -45,12 +44,12 @@ def event_json(n: int, event: Interaction) -> bytes:
 
 
 def produce_log(events: Sequence[Interaction], kafka: str, topic: str,
-                progress: bool = True) -> None:
+                show_progress: bool = True) -> None:
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=20, batch_size=256 * 1024,
                              acks=1)
     try:
-        for n, event in enumerate(tqdm(events, desc="produce", unit="ev",
-                                       disable=not progress)):
+        for n, event in enumerate(progress(events, desc="produce", unit="ev",
+                                       disable=not show_progress)):
             producer.send(topic, key=event.user.encode(), value=event_json(n, event))
         producer.flush()
     finally:
@@ -81,7 +80,7 @@ def read_lists(client: redis.Redis, users: Sequence[str]) -> dict[str, list[str]
 
 def replay_live(before: Sequence[Interaction], *, kafka: str, redis_url: str,
                 rerank_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                timeout: float = 900.0, progress: bool = True,
+                timeout: float = 900.0, show_progress: bool = True,
                 log_dir: Path | None = None) -> dict[str, list[str]]:
     """Replay ``before`` through the workers; every shopper's last list (by user id)."""
     newest: dict[str, float] = {}
@@ -101,10 +100,11 @@ def replay_live(before: Sequence[Interaction], *, kafka: str, redis_url: str,
             procs.append(subprocess.Popen([sys.executable, "-m", "scripts.cli", *command],
                                           env=full_env, stdout=target,
                                           stderr=subprocess.STDOUT))
-        produce_log(before, kafka, Topics().events, progress)
+        produce_log(before, kafka, Topics().events, show_progress)
         client = redis.Redis.from_url(redis_url, decode_responses=True)
         deadline = time.monotonic() + timeout
-        bar = tqdm(total=len(newest), desc="lists", unit="shopper", disable=not progress)
+        bar = progress(total=len(newest), desc="lists", unit="shopper",
+                       disable=not show_progress)
         done = 0
         while True:
             for proc, command in zip(procs, commands, strict=True):

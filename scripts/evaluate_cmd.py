@@ -146,7 +146,7 @@ def _replay(args: argparse.Namespace) -> int:
         with services_for(settings) as live:
             lists = replay_live(before, kafka=live.kafka_bootstrap, redis_url=live.redis,
                                 rerank_args=["--ranker", str(ranker)],
-                                progress=not args.no_progress, log_dir=models)
+                                show_progress=not args.no_progress, log_dir=models)
         if args.lists_out:
             Path(args.lists_out).write_text(json.dumps(lists), encoding="utf-8")
             print(args.lists_out)
