@@ -27,6 +27,7 @@ import redis
 from kafka import KafkaProducer
 
 from models.datasets import Interaction
+from models.progress import progress
 from serving.worker import REC_KEY_PREFIX
 from streams.config import Topics
 
