@@ -9,7 +9,7 @@ dedupe window, the co-visitation caps and the TTLs are all in force. Then:
 - ``INFO memory``: ``used_memory`` after minus before (the empty server is the baseline), split
   into the global counters (``MEMORY USAGE`` of every popularity / co-visitation key) and the
   rest, per shopper;
-- ``MEMORY USAGE`` of the five keys of a sample of shoppers (the keys alone, no dictionary
+- ``MEMORY USAGE`` of the keys of a sample of shoppers (the keys alone, no dictionary
   overhead);
 - beside it, the size of the same events as JSON (what the Kafka log holds): what the state
   costs relative to the log it summarises.
@@ -120,14 +120,15 @@ async def load_and_measure(url: str, events: list[dict], shoppers: int, batch: i
 
         rng = random.Random(seed + 1)
         chosen = rng.sample(range(shoppers), min(sample, shoppers))
-        per_key = [0, 0, 0, 0, 0]
+        names = [key.rsplit(":", 1)[1] for key in user_keys("x")]
+        per_key = [0] * len(names)
         async with redis.pipeline(transaction=False) as pipe:
             for user in chosen:
                 for key in user_keys(f"shopper-{user:07d}"):
                     pipe.memory_usage(key, samples=0)
             sizes = await pipe.execute()
         for k, size in enumerate(sizes):
-            per_key[k % 5] += int(size or 0)
+            per_key[k % len(names)] += int(size or 0)
         ttl_ok = all(0 < t for t in [await redis.ttl(key) for key in
                                      user_keys(f"shopper-{chosen[0]:07d}")])
     finally:
@@ -142,8 +143,8 @@ async def load_and_measure(url: str, events: list[dict], shoppers: int, batch: i
         "bytes_per_item": global_bytes / max(popular_items, 1),
         "bytes_per_shopper_info": (used - global_bytes) / shoppers,
         "bytes_per_shopper_sampled": sum(per_key) / len(chosen),
-        "sampled_bytes_by_key": dict(zip(["a", "meta", "beh", "seen", "recent"],
-                                         [v / len(chosen) for v in per_key], strict=True)),
+        "sampled_bytes_by_key": dict(zip(names, [v / len(chosen) for v in per_key],
+                                         strict=True)),
         "ttls_set": ttl_ok,
         "settings": {"max_items_per_user": decay.max_items_per_user,
                      "ttl_seconds": decay.ttl_seconds,
