@@ -2,7 +2,7 @@
 apply_global_events.lua — global time-decayed counters for a batch of applied events.
 
 Item popularity (trends, paper 002 §3.3) and item-item co-visitation use the same closed form as
-the user scores, with one global reference R instead of a per-user one:
+the user scores, with one reference R per global shard instead of a per-user one:
     P(i)   = sum_k w_k * exp(lambda * (t_k - R))        popularity at T = P(i) * exp(-lambda (T - R))
     C(i,j) = sum over co-visits of w * exp(lambda * (t - R))
 The counters are spread over global shards by item (crc32(item) mod G, streams/store.py): one
