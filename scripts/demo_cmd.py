@@ -23,6 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +58,13 @@ class Board:
     history: deque = field(default_factory=lambda: deque(maxlen=500_000))
     received: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: every list received, one JSON line each (``<home>/lists.jsonl``), when set
+    record: IO[str] | None = None
 
     def add(self, message: dict, received_at: float) -> None:
         with self.lock:
+            if self.record is not None:
+                self.record.write(json.dumps(message) + "\n")
             self.latest[message["user_id"]] = message
             lag = received_at - message["source_event_time"]
             self.freshness.append(lag)
@@ -221,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
               f"http://127.0.0.1:{ports['stream']}/metrics (ingest), "
               f"http://127.0.0.1:{ports['rerank']}/metrics (rerank); worker logs in {logs}\n"
               f"live web view: http://127.0.0.1:{ports['web']}/", flush=True)
-        board = Board()
+        board = Board(record=(home / "lists.jsonl").open("w", encoding="utf-8"))
         reader = threading.Thread(target=consume_recommendations, daemon=True, args=(
             live.kafka_bootstrap, live.topics.recommendations, board, stop))
         reader.start()
@@ -273,6 +278,11 @@ def run(args: argparse.Namespace) -> int:
         picture = save_dashboard(home / "dashboard.png", stats.started, time.time(), timeline,
                                  samples, newest, catalog, catalog_dir)
         print(f"dashboard picture: {picture}")
+    with board.lock:
+        if board.record is not None:
+            board.record.close()
+            board.record = None
+    print(f"every list received: {home / 'lists.jsonl'}")
     if board.received == 0:
         print("stylestream demo: no recommendation list arrived", file=sys.stderr)
         return 1
