@@ -13,6 +13,7 @@ import logging
 import sys
 
 from streams.config import ConfigError
+from streams.redact import install_log_redaction, redact
 
 #: verb → module; order is the order of ``stylestream --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # no password of a URL or setting reaches a log line
     if not args.verbose:
         for noisy in ("kafka", "aiokafka", "faust", "mode", "faiss.loader"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"stylestream: configuration error: {exc}", file=sys.stderr)
+        print(f"stylestream: configuration error: {redact(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

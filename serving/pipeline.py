@@ -108,7 +108,7 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
 
         # content is the FeatureStore whenever features are given (build_scorer)
         onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir)
-    store = ScoreStore.from_url(settings.redis, settings.decay)
+    store = ScoreStore.from_settings(settings)
     return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,
                         popularity_sink=popularity.update, onboarder=onboarder)
 
