@@ -159,3 +159,55 @@ def test_secrets_never_reach_error_lines(tmp_path: Path) -> None:
                 "STYLESTREAM_REDIS": "redis://127.0.0.1:1/0"}, "scores", "someone")
     assert sasl.returncode == 2 and "STYLESTREAM_KAFKA_SECURITY_PROTOCOL" in sasl.stderr
     assert secret not in sasl.stderr
+
+
+def test_ingest_worker_log_lines_carry_no_password(tmp_path: Path, services) -> None:
+    """The Faust ingest worker, given a Redis URL with a wrong password, logs that Redis is
+    unavailable for each retried batch — and the URL's password appears nowhere in what it
+    prints."""
+    from tests.secure_services import ServicesEnv
+    from tests.streaming_helpers import event_bytes, produce, running
+
+    secret = "Url-secret-8842"
+    with redis_server(tmp_path / "redis", "--requirepass", ADMIN_PASSWORD) as server:
+        url = server.url.replace("redis://", f"redis://app:{secret}@")
+        pair = ServicesEnv({**services.env(), "STYLESTREAM_REDIS": url})
+        with running(pair, ["stream"]) as (worker,):
+            produce(services, "behavior-events",
+                    [(b"u", event_bytes("e1", "u", "i", "view", time.time()))])
+            time.sleep(8)  # a few retries with backoff
+            assert worker.poll() is None
+        err = worker.stderr.read().decode()
+    assert "Redis unavailable" in err  # the failing connection was logged ...
+    assert secret not in err  # ... without the password
+
+
+def test_log_filter_masks_messages_arguments_and_tracebacks() -> None:
+    """install_log_redaction masks URL passwords and registered secrets in the message, its
+    arguments and the formatted traceback of a real logging handler."""
+    import io
+    import logging
+
+    from streams.redact import install_log_redaction, register_secret
+
+    stream = io.StringIO()
+    logger = logging.getLogger("test-redaction")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    install_log_redaction(logger)
+    register_secret("Registered-Pw-1")
+    try:
+        logger.warning("connecting to %s as %s", "rediss://svc:Pw-in-url-2@db:6380/0",
+                       "Registered-Pw-1")
+        try:
+            raise ConnectionError("refused: redis://:Pw-in-url-3@cache:6379/0")
+        except ConnectionError:
+            logger.exception("giving up")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "rediss://svc:***@db:6380/0" in text and "redis://:***@cache:6379/0" in text
+    assert "giving up" in text and "Traceback" in text
+    for secret in ("Pw-in-url-2", "Pw-in-url-3", "Registered-Pw-1"):
+        assert secret not in text
