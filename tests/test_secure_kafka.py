@@ -116,6 +116,10 @@ def test_mutual_tls_needs_the_client_certificate(tmp_path: Path, pki: Pki) -> No
                                         STYLESTREAM_KAFKA_SSL_KEYFILE=str(pki.client_key)))
         produce(with_cert, "rec-refresh", [(b"u", b"mtls")])
         assert [r.value for r in read_until(with_cert, "rec-refresh", bool, 30)] == [b"mtls"]
+        topics = subprocess.run([sys.executable, "-m", "scripts.cli", "topics"],
+                                env={**os.environ, **with_cert.env()}, capture_output=True,
+                                text=True, timeout=60)  # the CLI's admin client, mutual TLS
+        assert topics.returncode == 0 and "topics ready" in topics.stdout, topics.stderr
         refused(kafka.bootstrap, tls_env(kafka.bootstrap, pki))
 
 
