@@ -13,6 +13,7 @@ import sys
 
 from scripts.logs import add_log_format_argument, setup_logging
 from streams.config import ConfigError
+from streams.redact import install_log_redaction, redact
 
 #: verb → module; order is the order of ``stylestream --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -61,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         setup_logging(verbose=args.verbose, log_format=args.log_format)
+        install_log_redaction()  # no password of a URL or setting reaches a log line
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"stylestream: configuration error: {exc}", file=sys.stderr)
+        print(f"stylestream: configuration error: {redact(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -35,6 +35,7 @@ def default_catalog(home: str) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from serving.webview import CatalogImages, serve
     from streams.config import load_settings
+    from streams.security import kafka_client_kwargs
 
     settings = load_settings()
     bootstrap = settings.kafka_bootstrap
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await serve(bootstrap, settings.topics.recommendations, settings.topics.events, catalog,
-                    args.host, args.port, args.backlog, stop, on_ready=ready)
+                    args.host, args.port, args.backlog, stop, on_ready=ready,
+                    kafka_kwargs=kafka_client_kwargs(settings, "aiokafka"))
 
     try:
         asyncio.run(main())

@@ -39,6 +39,7 @@ from serving.diversity import DiversityConfig, ItemFacts, final_list
 from serving.recall import ContentIndex, RecallConfig, excluded_items, recall_candidates
 from serving.scorer import ScoredItem, Scorer, ShopperContext
 from streams.config import Settings
+from streams.security import kafka_client_kwargs
 from streams.store import ScoreStore
 from streams.transport import fetch_wait_ms
 
@@ -278,7 +279,7 @@ class RerankWorker:
         consumer = AIOKafkaConsumer(
             self.settings.topics.catalog, bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
-            fetch_max_wait_ms=fetch_wait_ms())
+            fetch_max_wait_ms=fetch_wait_ms(), **kafka_client_kwargs(self.settings, "aiokafka"))
         await consumer.start()
         try:
             while not stop.is_set():
@@ -298,11 +299,12 @@ class RerankWorker:
             self.settings.topics.refresh, bootstrap_servers=bootstrap,
             group_id="stylestream-rerank", auto_offset_reset="earliest",
             enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000,
-            fetch_max_wait_ms=fetch_wait_ms())
+            fetch_max_wait_ms=fetch_wait_ms(), **kafka_client_kwargs(self.settings, "aiokafka"))
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2,
                                          enable_idempotence=False,
                                          max_batch_size=256 * 1024,
-                                         partitioner=self.partitioner)
+                                         partitioner=self.partitioner,
+                                         **kafka_client_kwargs(self.settings, "aiokafka"))
         await consumer.start()
         await self.producer.start()
         catalog = (asyncio.create_task(self.follow_catalog(stop), name="catalog-updates")

@@ -25,7 +25,9 @@ import faust
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
-from streams.redis_client import UNAVAILABLE_ERRORS, RedisUnavailable
+from streams.redact import install_log_redaction, redact
+from streams.redis_client import UNAVAILABLE_ERRORS
+from streams.security import kafka_client_kwargs
 from streams.store import BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         stream_buffer_maxsize=8192,
         web_enabled=False,
         store="memory://",
+        **kafka_client_kwargs(settings, "faust"),  # SASL / TLS (streams/security.py)
     )
     topics = settings.topics
     events_topic = app.topic(topics.events, value_type=bytes, key_type=bytes,
@@ -80,13 +83,14 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
     async def open_store() -> None:
         # learning the server's mode (single or cluster) blocks: off the event loop, and
         # retried for as long as Redis is unreachable (as batches are)
-        store = ScoreStore.from_url(settings.redis, settings.decay, wait=5.0)
+        store = ScoreStore.from_settings(settings, wait=5.0)
         while "store" not in state:
             try:
                 await asyncio.to_thread(store.connect)
                 state["store"] = store
-            except RedisUnavailable as exc:
-                log.warning("%s; still waiting", exc)
+            except UNAVAILABLE_ERRORS as exc:  # also a refused password, as for batches
+                log.warning("Redis unavailable (%s); retrying in 1.0s", exc)
+                await asyncio.sleep(1.0)
             except ValueError as exc:  # a cluster URL naming a database other than 0
                 log.error("%s", exc)
                 await app.crash(exc)
@@ -161,7 +165,8 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
 
     @app.on_after_configured.connect
     def _configured(app: faust.App, **_: Any) -> None:
-        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap, settings.redis)
+        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap,
+                 redact(settings.redis))
 
     return app
 
@@ -176,7 +181,15 @@ def run_worker(app: faust.App, loglevel: str = "warning") -> None:
     if handlers:
         app.conf.loghandlers = handlers
         keep["logging_config"] = {"version": 1, "incremental": True}
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, **keep)
+    worker = RedactingWorker(app, loglevel=loglevel, quiet=True, **keep)
     if handlers:
         worker.spinner = None  # no terminal spinner codes in log files, no handler re-levelled
     worker.execute_from_commandline()
+
+
+class RedactingWorker(faust.Worker):
+    """Faust's worker, with secrets masked in the logging it sets up (streams/redact.py)."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        install_log_redaction(logger)

@@ -7,7 +7,8 @@ server at the URL runs in cluster mode.
 each key to its slot's node and splits pipelines by node. Any node of a cluster will do.
 
 The probe waits for an unreachable server (backoff up to ``wait`` seconds, a warning each try)
-and then fails with :class:`RedisUnavailable`, naming the variable.
+and then fails with :class:`RedisUnavailable`, naming the variable (passwords masked); refused
+credentials fail at once (``AuthenticationError``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,16 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
-from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streams.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +49,26 @@ class RedisUnavailable(RedisConnectionError):
     """The server at ``STYLESTREAM_REDIS`` could not be reached to learn its mode."""
 
 
-def is_cluster(url: str, wait: float = 30.0) -> bool:
-    """Whether the server at ``url`` reports ``cluster_enabled:1`` (``INFO cluster``)."""
+def is_cluster(url: str, wait: float = 30.0, **kwargs: Any) -> bool:
+    """Whether the server at ``url`` reports ``cluster_enabled:1`` (``INFO cluster``);
+    ``kwargs``: connection arguments (credentials, TLS files) as for the client."""
     deadline = time.monotonic() + wait
     delay = 0.1
     while True:
-        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=2.0,
-                                             socket_timeout=5.0)
+        pool = redis.ConnectionPool.from_url(url, **{**kwargs, "socket_connect_timeout": 2.0,
+                                                     "socket_timeout": 5.0})
         pool.connection_kwargs["db"] = 0  # a cluster refuses SELECT; the db is checked after
         probe = redis.Redis(connection_pool=pool)
         try:
             return int(probe.info("cluster").get("cluster_enabled", 0)) == 1
+        except AuthenticationError:
+            raise  # refused credentials: asking again will not help
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             if time.monotonic() + delay > deadline:
-                raise RedisUnavailable(f"STYLESTREAM_REDIS={url!r}: cannot reach Redis "
-                                       f"({exc})") from exc
-            log.warning("Redis at %s unreachable (%s); retrying in %.1fs", url, exc, delay)
+                raise RedisUnavailable(f"STYLESTREAM_REDIS={redact(url)!r}: cannot reach Redis "
+                                       f"({redact(exc)})") from exc
+            log.warning("Redis unavailable at %s (%s); retrying in %.1fs", redact(url),
+                        redact(exc), delay)
             time.sleep(delay)
             delay = min(2 * delay, 2.0)
         finally:
@@ -67,12 +79,13 @@ def is_cluster(url: str, wait: float = 30.0) -> bool:
 def _check_db(url: str) -> None:
     db = redis.connection.parse_url(url).get("db", 0)
     if db not in (0, None):
-        raise ValueError(f"STYLESTREAM_REDIS={url!r}: a Redis Cluster has only database 0")
+        raise ValueError(f"STYLESTREAM_REDIS={redact(url)!r}: a Redis Cluster has only "
+                         "database 0")
 
 
 def async_client(url: str, wait: float = 30.0, **kwargs: Any) -> AsyncClient:
     """An asyncio client for ``url`` (cluster-aware); ``kwargs`` go to ``from_url``."""
-    if is_cluster(url, wait):
+    if is_cluster(url, wait, **kwargs):
         _check_db(url)
         return AsyncRedisCluster.from_url(url, **kwargs)
     return aioredis.Redis.from_url(url, **kwargs)
@@ -80,7 +93,7 @@ def async_client(url: str, wait: float = 30.0, **kwargs: Any) -> AsyncClient:
 
 def sync_client(url: str, wait: float = 30.0, **kwargs: Any) -> SyncClient:
     """A blocking client for ``url`` (cluster-aware); ``kwargs`` go to ``from_url``."""
-    if is_cluster(url, wait):
+    if is_cluster(url, wait, **kwargs):
         _check_db(url)
         return RedisCluster.from_url(url, **kwargs)
     return redis.Redis.from_url(url, **kwargs)

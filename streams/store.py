@@ -33,9 +33,10 @@ from importlib import resources
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, ResponseError
 
-from streams.config import DecaySettings
+from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
 from streams.redis_client import AsyncClient, async_client
+from streams.security import redis_client_kwargs
 
 BEHAVIOR_RANK: dict[str, int] = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
@@ -152,6 +153,14 @@ class ScoreStore:
     @property
     def redis(self) -> AsyncClient:
         return self.connect()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, wait: float = 2.0, **kwargs: int) -> ScoreStore:
+        """:meth:`from_url` for ``settings.redis``, with its ACL credentials and TLS files
+        (:func:`streams.security.redis_client_kwargs`, also used to ask the server's mode)."""
+        security = redis_client_kwargs(settings)
+        return cls(lambda: async_client(settings.redis, wait, decode_responses=True,
+                                        **security), settings.decay, **kwargs)
 
     async def close(self) -> None:
         if self._client is not None:
