@@ -54,7 +54,11 @@ class DecaySettings(BaseModel):
     rebase_bound: float = Field(50.0, gt=0.0, le=500.0)
     max_items_per_user: int = Field(500, ge=1)
     ttl_seconds: int = Field(90 * 86400, ge=60)
+    #: Dedupe window in PROCESSING time: a user's seen event ids are forgotten this long after
+    #: they arrived (never by event time), so it must exceed any redelivery delay.
     dedupe_ttl_seconds: int = Field(7 * 86400, ge=60)
+    #: Most seen event ids kept per user inside the window (earliest arrivals forgotten first).
+    dedupe_max_ids: int = Field(100_000, ge=1)
 
     @field_validator("weights")
     @classmethod
@@ -73,6 +77,21 @@ class DecaySettings(BaseModel):
         return self.decay_per_day / 86400.0
 
 
+class InputLimits(BaseModel):
+    """What hostile or broken input may not exceed (event contract and catalog updates)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: Largest message value accepted (bytes); larger ones are dead-lettered / refused unread.
+    max_message_bytes: int = Field(256 * 1024, ge=256)
+    #: Longest identifier (event, user, item, session, store id) in characters.
+    max_id_length: int = Field(256, ge=8)
+    #: Earliest accepted event time (epoch s; default 2000-01-01: earlier is a unit error).
+    min_timestamp: float = Field(946_684_800.0, ge=0.0)
+    #: Producer clock skew allowed: later event times are refused as "from the future".
+    max_future_seconds: float = Field(86_400.0, ge=0.0)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a worker needs to start: service URLs, topics, decay parameters."""
@@ -83,6 +102,7 @@ class Settings:
     home: str = "var"
     partitions: int = 4
     decay: DecaySettings = field(default_factory=DecaySettings)
+    limits: InputLimits = field(default_factory=InputLimits)
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -159,11 +179,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", 50.0),
             max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER", 500),
             ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", 90 * 86400),
+            dedupe_ttl_seconds=_env_int(env, "STYLESTREAM_DEDUPE_WINDOW_SECONDS", 7 * 86400),
+            dedupe_max_ids=_env_int(env, "STYLESTREAM_DEDUPE_MAX_IDS", 100_000),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"invalid decay setting {'.'.join(map(str, first['loc']))}: "
                           f"{first['msg']}") from exc
+    limits = _input_limits(env)
     partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
     if partitions < 1:
         raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
@@ -177,4 +200,28 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         home=env.get("STYLESTREAM_HOME") or "var",
         partitions=partitions,
         decay=decay,
+        limits=limits,
     )
+
+
+#: Environment variable of each :class:`InputLimits` field.
+LIMIT_VARIABLES: dict[str, str] = {
+    "max_message_bytes": "STYLESTREAM_MAX_MESSAGE_BYTES",
+    "max_id_length": "STYLESTREAM_MAX_ID_LENGTH",
+    "min_timestamp": "STYLESTREAM_MIN_TIMESTAMP",
+    "max_future_seconds": "STYLESTREAM_MAX_FUTURE_SECONDS",
+}
+
+
+def _input_limits(env: dict[str, str]) -> InputLimits:
+    defaults = InputLimits()
+    values: dict[str, float] = {}
+    for name, variable in LIMIT_VARIABLES.items():
+        default = getattr(defaults, name)
+        reader = _env_int if isinstance(default, int) else _env_float
+        values[name] = reader(env, variable, default)
+    try:
+        return InputLimits(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{LIMIT_VARIABLES[str(first['loc'][0])]}: {first['msg']}") from exc
