@@ -106,11 +106,13 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         for event in batch:
             message = event.message
             try:
-                parsed = parse_event(message.value)
+                parsed = parse_event(message.value, limits=settings.limits)
             except InvalidEvent as error:
                 metrics.INVALID.labels(error.reason).inc()
-                await dlq_topic.send(key=message.key, value=dead_letter_record(
-                    message.value, error, message.topic, message.partition, message.offset))
+                key = message.key[:1024] if message.key else message.key  # a hostile key too
+                await dlq_topic.send(key=key, value=dead_letter_record(
+                    message.value, error, message.topic, message.partition, message.offset,
+                    keep_bytes=settings.limits.max_message_bytes))
                 continue
             valid.append(parsed)
             counts[parsed.behavior] = counts.get(parsed.behavior, 0) + 1
