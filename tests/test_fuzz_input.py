@@ -293,3 +293,22 @@ def test_import_does_not_follow_image_links_out_of_the_data(tmp_path: Path) -> N
     report = import_catalog("fashion_products", tmp_path)
     images = {item.item_id: item.image for item in report.items}
     assert images["1"] == str((source / "images" / "1.jpg").resolve()) and images["2"] is None
+
+
+def test_every_checkpoint_load_is_weights_only() -> None:
+    """Every torch.load in the code base passes weights_only=True (a pickled checkpoint could
+    otherwise run code on load). Catches a new loader added without it."""
+    repo = Path(__file__).resolve().parent.parent
+    calls = []
+    for path in repo.rglob("*.py"):
+        if any(part.startswith(".") or part == "tests" for part in path.relative_to(repo).parts):
+            continue
+        text = path.read_text(encoding="utf-8")
+        start = text.find("torch.load(")
+        while start != -1:
+            end = text.find(")", start)
+            calls.append((path.name, text[start:end + 1]))
+            start = text.find("torch.load(", end)
+    assert calls, "no torch.load found: the scan is broken"
+    unsafe = [(name, call) for name, call in calls if "weights_only=True" not in call]
+    assert not unsafe
