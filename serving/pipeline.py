@@ -107,7 +107,8 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
         from serving.catalog_updates import ItemOnboarder
 
         # content is the FeatureStore whenever features are given (build_scorer)
-        onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir)
+        onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir,
+                                  limits=settings.limits)
     store = ScoreStore.from_url(settings.redis, settings.decay)
     return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,
                         popularity_sink=popularity.update, onboarder=onboarder)
