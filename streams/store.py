@@ -212,6 +212,19 @@ class ScoreStore:
             entries.extend(PendingEntry(prefix, *tail[k:k + 3]) for k in range(0, len(tail), 3))
         return result, entries
 
+    async def drain_pending(self, now: float | None = None) -> int:
+        """Count every shard's pending entries older than :data:`PENDING_GRACE_SECONDS` (left
+        by a caller that died between the scripts, whose shards no later batch touched); the
+        ingest worker calls this on a timer. Returns how many entries were counted."""
+        prefixes = [f"ss:{{s{k}}}:" for k in range(USER_SHARDS)]
+        replies = await self._pipelined_script(
+            self._user_script, [([prefix], self._user_args([], now, "")) for prefix in prefixes])
+        entries = [PendingEntry(prefix, *reply[k:k + 3])
+                   for prefix, reply in zip(prefixes, replies, strict=True)
+                   for k in range(0, len(reply), 3)]
+        await self.apply_globals(entries, now)
+        return len(entries)
+
     async def apply_globals(self, entries: list[PendingEntry], now: float | None = None) -> None:
         """The second step: count pending entries in popularity and co-visitation (each entry
         at most once, whoever calls), then delete them from their shards."""

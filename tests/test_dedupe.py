@@ -271,3 +271,33 @@ def test_global_counters_survive_a_death_between_the_two_scripts(
     assert not any(client.hlen(pending_key(shard_prefix(e.user_id))) for e in events)
     assert client.zcard(GLOBAL_APPLIED_KEY) > 0 and client.ttl(GLOBAL_APPLIED_KEY) > 0
     assert client.exists(*GLOBAL_KEYS) == 3
+
+
+def test_pending_entries_on_untouched_shards_are_drained(services: EmbeddedServices) -> None:
+    """A worker dies after the user script and its events are never seen again: the ingest
+    worker's timer (drain_pending) counts the entries once they pass the grace period, and a
+    second drain counts nothing. Catches counters that stay short until the same shards happen
+    to receive traffic."""
+    decay = DecaySettings()
+    rng = random.Random(8)
+    events = [BehaviorEvent(f"d{k}", f"s{rng.randrange(40)}", f"i{rng.randrange(9)}",
+                            rng.choice(BEHAVIORS), T0 + rng.uniform(0, 5 * DAY))
+              for k in range(300)]
+    at = T0 + 6 * DAY
+    now = T0 + 5 * DAY
+
+    async def run() -> tuple[int, int, int, dict]:
+        store = ScoreStore.from_url(services.redis_url, decay)
+        try:
+            await store.apply_users(events, now=now)
+            early = await store.drain_pending(now=now + 1)  # still inside the grace period
+            counted = await store.drain_pending(now=now + PENDING_GRACE_SECONDS + 1)
+            again = await store.drain_pending(now=now + PENDING_GRACE_SECONDS + 2)
+            return early, counted, again, await all_popularity(store, at)
+        finally:
+            await store.close()
+
+    early, counted, again, popularity = asyncio.run(run())
+    shards = {shard_prefix(e.user_id) for e in events}
+    assert (early, counted, again) == (0, len(shards), 0)
+    assert_close(popularity, brute_force_popularity(events, at, decay))
