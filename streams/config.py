@@ -184,8 +184,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"invalid decay setting {'.'.join(map(str, first['loc']))}: "
-                          f"{first['msg']}") from exc
+        name = '.'.join(map(str, first['loc']))
+        variable = DECAY_VARIABLES.get(name.split(".")[0], "STYLESTREAM_WEIGHTS")
+        raise ConfigError(f"{variable}: invalid decay setting {name}: {first['msg']}") from exc
     limits = _input_limits(env)
     partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
     if partitions < 1:
@@ -203,6 +204,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         limits=limits,
     )
 
+
+#: Environment variable of each env-driven :class:`DecaySettings` field.
+DECAY_VARIABLES: dict[str, str] = {
+    "decay_per_day": "STYLESTREAM_DECAY_PER_DAY",
+    "rebase_bound": "STYLESTREAM_REBASE_BOUND",
+    "max_items_per_user": "STYLESTREAM_MAX_ITEMS_PER_USER",
+    "ttl_seconds": "STYLESTREAM_TTL_SECONDS",
+    "dedupe_ttl_seconds": "STYLESTREAM_DEDUPE_WINDOW_SECONDS",
+    "dedupe_max_ids": "STYLESTREAM_DEDUPE_MAX_IDS",
+}
 
 #: Environment variable of each :class:`InputLimits` field.
 LIMIT_VARIABLES: dict[str, str] = {

@@ -164,6 +164,10 @@ def test_limits_are_settings_with_clear_errors() -> None:
         load_settings({"STYLESTREAM_MAX_MESSAGE_BYTES": "12"})
     with pytest.raises(ConfigError, match="STYLESTREAM_MAX_ID_LENGTH"):
         load_settings({"STYLESTREAM_MAX_ID_LENGTH": "many"})
+    with pytest.raises(ConfigError, match="STYLESTREAM_DEDUPE_WINDOW_SECONDS"):
+        load_settings({"STYLESTREAM_DEDUPE_WINDOW_SECONDS": "5"})
+    with pytest.raises(ConfigError, match="STYLESTREAM_DEDUPE_MAX_IDS"):
+        load_settings({"STYLESTREAM_DEDUPE_MAX_IDS": "0"})
 
 
 # --- catalog updates ---------------------------------------------------------------------------
