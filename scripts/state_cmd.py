@@ -35,7 +35,7 @@ def run_scores(args: argparse.Namespace) -> int:
         return 2
 
     async def read() -> list[tuple[str, float]]:
-        store = ScoreStore.from_url(settings.redis, settings.decay)
+        store = ScoreStore.from_settings(settings)
         try:
             return await store.user_top(args.user, at, args.top)
         finally:
@@ -49,8 +49,10 @@ def run_recs(args: argparse.Namespace) -> int:
     import redis
 
     from serving.worker import REC_KEY_PREFIX
+    from streams.security import redis_client_kwargs
 
-    client = redis.Redis.from_url(load_settings().redis)
+    settings = load_settings()
+    client = redis.Redis.from_url(settings.redis, **redis_client_kwargs(settings))
     raw = client.get(REC_KEY_PREFIX + args.user)
     if raw is None:
         print(f"stylestream recs: no recommendations for {args.user!r} yet", file=sys.stderr)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from scripts.logs import add_log_format_argument
 from streams.config import load_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="serve Prometheus metrics on this port (default: none)")
     p.add_argument("--single", action="store_true",
                    help="one event per iteration (the benchmark's plain baseline)")
+    add_log_format_argument(p)
     p.set_defaults(func=run)
 
 
@@ -29,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
+    log.info("ingest worker: Kafka %s, Redis %s, metrics port %s", settings.kafka_bootstrap,
+             settings.redis, args.metrics_port or "off")
     app = create_app(settings, batch_max=args.batch_max, batch_within=args.batch_within,
                      single=args.single)
     run_worker(app)

@@ -30,6 +30,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
+from streams.redact import install_log_redaction, redact
+from streams.security import kafka_client_kwargs
 from streams.store import PENDING_GRACE_SECONDS, BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         stream_buffer_maxsize=8192,
         web_enabled=False,
         store="memory://",
+        **kafka_client_kwargs(settings, "faust"),  # SASL / TLS (streams/security.py)
     )
     topics = settings.topics
     events_topic = app.topic(topics.events, value_type=bytes, key_type=bytes,
@@ -82,7 +85,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
 
     @app.task
     async def open_store() -> None:
-        state["store"] = ScoreStore.from_url(settings.redis, settings.decay)
+        state["store"] = ScoreStore.from_settings(settings)
 
     @app.timer(interval=PENDING_GRACE_SECONDS)
     async def count_pending() -> None:
@@ -168,12 +171,31 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
 
     @app.on_after_configured.connect
     def _configured(app: faust.App, **_: Any) -> None:
-        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap, settings.redis)
+        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap,
+                 redact(settings.redis))
 
     return app
 
 
 def run_worker(app: faust.App, loglevel: str = "warning") -> None:
-    """Run a Faust worker for ``app`` in this process until it is stopped (SIGINT/SIGTERM)."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    """Run a Faust worker for ``app`` in this process until it is stopped (SIGINT/SIGTERM).
+
+    When logging is already set up (the command line's text or JSON handlers), the worker keeps
+    those handlers instead of installing its own coloured one."""
+    handlers = list(logging.getLogger().handlers)
+    keep: dict[str, Any] = {}
+    if handlers:
+        app.conf.loghandlers = handlers
+        keep["logging_config"] = {"version": 1, "incremental": True}
+    worker = RedactingWorker(app, loglevel=loglevel, quiet=True, **keep)
+    if handlers:
+        worker.spinner = None  # no terminal spinner codes in log files, no handler re-levelled
     worker.execute_from_commandline()
+
+
+class RedactingWorker(faust.Worker):
+    """Faust's worker, with secrets masked in the logging it sets up (streams/redact.py)."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        install_log_redaction(logger)

@@ -89,7 +89,7 @@ def test_replaying_a_log_changes_nothing_and_ttls_are_set(services: EmbeddedServ
     for key in [k for k in user_keys("u0") if not k.endswith(":seen")] + GLOBAL_KEYS:
         assert 0 < client.ttl(key) <= 3600, key
     # seen ids live at least the dedupe window (7 days), even past a shorter key TTL
-    assert client.ttl(user_keys("u0")[3]) == decay.dedupe_ttl_seconds
+    assert client.ttl(user_keys("u0")[4]) == decay.dedupe_ttl_seconds
 
 
 def test_popularity_and_covisitation_follow_the_closed_form(services: EmbeddedServices) -> None:
@@ -160,8 +160,8 @@ def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -
         assert profile["behaviors"] == {i: ["view", "favorite", "cart", "purchase"][int(r)]
                                         for i, r in beh.items()}
     assert profiles[3]["lat"] == 52.5 and profiles[3]["lon"] == 13.4
-    assert profiles[-1] == {"scores": {}, "behaviors": {}, "lat": None, "lon": None,
-                            "last_event_time": None}
+    assert profiles[-1] == {"scores": {}, "behaviors": {}, "last_touch": {}, "lat": None,
+                            "lon": None, "last_event_time": None}
 
 
 def test_global_counters_sum_a_batch_exactly(services: EmbeddedServices) -> None:
