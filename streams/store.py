@@ -16,17 +16,24 @@ Exactly once under crashes and redeliveries:
   *pending entry* of its shard (``ss:{s<k>}:pending``); the global script counts an entry at most
   once (its id goes into ``ss:{g}:applied``), and only then is the entry deleted. A worker that
   dies between the calls leaves its entries pending; the next call on that shard (the
-  redelivered batch touches the same shards) returns them once they are older than
+  redelivered batch touches the same shards) or the ingest worker's timer
+  (:meth:`ScoreStore.drain_pending`) returns them once they are older than
   :data:`PENDING_GRACE_SECONDS`, and they are counted then — popularity and co-visitation are
   neither lost nor counted twice.
+- the applied set stays small: a deleted entry's id is forgotten :data:`FORGET_AFTER_SECONDS`
+  later (the next global call carries it); only ids of a worker that died between counting and
+  telling stay, for the dedupe window. The one interleaving left uncovered needs two callers
+  each stalled longer than the grace period between their two scripts (one reading the other's
+  entry as a leftover just before its deletion).
 """
 
 from __future__ import annotations
 
 import math
+import time
 import uuid
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -78,6 +85,9 @@ GLOBAL_APPLIED_KEY = f"ss:{GLOBAL_TAG}:applied"
 #: by whoever touches the shard next (younger ones belong to a caller still at work; counting
 #: them twice would be harmless, only wasteful).
 PENDING_GRACE_SECONDS = 30.0
+#: A deleted entry's id stays in the applied set this much longer, so that a caller that read
+#: the entry as a leftover just before it was deleted still finds it counted.
+FORGET_AFTER_SECONDS = 2 * PENDING_GRACE_SECONDS
 
 
 def pending_key(prefix: str) -> str:
@@ -115,6 +125,9 @@ class ScoreStore:
         self._lam_text = repr(self.lam)
         self.covisit_fanout = covisit_fanout
         self.covisit_cap = covisit_cap
+        #: seconds after deleting an entry before its id leaves the applied set
+        self.forget_after = FORGET_AFTER_SECONDS
+        self._released: deque[tuple[float, str]] = deque()
         self._user_script = client.register_script(_lua("apply_user_events.lua"))
         self._global_script = client.register_script(_lua("apply_global_events.lua"))
         self._profiles_script = client.register_script(_lua("read_profiles.lua"))
@@ -204,7 +217,7 @@ class ScoreStore:
         by_shard: dict[str, list[BehaviorEvent]] = defaultdict(list)
         for event in events:
             by_shard[shard_prefix(event.user_id)].append(event)
-        batch = uuid.uuid4().hex
+        batch = uuid.uuid4().hex[:16]
         replies = await self._pipelined_script(
             self._user_script, [([prefix], self._user_args(shard_events, now, batch + prefix))
                                 for prefix, shard_events in by_shard.items()])
@@ -240,12 +253,34 @@ class ScoreStore:
         at most once, whoever calls), then delete them from their shards."""
         if not entries:
             return
+        await self.count_globals(entries, now)
+        await self.release_pending(entries)
+
+    async def count_globals(self, entries: list[PendingEntry], now: float | None = None) -> None:
+        """Run the global script on ``entries`` (those counted before are skipped there). Also
+        hands it the ids of entries deleted at least :attr:`forget_after` seconds ago, which it
+        forgets: the applied-id set holds only entries not yet known to be deleted (plus, for
+        the dedupe window, those of a caller that died before telling)."""
+        if not entries:
+            return
+        cutoff = time.monotonic() - self.forget_after
+        forget: list[str] = []
+        while self._released and self._released[0][0] <= cutoff:
+            forget.append(self._released.popleft()[1])
         args: list[str | float | int] = [
             self._lam_text, self.decay.rebase_bound, self.covisit_cap, self.decay.ttl_seconds,
-            COVIS_PREFIX, "" if now is None else repr(now), self.decay.dedupe_ttl_seconds]
+            COVIS_PREFIX, "" if now is None else repr(now), self.decay.dedupe_ttl_seconds,
+            US.join(forget)]
         for entry in entries:
             args += [entry.entry_id, entry.popularity, entry.covisits]
-        await self._global_script(keys=[*GLOBAL_KEYS, GLOBAL_APPLIED_KEY], args=args)
+        try:
+            await self._global_script(keys=[*GLOBAL_KEYS, GLOBAL_APPLIED_KEY], args=args)
+        except BaseException:
+            self._released.extendleft((cutoff, entry_id) for entry_id in reversed(forget))
+            raise
+
+    async def release_pending(self, entries: list[PendingEntry]) -> None:
+        """Delete counted entries from their shards' pending hashes."""
         by_shard: dict[str, list[str]] = defaultdict(list)
         for entry in entries:
             by_shard[entry.shard].append(entry.entry_id)
@@ -253,6 +288,8 @@ class ScoreStore:
             for shard, ids in by_shard.items():
                 pipe.hdel(pending_key(shard), *ids)
             await pipe.execute()
+        released = time.monotonic()
+        self._released.extend((released, entry.entry_id) for entry in entries)
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -247,10 +247,7 @@ def test_global_counters_survive_a_death_between_the_two_scripts(
                     await store.apply_users(batch, now=clock)
                 elif n % 3 == 1:  # dies after counting, before deleting the entries
                     _, entries = await store.apply_users(batch, now=clock)
-                    saved = {e.shard: client.hgetall(pending_key(e.shard)) for e in entries}
-                    await store.apply_globals(entries, now=clock)
-                    for shard, fields in saved.items():
-                        client.hset(pending_key(shard), mapping=fields)
+                    await store.count_globals(entries, now=clock)
                 else:  # two workers count the same entries
                     _, entries = await store.apply_users(batch, now=clock)
                     await asyncio.gather(store.apply_globals(entries, now=clock),
@@ -305,3 +302,29 @@ def test_pending_entries_on_untouched_shards_are_drained(services: EmbeddedServi
     shards = {shard_prefix(e.user_id) for e in events}
     assert (early, counted, again) == (0, len(shards), 0)
     assert_close(popularity, brute_force_popularity(events, at, decay))
+
+
+def test_the_applied_set_forgets_deleted_entries(services: EmbeddedServices) -> None:
+    """In steady operation the global script's applied-id set holds only the entries whose
+    deletion is not yet old enough (here: the last batch's), not one id per batch and shard
+    for a week. Catches an applied set that grows with traffic."""
+    decay = DecaySettings()
+    rng = random.Random(2)
+    client = redis.Redis.from_url(services.redis_url)
+
+    async def run() -> tuple[int, int]:
+        store = ScoreStore.from_url(services.redis_url, decay)
+        store.forget_after = 0.0
+        try:
+            last = 0
+            for n in range(30):
+                batch = [BehaviorEvent(f"a{n}-{k}", f"s{rng.randrange(200)}", "i", "view",
+                                       T0 + n) for k in range(50)]
+                last = len({shard_prefix(e.user_id) for e in batch})
+                await store.apply_batch(batch, now=T0 + n)
+            return client.zcard(GLOBAL_APPLIED_KEY), last
+        finally:
+            await store.close()
+
+    size, last = asyncio.run(run())
+    assert 0 < size <= last

@@ -16,8 +16,9 @@ KEYS[4]  ss:{g}:applied ZSET  pending-entry id -> when it was counted (makes a r
 ARGV[1]  lambda per second     ARGV[2]  rebase bound      ARGV[3]  co-visitation set cap
 ARGV[4]  key TTL seconds       ARGV[5]  co-visitation key prefix (e.g. "ss:{g}:cv:")
 ARGV[6]  "now" (epoch s) or "" for the server clock
-ARGV[7]  seconds an entry id stays in KEYS[4] (the dedupe window)
-ARGV[8], ARGV[9], ARGV[10], ...  triples, one per pending entry (apply_user_events.lua writes
+ARGV[7]  seconds an entry id stays in KEYS[4] at most (the dedupe window)
+ARGV[8]  entry ids to forget now, separated by \31 (their entries were deleted a while ago)
+ARGV[9], ARGV[10], ARGV[11], ...  triples, one per pending entry (apply_user_events.lua writes
          them atomically with the user updates): entry id, popularity records packed in one
          string (records separated by \30, fields by \31: item, weight, t), co-visitation
          pairs packed the same way (item a, item b, weight, t; each pair is counted both ways:
@@ -51,7 +52,8 @@ if now == nil then
   now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
 end
 local popularity, covisits = {}, {}
-for j = 8, #ARGV, 3 do
+for _, done in ipairs(split(ARGV[8], '\31')) do redis.call('ZREM', KEYS[4], done) end
+for j = 9, #ARGV, 3 do
   if not redis.call('ZSCORE', KEYS[4], ARGV[j]) then
     redis.call('ZADD', KEYS[4], fmt(now), ARGV[j])
     for _, f in ipairs(records(ARGV[j + 1])) do popularity[#popularity + 1] = f end
