@@ -10,16 +10,24 @@ call per shard a batch touches, every key of a call carrying the shard's hash ta
 script is valid on Redis Cluster and the shards spread over its slots. Each shard keeps its own
 reference R; readers bring shards to a common time.
 
-KEYS[1]  ss:{g<k>}:pop     ZSET  item -> P(i)       (items of shard k)
-KEYS[2]  ss:{g<k>}:meta    HASH  ref (R of shard k)
-KEYS[3]  ss:{g<k>}:cvkeys  SET   items of shard k with a co-visitation row (for the rare rebase)
+KEYS[1]  ss:{g<k>}:pop      ZSET  item -> P(i)       (items of shard k)
+KEYS[2]  ss:{g<k>}:meta     HASH  ref (R of shard k)
+KEYS[3]  ss:{g<k>}:cvkeys   SET   items of shard k with a co-visitation row (for the rare rebase)
+KEYS[4]  ss:{g<k>}:applied  ZSET  pending-entry id -> when shard k counted it (a retry: no-op)
 
 ARGV[1]  lambda per second     ARGV[2]  rebase bound      ARGV[3]  co-visitation set cap
 ARGV[4]  key TTL seconds       ARGV[5]  co-visitation key prefix (e.g. "ss:{g3}:cv:")
-ARGV[6]  popularity entries packed in one string: records separated by \30, fields by \31:
-         item, weight, t   (items of this shard)
-ARGV[7]  directed co-visitation entries packed the same way: item a, item b, weight, t; adds
-         to C(a,b) only (a of this shard; the caller sends C(b,a) to b's shard)
+ARGV[6]  "now" (epoch s) or "" for the server clock
+ARGV[7]  seconds an entry id stays in KEYS[4] at most (the dedupe window)
+ARGV[8]  entry ids to forget now, separated by \31 (their entries were deleted a while ago)
+ARGV[9], ARGV[10], ARGV[11], ...  triples, one per pending entry (apply_user_events.lua writes
+         them atomically with the user updates) with records for shard k: entry id, popularity
+         records packed in one string (records separated by \30, fields by \31: item, weight,
+         t; items of shard k), directed co-visitation records packed the same way (item a,
+         item b, weight, t; adds to C(a,b) only, a of shard k: the caller sends C(b,a) to b's
+         shard). An entry whose id is in KEYS[4] was counted on shard k before and is skipped,
+         so the counters are exact when a caller dies between the scripts (or between the
+         shards) and a later one counts its entries again.
 
 Returns  R after the update (as a string).
 ]]
@@ -41,8 +49,22 @@ local function records(text)
   for _, record in ipairs(split(text, '\30')) do out[#out + 1] = split(record, '\31') end
   return out
 end
-local popularity = records(ARGV[6])
-local covisits = records(ARGV[7])
+local now = tonumber(ARGV[6])
+if now == nil then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
+end
+local popularity, covisits = {}, {}
+for _, done in ipairs(split(ARGV[8], '\31')) do redis.call('ZREM', KEYS[4], done) end
+for j = 9, #ARGV, 3 do
+  if not redis.call('ZSCORE', KEYS[4], ARGV[j]) then
+    redis.call('ZADD', KEYS[4], fmt(now), ARGV[j])
+    for _, f in ipairs(records(ARGV[j + 1])) do popularity[#popularity + 1] = f end
+    for _, f in ipairs(records(ARGV[j + 2])) do covisits[#covisits + 1] = f end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. fmt(now - tonumber(ARGV[7])))
+redis.call('EXPIRE', KEYS[4], math.max(ttl, math.ceil(tonumber(ARGV[7]))))
 
 local ref = tonumber(redis.call('HGET', KEYS[2], 'ref'))
 local newest = nil
