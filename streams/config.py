@@ -79,7 +79,7 @@ class DecaySettings(BaseModel):
     #: Popularity and co-visitation counters are spread over this many hash tags (``{g0}`` ..,
     #: by item hash; summed/merged on read) so that on Redis Cluster no one slot takes every
     #: batch. Fixed for the life of the data, like the user shards.
-    global_shards: int = Field(16, ge=1, le=1024)
+    global_shards: int = Field(8, ge=1, le=1024)
 
     @field_validator("weights")
     @classmethod
@@ -258,7 +258,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", 90 * 86400),
             dedupe_ttl_seconds=_env_int(env, "STYLESTREAM_DEDUPE_WINDOW_SECONDS", 7 * 86400),
             dedupe_max_ids=_env_int(env, "STYLESTREAM_DEDUPE_MAX_IDS", 100_000),
-            global_shards=_env_int(env, "STYLESTREAM_GLOBAL_SHARDS", 16),
+            global_shards=_env_int(env, "STYLESTREAM_GLOBAL_SHARDS", 8),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -195,8 +195,8 @@ def test_a_node_that_forgot_its_scripts_is_reloaded(empty_cluster: EmbeddedClust
 
 def test_global_shards_setting_is_validated() -> None:
     """``STYLESTREAM_GLOBAL_SHARDS`` reaches the store's settings; 0 is refused clearly."""
-    assert load_settings({"STYLESTREAM_GLOBAL_SHARDS": "8"}).decay.global_shards == 8
-    assert load_settings({}).decay.global_shards == 16
+    assert load_settings({"STYLESTREAM_GLOBAL_SHARDS": "4"}).decay.global_shards == 4
+    assert load_settings({}).decay.global_shards == 8
     with pytest.raises(ConfigError, match="STYLESTREAM_GLOBAL_SHARDS"):
         load_settings({"STYLESTREAM_GLOBAL_SHARDS": "0"})
     with pytest.raises(ConfigError, match="STYLESTREAM_GLOBAL_SHARDS"):
