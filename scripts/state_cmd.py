@@ -35,7 +35,12 @@ def run_scores(args: argparse.Namespace) -> int:
         return 2
 
     async def read() -> list[tuple[str, float]]:
-        store = ScoreStore.from_url(settings.redis, settings.decay)
+        import redis.asyncio as aioredis
+
+        t = settings.service_timeout
+        store = ScoreStore(aioredis.Redis.from_url(settings.redis, decode_responses=True,
+                                                   socket_timeout=t, socket_connect_timeout=t),
+                           settings.decay)
         try:
             return await store.user_top(args.user, at, args.top)
         finally:
@@ -50,7 +55,9 @@ def run_recs(args: argparse.Namespace) -> int:
 
     from serving.worker import REC_KEY_PREFIX
 
-    client = redis.Redis.from_url(load_settings().redis)
+    settings = load_settings()
+    t = settings.service_timeout
+    client = redis.Redis.from_url(settings.redis, socket_timeout=t, socket_connect_timeout=t)
     raw = client.get(REC_KEY_PREFIX + args.user)
     if raw is None:
         print(f"stylestream recs: no recommendations for {args.user!r} yet", file=sys.stderr)

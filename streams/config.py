@@ -82,6 +82,10 @@ class Settings:
     data_dir: str | None = None
     home: str = "var"
     partitions: int = 4
+    #: seconds a command or probe waits for Kafka or Redis to answer (STYLESTREAM_SERVICE_TIMEOUT)
+    service_timeout: float = 5.0
+    #: address the workers' metrics/health server binds (STYLESTREAM_METRICS_HOST)
+    metrics_host: str = "127.0.0.1"
     decay: DecaySettings = field(default_factory=DecaySettings)
     topics: Topics = field(default_factory=Topics)
 
@@ -167,6 +171,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
     if partitions < 1:
         raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
+    service_timeout = _env_float(env, "STYLESTREAM_SERVICE_TIMEOUT", 5.0)
+    if not 0 < service_timeout <= 600:
+        raise ConfigError(f"STYLESTREAM_SERVICE_TIMEOUT={service_timeout!r}: expected seconds "
+                          "in (0, 600]")
+    metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or "127.0.0.1").strip()
+    if not metrics_host or any(c.isspace() or c == "/" for c in metrics_host):
+        raise ConfigError(f"STYLESTREAM_METRICS_HOST={metrics_host!r}: expected an address to "
+                          "bind, e.g. 127.0.0.1 or 0.0.0.0")
     redis_url = env.get("STYLESTREAM_REDIS") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"STYLESTREAM_REDIS={redis_url!r}: expected redis://host:port/db")
@@ -176,5 +188,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         data_dir=env.get("STYLESTREAM_DATA") or None,
         home=env.get("STYLESTREAM_HOME") or "var",
         partitions=partitions,
+        service_timeout=service_timeout,
+        metrics_host=metrics_host,
         decay=decay,
     )
