@@ -72,7 +72,8 @@ class HealthState:
         if failure is not None and before is None:
             log.warning("%s: %s unavailable: %s", self.worker, name, failure)
         elif failure is None and before is not None and self.probed_at is not None:
-            log.info("%s: %s is back", self.worker, name)
+            # a warning too: it closes the "unavailable" line, and workers often log warnings only
+            log.warning("%s: %s is back", self.worker, name)
 
     def batch_started(self) -> None:
         self.busy_since = self.clock()
