@@ -264,3 +264,51 @@ def test_broker_outage_under_load_loses_nothing(tmp_path: Path) -> None:
         finally:
             if paused:
                 os.kill(services.kafka_pid, signal.SIGCONT)
+
+
+def test_health_server_answers_each_check_over_http() -> None:
+    """Catches /readyz reporting ready with a stale probe, a stuck batch, no partitions or a
+    failed service, /healthz depending on readiness, and /metrics lost beside them; the server
+    binds the configured address."""
+    from streams.config import ConfigError, load_settings
+    from streams.errors import KAFKA, FailureKind, ServiceFailure
+    from streams.health import HealthState, start_health_server
+
+    now = [1000.0]
+    state = HealthState("test", progress_bound=30, probe_bound=15, clock=lambda: now[0])
+    settings = load_settings({"STYLESTREAM_METRICS_HOST": "0.0.0.0"})
+    server = start_health_server(state, 0, settings.metrics_host)
+    port = server.server_port
+    try:
+        assert server.server_address[0] == "0.0.0.0"
+        assert status(port, "/healthz") == 200 and status(port, "/readyz") == 503
+        state.record_probe({"kafka": None, "redis": None})
+        state.consuming = lambda: True
+        assert status(port, "/readyz") == 200
+        state.batch_started()
+        now[0] += 31
+        state.record_probe({"kafka": None, "redis": None})
+        body = readiness(port)
+        assert not body["ready"] and not body["checks"]["progress"]["ok"]
+        state.batch_done()
+        assert status(port, "/readyz") == 200
+        now[0] += 16  # no probe for longer than probe_bound
+        assert not readiness(port)["checks"]["kafka"]["ok"]
+        state.record_probe({"kafka": ServiceFailure(KAFKA, FailureKind.TIMEOUT, "k:1", "slow"),
+                            "redis": None})
+        body = readiness(port)
+        assert "timed out" in body["checks"]["kafka"]["detail"] and body["checks"]["redis"]["ok"]
+        state.record_probe({"kafka": None, "redis": None})
+        state.consuming = lambda: False
+        assert status(port, "/readyz") == 503 and status(port, "/healthz") == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            assert b"python_info" in answer.read()  # Prometheus exposition beside the probes
+    finally:
+        server.shutdown()
+        server.server_close()
+    try:
+        load_settings({"STYLESTREAM_METRICS_HOST": "0.0.0.0 9100"})
+    except ConfigError as exc:
+        assert "STYLESTREAM_METRICS_HOST" in str(exc)
+    else:
+        raise AssertionError("a malformed STYLESTREAM_METRICS_HOST was accepted")
