@@ -189,8 +189,11 @@ def test_workers_started_before_their_services_become_ready(tmp_path: Path) -> N
         assert all(proc.poll() is None for proc in procs)
         with start_services(partitions=2, workdir=str(tmp_path / "late"),
                             kafka_port=kafka_port, redis_port=redis_port) as services:
+            started = time.monotonic()
             for port in ports.values():
                 assert wait_status(port, 200, timeout=90), readiness(port)
+            print(f"late services: both ready {time.monotonic() - started:.1f}s after they "
+                  "started")
             assert all(proc.poll() is None for proc in procs)
             assert_serves_lists(services)
             logs = stop_and_read_logs(procs)
@@ -212,8 +215,10 @@ def test_redis_outage_under_load_loses_nothing(tmp_path: Path) -> None:
             with Load(services, n=2400, rate=400, seed=1) as load:
                 time.sleep(1.5)
                 os.kill(services.redis_pid, signal.SIGTERM)  # writes its AOF, then exits
+                down = time.monotonic()
                 for port in ports.values():
                     assert wait_status(port, 503, timeout=20), readiness(port)
+                noticed = time.monotonic() - down
                 assert not readiness(ports["stream"])["checks"]["redis"]["ok"]
                 time.sleep(3)
                 redis_port = int(services.redis_url.rsplit(":", 1)[1].split("/")[0])
@@ -221,8 +226,11 @@ def test_redis_outage_under_load_loses_nothing(tmp_path: Path) -> None:
                     redis_command(redis_port, services.workdir, persist=True),
                     cwd=services.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 wait_for_port("127.0.0.1", redis_port, 20, restarted, "redis-server")
+                back = time.monotonic()
                 for port in ports.values():
                     assert wait_status(port, 200, timeout=60), readiness(port)
+                print(f"redis outage: both unready after {noticed:.1f}s, ready again "
+                      f"{time.monotonic() - back:.1f}s after the restart")
             assert_applied_once(services, load)
             assert metric(ports["stream"], "stylestream_redis_retries_total") > 0
             assert_serves_lists(services)
@@ -247,15 +255,18 @@ def test_broker_outage_under_load_loses_nothing(tmp_path: Path) -> None:
             with Load(services, n=2400, rate=400, seed=2) as load:
                 time.sleep(1.5)
                 os.kill(services.kafka_pid, signal.SIGSTOP)
-                paused = True
+                paused, down = True, time.monotonic()
                 for port in ports.values():
                     assert wait_status(port, 503, timeout=20), readiness(port)
+                noticed = time.monotonic() - down
                 assert not readiness(ports["stream"])["checks"]["kafka"]["ok"]
                 time.sleep(4)
                 os.kill(services.kafka_pid, signal.SIGCONT)
-                paused = False
+                paused, back = False, time.monotonic()
                 for port in ports.values():
                     assert wait_status(port, 200, timeout=90), readiness(port)
+                print(f"broker outage: both unready after {noticed:.1f}s, ready again "
+                      f"{time.monotonic() - back:.1f}s after it resumed")
             assert_applied_once(services, load)
             assert_serves_lists(services)
             assert all(proc.poll() is None for proc in procs)
