@@ -27,7 +27,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
 
-from streams.config import Settings
+from streams.config import ConfigError, Settings
 from streams.errors import ServiceFailure
 from streams.probes import probe_services
 
@@ -145,9 +145,15 @@ def health_app(state: HealthState) -> Callable:
 
 def start_health_server(state: HealthState, port: int, host: str = "127.0.0.1"
                         ) -> WSGIServer:
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``host:port`` from a daemon thread."""
-    server = make_server(host, port, health_app(state), server_class=_Server,
-                         handler_class=_QuietHandler)
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``host:port`` from a daemon thread;
+    :class:`ConfigError` (one line) when the address cannot be bound."""
+    try:
+        server = make_server(host, port, health_app(state), server_class=_Server,
+                             handler_class=_QuietHandler)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}): "
+                          "choose another --metrics-port, or --metrics-host / "
+                          "STYLESTREAM_METRICS_HOST") from exc
     thread = threading.Thread(target=server.serve_forever, name="health-server", daemon=True)
     thread.start()
     log.info("metrics and health on http://%s:%d (/metrics, /healthz, /readyz)", host,

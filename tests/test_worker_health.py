@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 import redis
 from kafka import KafkaProducer
 
@@ -314,6 +315,8 @@ def test_health_server_answers_each_check_over_http() -> None:
         assert status(port, "/readyz") == 503 and status(port, "/healthz") == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
             assert b"python_info" in answer.read()  # Prometheus exposition beside the probes
+        with pytest.raises(ConfigError, match="cannot serve metrics"):
+            start_health_server(state, port, "127.0.0.1")  # the port is taken
     finally:
         server.shutdown()
         server.server_close()
