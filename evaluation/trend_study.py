@@ -146,8 +146,8 @@ def cnn_features(name: str, images: list, image_size: int, weights_dir: Path | N
                  progress: bool) -> np.ndarray:
     """Penultimate-layer (GAP of the last feature map) features of one backbone."""
     import torch
-    from tqdm import tqdm
 
+    from models.progress import progress as tqdm
     from models.visual import build_backbone, images_to_batch, preprocess
 
     weights: str | Path | None = None
@@ -488,7 +488,7 @@ def _data_dir(raw: str | None) -> Path:
         raise StudyError("no data directory: pass --data DIR or set STYLESTREAM_DATA")
     path = Path(value)
     if not (path / "fashion_products" / "styles.csv").exists():
-        raise StudyError(f"{path}/fashion_products/styles.csv not found (see data/README.md)")
+        raise StudyError(f"{path}/fashion_products/styles.csv not found (layout: docs/data.md)")
     return path
 
 

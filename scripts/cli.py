@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 import traceback
 
+from scripts.logs import add_log_format_argument, setup_logging
 from streams.config import ConfigError
 from streams.errors import classify
 
@@ -23,10 +23,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scripts.stream_cmd",       # stream
     "scripts.rerank_cmd",       # rerank
     "scripts.demo_cmd",         # demo
+    "scripts.web_cmd",          # web
+    "scripts.tail_cmd",         # tail
     "scripts.simulate_cmd",     # simulate
     "scripts.catalog_cmd",      # catalog
     "scripts.features_cmd",     # features
     "scripts.train_cmd",        # train
+    "scripts.prepare_cmd",      # prepare (deployment init: catalog, features, network)
     "scripts.state_cmd",        # scores, recs
     "scripts.evaluate_cmd",     # evaluate
     "scripts.bench_cmd",        # bench
@@ -42,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true",
                         help="debug logging, and full tracebacks for Kafka/Redis failures")
+    add_log_format_argument(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -58,19 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.verbose = args.verbose or args.debug
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        for noisy in ("kafka", "aiokafka", "faust", "mode", "faiss.loader"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-        # the Kafka clients log every failed reconnect (10/s in an outage); the commands say
-        # it once (one line, or the workers' "unavailable"/"back" lines); --debug shows them
-        for chatty in ("kafka", "aiokafka"):
-            logging.getLogger(chatty).setLevel(logging.CRITICAL)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        setup_logging(verbose=args.verbose, log_format=args.log_format)
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"stylestream: configuration error: {exc}", file=sys.stderr)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from scripts.logs import add_log_format_argument
 from streams.config import load_settings
+
+log = logging.getLogger(__name__)
 
 
 def add_service_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_service_arguments(p)
     p.add_argument("--single", action="store_true",
                    help="one event per iteration (the benchmark's plain baseline)")
+    add_log_format_argument(p)
     p.set_defaults(func=run)
 
 
@@ -34,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from streams.app import create_app, run_worker
+    from streams.errors import redact_url
     from streams.health import HealthState, start_health_server
     from streams.probes import check_services, wait_for_services
 
@@ -43,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     health = HealthState("stream")
     if args.metrics_port:
         start_health_server(health, args.metrics_port, args.metrics_host or settings.metrics_host)
+    log.info("ingest worker: Kafka %s, Redis %s, metrics port %s", settings.kafka_bootstrap,
+             redact_url(settings.redis), args.metrics_port or "off")
     topics = settings.topics
     needed = [topics.events, topics.dead_letter, topics.refresh]
     asyncio.run(wait_for_services(lambda: check_services(settings, needed), "stream",

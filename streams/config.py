@@ -23,9 +23,23 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+#: ``STYLESTREAM_LOG_FORMAT`` (or ``--log-format``): ``text`` lines, or one JSON object a line.
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+
+
+def log_format_from_env(env: dict[str, str] | None = None) -> str:
+    """The validated ``STYLESTREAM_LOG_FORMAT`` (default ``text``); readable before the rest
+    of the settings, since logging is set up first."""
+    raw = (os.environ if env is None else env).get("STYLESTREAM_LOG_FORMAT") or "text"
+    if raw not in LOG_FORMATS:
+        raise ConfigError(f"STYLESTREAM_LOG_FORMAT={raw!r}: expected one of "
+                          f"{', '.join(LOG_FORMATS)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Topics:
-    """Topic names of the contract (DESIGN.md, "Data flow and contracts")."""
+    """Topic names of the contract (docs/design.md, "Topic contracts")."""
 
     events: str = "behavior-events"
     dead_letter: str = "behavior-events-dlq"
@@ -42,7 +56,7 @@ class Topics:
 class DecaySettings(BaseModel):
     """Parameters of Eq. 1–3 and of the bounded-memory rules around them.
 
-    ``rebase_bound``: once ``λ·(t − r_u)`` passes it the user is rebased (DESIGN.md); 50 keeps
+    ``rebase_bound``: once ``λ·(t − r_u)`` passes it the user is rebased (docs/design.md); 50 keeps
     ``exp`` far inside float64 range (e^50 ≈ 5e21) while rebasing a user at most every
     ``50/λ`` = 1000 days at λ = 0.05.
     """
@@ -82,12 +96,15 @@ class Settings:
     data_dir: str | None = None
     home: str = "var"
     partitions: int = 4
+    log_format: str = "text"
     #: seconds a command or probe waits for Kafka or Redis to answer (STYLESTREAM_SERVICE_TIMEOUT)
     service_timeout: float = 5.0
     #: address the workers' metrics/health server binds (STYLESTREAM_METRICS_HOST)
     metrics_host: str = "127.0.0.1"
     decay: DecaySettings = field(default_factory=DecaySettings)
     topics: Topics = field(default_factory=Topics)
+    #: behaviours that take an item out of a shopper's lists (STYLESTREAM_EXCLUDE_BEHAVIORS)
+    exclude_behaviors: frozenset[str] = frozenset({"purchase"})
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -182,12 +199,22 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     redis_url = env.get("STYLESTREAM_REDIS") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"STYLESTREAM_REDIS={redis_url!r}: expected redis://host:port/db")
+    exclude = frozenset({"purchase"})
+    if env.get("STYLESTREAM_EXCLUDE_BEHAVIORS") is not None:
+        exclude = frozenset(b.strip() for b in env["STYLESTREAM_EXCLUDE_BEHAVIORS"].split(",")
+                            if b.strip())
+        unknown = sorted(exclude - set(BEHAVIORS))
+        if unknown:
+            raise ConfigError(f"STYLESTREAM_EXCLUDE_BEHAVIORS: unknown behaviour(s) {unknown}; "
+                              f"expected a comma-separated subset of {list(BEHAVIORS)}")
     return Settings(
+        exclude_behaviors=exclude,
         kafka_url=env.get("STYLESTREAM_KAFKA") or None,
         redis_url=redis_url,
         data_dir=env.get("STYLESTREAM_DATA") or None,
         home=env.get("STYLESTREAM_HOME") or "var",
         partitions=partitions,
+        log_format=log_format_from_env(env),
         service_timeout=service_timeout,
         metrics_host=metrics_host,
         decay=decay,

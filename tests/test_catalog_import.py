@@ -1,4 +1,4 @@
-"""Importers of the real public catalogs (data/README.md), read from STYLESTREAM_DATA."""
+"""Importers of the real public catalogs (docs/data.md), read from STYLESTREAM_DATA."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ DATA = Path(os.environ.get("STYLESTREAM_DATA")
 @pytest.fixture(scope="module")
 def data_dir() -> Path:
     if not (DATA / "fashion_products" / "styles.csv").exists():
-        pytest.fail(f"real data missing at {DATA}: set STYLESTREAM_DATA (see data/README.md)")
+        pytest.fail(f"real data missing at {DATA}: set STYLESTREAM_DATA (layout: docs/data.md)")
     return DATA
 
 

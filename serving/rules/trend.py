@@ -1,8 +1,8 @@
 """Popularity and trendiness (paper 002 §3.3, §3.5).
 
 - ``NormPop``: "the min-max normalized popularity score of the candidate item", here over the
-  decayed popularity counts the stream keeps (DESIGN.md: global counters use the same closed-form
-  decay as user scores). Items absent from the counts have popularity 0.
+  decayed popularity counts the stream keeps (docs/design.md: global counters use the same
+  closed-form decay as user scores). Items absent from the counts have popularity 0.
 - Shopper trendiness τ_u: the paper assigns it to simulated users (§3.3). Online we must *estimate*
   it; our reading: the score-weighted mean NormPop of the items the shopper engaged with,
   ``τ_u = Σ_i S(u,i)·NormPop_i / Σ_i S(u,i)`` — a shopper who keeps choosing popular items is
