@@ -503,6 +503,9 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
     if ablations:
         lists["w/o final ranker (recall strength order)"] = offline_lists(
             before, inputs.cut, users, config, decay_covis_chain)
+        slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
+        lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
+            before, inputs.cut, users, slots, ranker_chain(ranker_path))
         discovery = replace(config, recall=replace(config.recall, history_candidates=0))
         lists["discovery only (no history recall, previous lists)"] = offline_lists(
             before, inputs.cut, users, discovery, decay_covis_chain)

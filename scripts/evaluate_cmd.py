@@ -107,6 +107,8 @@ def _replay(args: argparse.Namespace) -> int:
     )
     from models.datasets import DatasetError, load, read_events_csv
     from scripts.embedded import services_for
+    from serving.diversity import DiversityConfig
+    from serving.recall import RecallConfig
     from streams.config import load_settings
 
     settings = load_settings()
@@ -128,7 +130,9 @@ def _replay(args: argparse.Namespace) -> int:
                           step, future_events=future)
     if args.events:
         inputs.future_events = future
-    config = SystemConfig(decay=settings.decay)
+    config = SystemConfig(decay=settings.decay,
+                          recall=RecallConfig(exclude_behaviors=settings.exclude_behaviors),
+                          diversity=DiversityConfig.from_settings(settings))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     models = Path(args.cache) / "replay"

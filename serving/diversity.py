@@ -21,15 +21,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streams.config import Settings
+
 
 @dataclass(frozen=True)
 class DiversityConfig:
-    max_per_category: int = 2
-    visual_threshold: float = 0.97
+    """Defaults are the settings' (``streams.config.Settings``; :meth:`from_settings`)."""
+
+    max_per_category: int = Settings.max_per_category
+    visual_threshold: float = Settings.duplicate_cosine
     fill: bool = True
     #: at most this many of the shopper's own items in a list (None: no cap), so that a list
     #: keeps room for discovery; items held back by it fill the list like the category cap's
-    max_repeats: int | None = None
+    max_repeats: int | None = Settings.max_repeats
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DiversityConfig:
+        return cls(max_per_category=settings.max_per_category,
+                   visual_threshold=settings.duplicate_cosine, max_repeats=settings.max_repeats)
 
 
 @dataclass(frozen=True)

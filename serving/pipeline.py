@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from serving.decay_scorer import DecayCovisScorer
-from serving.diversity import ItemFacts, duplicate_key
+from serving.diversity import DiversityConfig, ItemFacts, duplicate_key
 from serving.recall import ContentIndex, RecallConfig
 from serving.scorer import Scorer
 from serving.worker import RerankWorker
@@ -84,13 +84,17 @@ def item_facts(catalog: Mapping, vectors: Mapping) -> dict[str, ItemFacts]:
     return facts
 
 
-def build_scorer(options: ServingOptions, popularity: PopularitySnapshot
-                 ) -> tuple[Scorer, ContentIndex | None]:
-    base, content = _build_chain(options, popularity)
+def build_scorer(options: ServingOptions, popularity: PopularitySnapshot,
+                 catalog: Mapping | None = None) -> tuple[Scorer, ContentIndex | None]:
+    """The scorer chain and the content index (``catalog``: the loaded catalog, else it is read
+    from ``options.catalog_dir``)."""
+    catalog = _catalog(options) if catalog is None else catalog
+    base, content = _build_chain(options, popularity, catalog)
     if options.ranker:
         from serving.next_event_scorer import NextEventScorer
 
-        base = NextEventScorer(options.ranker, base, popularity)
+        titles = {i: item.title for i, item in catalog.items()}
+        base = NextEventScorer(options.ranker, base, popularity, titles)
     return base, content
 
 
@@ -102,9 +106,8 @@ def _catalog(options: ServingOptions) -> dict:
     return load_catalog(options.catalog_dir)
 
 
-def _build_chain(options: ServingOptions, popularity: PopularitySnapshot
+def _build_chain(options: ServingOptions, popularity: PopularitySnapshot, catalog: Mapping
                  ) -> tuple[Scorer, ContentIndex | None]:
-    catalog = _catalog(options)
     titles = {i: item.title for i, item in catalog.items()}
     # alone, the co-visitation scorer's order is final: reasons for the published five only
     base: Scorer = DecayCovisScorer(titles, reasons_top=20 if options.rules and catalog else 5)
@@ -138,7 +141,8 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
                  max_batch: int = 64) -> RerankWorker:
     options = options or ServingOptions()
     popularity = PopularitySnapshot()
-    scorer, content = build_scorer(options, popularity)
+    catalog = _catalog(options)
+    scorer, content = build_scorer(options, popularity, catalog)
     log.info("rerank scorer %s%s", scorer.version,
              " with content recall" if content is not None else "")
     onboarder = None
@@ -153,6 +157,7 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
     return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,
                         recall_config=RecallConfig(exclude_behaviors=settings.exclude_behaviors),
                         popularity_sink=popularity.update, onboarder=onboarder,
-                        item_facts=item_facts(_catalog(options), vectors),
+                        item_facts=item_facts(catalog, vectors),
+                        diversity=DiversityConfig.from_settings(settings),
                         event_clock=options.event_clock)
 

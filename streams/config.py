@@ -105,6 +105,13 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     #: behaviours that take an item out of a shopper's lists (STYLESTREAM_EXCLUDE_BEHAVIORS)
     exclude_behaviors: frozenset[str] = frozenset({"purchase"})
+    #: diversity step: items of one catalog category in a Top-5 at most
+    #: (STYLESTREAM_MAX_PER_CATEGORY), the visual cosine above which two items are
+    #: near-duplicates (STYLESTREAM_DUPLICATE_COSINE), and the shopper's own items in a Top-5 at
+    #: most (STYLESTREAM_MAX_REPEATS; unset = no cap, the ranker decides)
+    max_per_category: int = 2
+    duplicate_cosine: float = 0.97
+    max_repeats: int | None = None
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -207,8 +214,21 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if unknown:
             raise ConfigError(f"STYLESTREAM_EXCLUDE_BEHAVIORS: unknown behaviour(s) {unknown}; "
                               f"expected a comma-separated subset of {list(BEHAVIORS)}")
+    max_per_category = _env_int(env, "STYLESTREAM_MAX_PER_CATEGORY", 2)
+    if max_per_category < 1:
+        raise ConfigError("STYLESTREAM_MAX_PER_CATEGORY must be >= 1")
+    duplicate_cosine = _env_float(env, "STYLESTREAM_DUPLICATE_COSINE", 0.97)
+    if not -1.0 <= duplicate_cosine <= 1.0:
+        raise ConfigError("STYLESTREAM_DUPLICATE_COSINE must be within [-1, 1]")
+    max_repeats = (None if not env.get("STYLESTREAM_MAX_REPEATS")
+                   else _env_int(env, "STYLESTREAM_MAX_REPEATS", 0))
+    if max_repeats is not None and max_repeats < 0:
+        raise ConfigError("STYLESTREAM_MAX_REPEATS must be >= 0")
     return Settings(
         exclude_behaviors=exclude,
+        max_per_category=max_per_category,
+        duplicate_cosine=duplicate_cosine,
+        max_repeats=max_repeats,
         kafka_url=env.get("STYLESTREAM_KAFKA") or None,
         redis_url=redis_url,
         data_dir=env.get("STYLESTREAM_DATA") or None,
