@@ -131,19 +131,24 @@ def test_redis_commands_refused_locked_and_silent(command: list[str], locked_red
 
 def test_kafka_commands_refused_silent_and_without_topics(
         catalog: Path, paused: EmbeddedServices, bare_broker: EmbeddedServices) -> None:
-    """Catches `topics`, `simulate` and `demo` printing kafka-python tracebacks or waiting a
-    library's minute-long metadata timeout for a missing topic."""
+    """Catches `topics`, `simulate`, `demo`, `tail` and `web` printing kafka-python or aiokafka
+    tracebacks, hanging on a silent broker, or waiting a library's minute-long metadata timeout
+    for a missing topic."""
     refused = {"STYLESTREAM_KAFKA": REFUSED_KAFKA, "STYLESTREAM_REDIS": REFUSED_REDIS}
     simulate = ["simulate", "--catalog", str(catalog), "--events", "5"]
-    for command in (["topics"], simulate, ["demo", "--seconds", "1", "--no-model"]):
+    tail = ["tail", "--count", "1"]
+    web = ["web", "--port", "0", "--catalog", str(catalog)]
+    for command in (["topics"], simulate, ["demo", "--seconds", "1", "--no-model"], tail, web):
         assert_one_line(cli(*command, env=refused), CONNECT, "Kafka", REFUSED_KAFKA,
                         "cannot connect", "STYLESTREAM_KAFKA")
     silent = {"STYLESTREAM_KAFKA": paused.kafka_url, "STYLESTREAM_REDIS": paused.redis_url}
-    for command in (["topics"], simulate):
+    for command in (["topics"], simulate, tail):
         assert_one_line(cli(*command, env=silent), TIMEOUT, "Kafka", paused.kafka_url,
                         "timed out")
     assert_one_line(cli(*simulate, env=bare_broker.env()), TOPIC, "Kafka", "unknown topic",
                     "behavior-events", "stylestream topics")
+    assert_one_line(cli(*tail, env=bare_broker.env()), TOPIC, "unknown topic",
+                    "recommendations")
 
 
 def test_workers_give_up_after_wait_with_one_line(broker: EmbeddedServices, locked_redis: str,
