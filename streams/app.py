@@ -32,7 +32,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
 from streams.errors import classify
-from streams.health import PROBE_INTERVAL, HealthState, probe_into
+from streams.health import HealthState, keep_probing
 from streams.store import BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,11 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
             health.consuming = lambda: bool(app.consumer.assignment())
 
     if health is not None:
-        @app.timer(PROBE_INTERVAL)
+        @app.task
         async def probe_services() -> None:
-            await probe_into(health, settings, [topics.events])
+            # a loop of its own rather than app.timer: a probe of a silent service may outlast
+            # the interval (Faust would log each overlap); Faust cancels the task at shutdown
+            await keep_probing(health, settings, [topics.events], asyncio.Event())
 
     def note_failure(exc: BaseException) -> None:
         failure = classify(exc, settings.kafka_bootstrap, settings.redis)
