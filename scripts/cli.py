@@ -16,6 +16,7 @@ import traceback
 from scripts.logs import add_log_format_argument, setup_logging
 from streams.config import ConfigError
 from streams.errors import classify
+from streams.redact import install_log_redaction, redact
 
 #: verb → module; order is the order of ``stylestream --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -67,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         setup_logging(verbose=args.verbose, log_format=args.log_format)
+        install_log_redaction()  # no password of a URL or setting reaches a log line
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"stylestream: configuration error: {exc}", file=sys.stderr)
+        print(f"stylestream: configuration error: {redact(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -89,7 +91,7 @@ def service_failure_exit(exc: Exception, args: argparse.Namespace) -> int:
     if args.verbose:
         traceback.print_exc()
     line = failure.line() if failure is not None else str(exc)
-    print(f"stylestream {args.command}: {line}", file=sys.stderr)
+    print(f"stylestream {args.command}: {redact(line)}", file=sys.stderr)
     return failure.exit_code if failure is not None else 69
 
 

@@ -24,8 +24,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streams.config import Settings, Topics, strip_scheme
+from streams.security import kafka_client_kwargs
 
 
 class ServiceError(RuntimeError):
@@ -90,8 +92,11 @@ def stop_processes(*procs: subprocess.Popen, timeout: float = 20.0) -> None:
             proc.wait(timeout=timeout)
 
 
-def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 20.0) -> None:
-    """Create each topic with its partition count; existing topics are left as they are."""
+def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 20.0,
+                  **client_kwargs: Any) -> None:
+    """Create each topic with its partition count; existing topics are left as they are.
+
+    ``client_kwargs`` (SASL / TLS) come from :func:`streams.security.kafka_client_kwargs`."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -100,7 +105,7 @@ def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 2
     while time.monotonic() < deadline:
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stylestream-admin",
-                                     request_timeout_ms=5000)
+                                     request_timeout_ms=5000, **client_kwargs)
             break
         except Exception as exc:  # broker still starting: retry until the deadline
             last = exc
@@ -198,7 +203,8 @@ def services_for(settings: Settings) -> Iterator[Settings]:
 
         preflight(settings, redis=True)
         create_topics(strip_scheme(settings.kafka_url),
-                      settings.topics.partitions(settings.partitions))
+                      settings.topics.partitions(settings.partitions),
+                      **kafka_client_kwargs(settings, "kafka-python"))
         yield settings
         return
     with start_services(settings.partitions, settings.topics) as svc:

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from models.demo_catalog import load_stores
     from models.simulation import ShopperSimulator
     from streams.config import load_settings
+    from streams.security import kafka_client_kwargs
 
     settings = load_settings()
     if args.events is None and args.seconds is None:
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     preflight(settings, topics=[settings.topics.events])
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
-                             max_block_ms=int(settings.service_timeout * 1000))
+                             max_block_ms=int(settings.service_timeout * 1000),
+                             **kafka_client_kwargs(settings, "kafka-python"))
     stats = produce_paced(producer, settings.topics.events, simulator.events(10**12),
                           args.rate, threading.Event(), ProduceStats(), args.events,
                           args.seconds, args.wall_clock, args.bad_share, args.seed)

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from serving.webview import CatalogImages, serve
     from streams.config import load_settings
     from streams.probes import preflight
+    from streams.security import kafka_client_kwargs
 
     settings = load_settings()
     bootstrap = settings.kafka_bootstrap
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await serve(bootstrap, settings.topics.recommendations, settings.topics.events, catalog,
-                    args.host, args.port, args.backlog, stop, on_ready=ready)
+                    args.host, args.port, args.backlog, stop, on_ready=ready,
+                    kafka_kwargs=kafka_client_kwargs(settings, "aiokafka"))
 
     try:
         asyncio.run(main())

@@ -151,7 +151,7 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
 
         # content is the FeatureStore whenever features are given (build_scorer)
         onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir)
-    store = ScoreStore.from_url(settings.redis, settings.decay)
+    store = ScoreStore.from_settings(settings)
     vectors = ({} if content is None else
                dict(zip(cast(Any, content).ids, cast(Any, content).visual, strict=True)))
     return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,

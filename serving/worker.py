@@ -42,6 +42,7 @@ from serving.scorer import ScoredItem, Scorer, ShopperContext
 from streams.config import Settings
 from streams.errors import classify
 from streams.health import HealthState, keep_probing
+from streams.security import kafka_client_kwargs
 from streams.store import ScoreStore
 from streams.transport import fetch_wait_ms
 
@@ -329,7 +330,7 @@ class RerankWorker:
         consumer = AIOKafkaConsumer(
             self.settings.topics.catalog, bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
-            fetch_max_wait_ms=fetch_wait_ms())
+            fetch_max_wait_ms=fetch_wait_ms(), **kafka_client_kwargs(self.settings, "aiokafka"))
         if not await self._start_with_retry(consumer, "catalog-updates consumer", stop):
             return
         try:
@@ -350,11 +351,12 @@ class RerankWorker:
             self.settings.topics.refresh, bootstrap_servers=bootstrap,
             group_id="stylestream-rerank", auto_offset_reset="earliest",
             enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000,
-            fetch_max_wait_ms=fetch_wait_ms())
+            fetch_max_wait_ms=fetch_wait_ms(), **kafka_client_kwargs(self.settings, "aiokafka"))
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2,
                                          enable_idempotence=False,
                                          max_batch_size=256 * 1024,
-                                         partitioner=self.partitioner)
+                                         partitioner=self.partitioner,
+                                         **kafka_client_kwargs(self.settings, "aiokafka"))
         health = self.health
         probing = None
         if health is not None:

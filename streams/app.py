@@ -33,6 +33,8 @@ from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
 from streams.errors import classify
 from streams.health import HealthState, keep_probing
+from streams.redact import install_log_redaction, redact
+from streams.security import kafka_client_kwargs
 from streams.store import BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         stream_buffer_maxsize=8192,
         web_enabled=False,
         store="memory://",
+        **kafka_client_kwargs(settings, "faust"),  # SASL / TLS (streams/security.py)
     )
     topics = settings.topics
     events_topic = app.topic(topics.events, value_type=bytes, key_type=bytes,
@@ -86,7 +89,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
 
     @app.task
     async def open_store() -> None:
-        state["store"] = ScoreStore.from_url(settings.redis, settings.decay)
+        state["store"] = ScoreStore.from_settings(settings)
         if health is not None:
             health.consuming = lambda: bool(app.consumer.assignment())
 
@@ -197,7 +200,8 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
 
     @app.on_after_configured.connect
     def _configured(app: faust.App, **_: Any) -> None:
-        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap, settings.redis)
+        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap,
+                 redact(settings.redis))
 
     return app
 
@@ -212,7 +216,15 @@ def run_worker(app: faust.App, loglevel: str = "warning") -> None:
     if handlers:
         app.conf.loghandlers = handlers
         keep["logging_config"] = {"version": 1, "incremental": True}
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, **keep)
+    worker = RedactingWorker(app, loglevel=loglevel, quiet=True, **keep)
     if handlers:
         worker.spinner = None  # no terminal spinner codes in log files, no handler re-levelled
     worker.execute_from_commandline()
+
+
+class RedactingWorker(faust.Worker):
+    """Faust's worker, with secrets masked in the logging it sets up (streams/redact.py)."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        install_log_redaction(logger)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+
+from streams.redact import redact
 
 
 class FailureKind(enum.Enum):
@@ -62,22 +63,9 @@ _ADVICE = {
 
 
 def redact_url(url: str | None) -> str:
-    """``url`` without its password (``redis://u:secret@h:1/0`` → ``redis://u:***@h:1/0``)."""
-    if not url:
-        return "(not set)"
-    parts = []
-    for part in url.split(","):
-        if "@" not in part:
-            parts.append(part)
-            continue
-        has_scheme = "://" in part
-        split = urlsplit(part if has_scheme else "//" + part)
-        user, _, password = split.netloc.rpartition("@")[0].partition(":")
-        host = split.netloc.rpartition("@")[2]
-        auth = f"{user}:***@" if password else (f"{user}@" if user else "")
-        rebuilt = urlunsplit(split._replace(netloc=auth + host))
-        parts.append(rebuilt if has_scheme else rebuilt[2:])
-    return ",".join(parts)
+    """``url`` without its password (``redis://u:secret@h:1/0`` → ``redis://u:***@h:1/0``;
+    the rule of :func:`streams.redact.redact`)."""
+    return redact(url) if url else "(not set)"
 
 
 @dataclass(eq=False)
@@ -102,8 +90,8 @@ class ServiceFailure(Exception):
         if len(detail) > 160:
             detail = detail[:157] + "..."
         advice = _ADVICE[(self.service, self.kind)].format(var=ENV_VAR[self.service])
-        return (f"{self.service} at {redact_url(self.url)}: {self.kind.label}"
-                f"{f' ({detail})' if detail else ''}; {advice}")
+        return redact(f"{self.service} at {redact_url(self.url)}: {self.kind.label}"
+                      f"{f' ({detail})' if detail else ''}; {advice}")
 
     def __str__(self) -> str:
         return self.line()

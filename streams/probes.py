@@ -14,9 +14,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from streams.config import Settings, strip_scheme
 from streams.errors import KAFKA, REDIS, FailureKind, ServiceFailure, classify
+from streams.security import kafka_client_kwargs, redis_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +31,20 @@ def _hosts(bootstrap: str) -> list[tuple[str, int]]:
     return hosts
 
 
-async def check_kafka(bootstrap: str, topics: Iterable[str] = (), timeout: float = 5.0) -> None:
+async def check_kafka(bootstrap: str, topics: Iterable[str] = (), timeout: float = 5.0,
+                      client_kwargs: dict[str, Any] | None = None) -> None:
     """Raise :class:`ServiceFailure` unless a broker of ``bootstrap`` answers a metadata request
     within ``timeout`` seconds and knows every topic of ``topics``.
 
     A plain TCP connect comes first: it tells a refused or unreachable address (CONNECT) from a
     broker that accepts connections but does not answer (TIMEOUT), which the Kafka clients
-    report alike.
+    report alike. The metadata request then goes over one aiokafka connection with
+    ``client_kwargs`` (TLS, SASL: :func:`streams.security.kafka_client_kwargs`), so that a
+    refused login surfaces as AUTH instead of a client's generic "unable to bootstrap".
     """
-    from aiokafka.client import AIOKafkaClient
+    from aiokafka.cluster import ClusterMetadata
+    from aiokafka.conn import create_conn
+    from aiokafka.protocol.metadata import MetadataRequest
 
     failures: list[BaseException] = []
     for host, port in _hosts(bootstrap):
@@ -54,32 +61,43 @@ async def check_kafka(bootstrap: str, topics: Iterable[str] = (), timeout: float
         raise ServiceFailure(KAFKA, FailureKind.TIMEOUT if timed_out else FailureKind.CONNECT,
                              bootstrap, f"connect timed out after {timeout:g}s" if timed_out
                              else f"{type(last).__name__}: {last}")
-    client = AIOKafkaClient(bootstrap_servers=strip_scheme(bootstrap),
-                            request_timeout_ms=max(1, int(timeout * 1000)),
-                            client_id="stylestream-probe")
+    conn = None
     try:
-        await asyncio.wait_for(client.bootstrap(), timeout * 2)
-        known = client.cluster.topics()
+        conn = await asyncio.wait_for(create_conn(
+            host, port, client_id="stylestream-probe",
+            request_timeout_ms=max(1, int(timeout * 1000)), **(client_kwargs or {})),
+            timeout * 2)
+        metadata = await asyncio.wait_for(conn.send(MetadataRequest([])), timeout * 2)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a ServiceFailure
         found = classify(exc, kafka_url=bootstrap)
-        if found is None or found.kind is FailureKind.CONNECT:  # TCP was fine: no answer
+        if found is not None and found.kind is FailureKind.AUTH:
+            raise found from exc
+        if isinstance(exc, TimeoutError) or (found is not None
+                                              and found.kind is FailureKind.TIMEOUT):
             raise ServiceFailure(KAFKA, FailureKind.TIMEOUT, bootstrap,
                                  f"no metadata within {timeout:g}s") from exc
-        raise found from exc
+        raise ServiceFailure(KAFKA, FailureKind.CONNECT, bootstrap,
+                             f"{type(exc).__name__}: {exc}") from exc
     finally:
-        await client.close()
-    missing = sorted(set(topics) - set(known))
+        if conn is not None:
+            conn.close()
+    cluster = ClusterMetadata()
+    cluster.update_metadata(metadata)
+    missing = sorted(set(topics) - set(cluster.topics()))
     if missing:
         raise ServiceFailure(KAFKA, FailureKind.UNKNOWN_TOPIC, bootstrap,
                              "missing " + ", ".join(missing))
 
 
-async def check_redis(url: str, timeout: float = 5.0) -> None:
+async def check_redis(url: str, timeout: float = 5.0,
+                      client_kwargs: dict[str, Any] | None = None) -> None:
     """Raise :class:`ServiceFailure` unless Redis at ``url`` answers ``PING`` within
-    ``timeout`` seconds (with the credentials of the URL)."""
+    ``timeout`` seconds (with the credentials of the URL or ``client_kwargs``:
+    :func:`streams.security.redis_client_kwargs`)."""
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                     **(client_kwargs or {}))
     try:
         await asyncio.wait_for(client.ping(), timeout * 2)
     except TimeoutError as exc:
@@ -97,8 +115,11 @@ async def probe_services(settings: Settings, topics: Iterable[str] = (),
                          timeout: float | None = None) -> dict[str, ServiceFailure | None]:
     """Probe Kafka and Redis concurrently: ``{"kafka": failure or None, "redis": …}``."""
     timeout = settings.service_timeout if timeout is None else timeout
-    results = await asyncio.gather(check_kafka(settings.kafka_bootstrap, topics, timeout),
-                                   check_redis(settings.redis, timeout), return_exceptions=True)
+    results = await asyncio.gather(
+        check_kafka(settings.kafka_bootstrap, topics, timeout,
+                    kafka_client_kwargs(settings, "aiokafka")),
+        check_redis(settings.redis, timeout, redis_client_kwargs(settings)),
+        return_exceptions=True)
     out: dict[str, ServiceFailure | None] = {}
     for name, result in zip(("kafka", "redis"), results, strict=True):
         if isinstance(result, ServiceFailure) or result is None:
@@ -161,8 +182,10 @@ def preflight(settings: Settings, topics: Iterable[str] = (), kafka: bool = True
 
     async def run() -> None:
         if kafka:
-            await check_kafka(settings.kafka_bootstrap, topics, settings.service_timeout)
+            await check_kafka(settings.kafka_bootstrap, topics, settings.service_timeout,
+                              kafka_client_kwargs(settings, "aiokafka"))
         if redis:
-            await check_redis(settings.redis, settings.service_timeout)
+            await check_redis(settings.redis, settings.service_timeout,
+                              redis_client_kwargs(settings))
 
     asyncio.run(run())

@@ -25,8 +25,9 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
-from streams.config import DecaySettings
+from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
+from streams.security import redis_client_kwargs
 
 BEHAVIOR_RANK: dict[str, int] = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
@@ -91,6 +92,14 @@ class ScoreStore:
     @classmethod
     def from_url(cls, url: str, decay: DecaySettings, **kwargs: int) -> ScoreStore:
         return cls(aioredis.Redis.from_url(url, decode_responses=True), decay, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: int) -> ScoreStore:
+        """The store at ``settings.redis``, with its ACL credentials and TLS files
+        (:func:`streams.security.redis_client_kwargs`)."""
+        client = aioredis.Redis.from_url(settings.redis, decode_responses=True,
+                                         **redis_client_kwargs(settings))
+        return cls(client, settings.decay, **kwargs)
 
     async def close(self) -> None:
         await self.redis.aclose()
