@@ -72,6 +72,13 @@ async def check_kafka(bootstrap: str, topics: Iterable[str] = (), timeout: float
         found = classify(exc, kafka_url=bootstrap)
         if found is not None and found.kind is FailureKind.AUTH:
             raise found from exc
+        if conn is None and (client_kwargs or {}).get("sasl_mechanism") \
+                and isinstance(exc, KeyError):
+            # aiokafka's SCRAM client reads the server-final message's verifier ("v"); a
+            # broker that refuses the login sends an error ("e=...") there instead
+            raise ServiceFailure(KAFKA, FailureKind.AUTH, bootstrap,
+                                 "the broker ended the SASL exchange without accepting the "
+                                 f"login (missing {exc})") from exc
         if isinstance(exc, TimeoutError) or (found is not None
                                               and found.kind is FailureKind.TIMEOUT):
             raise ServiceFailure(KAFKA, FailureKind.TIMEOUT, bootstrap,

@@ -24,6 +24,7 @@ from scripts.embedded import (
     redis_binary,
     start_services,
     stop_processes,
+    tansu_binary,
     wait_for_port,
 )
 from streams.config import Topics
@@ -166,6 +167,36 @@ def test_workers_give_up_after_wait_with_one_line(broker: EmbeddedServices, lock
         assert "attempt 2" not in out.stderr  # a password is not retried
         assert_one_line(cli(worker, "--wait", "1", env=bare_broker.env()), TOPIC,
                         "unknown topic", "rec-refresh", worker=True)
+
+
+@pytest.fixture
+def sasl_broker(tmp_path: Path) -> Iterator[str]:
+    """Tansu with ``--authentication``: SASL/SCRAM required, and no user it accepts."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(tansu_binary()), "broker", "--listener-url", url,
+                             "--advertised-listener-url", url, "--storage-engine",
+                             "memory://tansu/", "--authentication"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port("127.0.0.1", port, 20.0, proc, "Tansu broker")
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_processes(proc, timeout=5.0)
+
+
+def test_kafka_login_refused_is_an_authentication_failure(sasl_broker: str) -> None:
+    """Catches a refused SASL login (Tansu with --authentication) reported as a connection
+    problem, or retried by a worker, instead of one line with exit code 77."""
+    env = {"STYLESTREAM_KAFKA": sasl_broker, "STYLESTREAM_REDIS": REFUSED_REDIS,
+           "STYLESTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+           "STYLESTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+           "STYLESTREAM_KAFKA_SASL_USERNAME": "svc", "STYLESTREAM_KAFKA_SASL_PASSWORD": PASSWORD}
+    assert_one_line(cli("topics", env=env), AUTH, "Kafka", sasl_broker,
+                    "authentication failed")
+    out = cli("rerank", "--wait", "30", env=env)
+    assert_one_line(out, AUTH, "Kafka", "authentication failed", worker=True)
+    assert "attempt 2" not in out.stderr
 
 
 def test_debug_shows_the_traceback() -> None:
