@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.checkpoints import load_payload, save_payload
 from models.text import TextHead
 from models.visual import VisualHead
 
@@ -222,14 +223,9 @@ def save_checkpoint(path: str | Path, model: FusionRanker, *, version: str,
                     users: list[str], extra: dict[str, Any] | None = None) -> Path:
     """Write ``{format, version, config, users, state_dict, extra}`` (atomically: temp file +
     rename, so a reloading scorer never reads half a file). ``users[k]`` has embedding row k+1."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": MODEL_FORMAT, "version": version, "config": asdict(model.config),
-               "users": list(users), "state_dict": model.state_dict(), "extra": extra or {}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return save_payload(path, {"format": MODEL_FORMAT, "version": version,
+                               "config": asdict(model.config), "users": list(users),
+                               "state_dict": model.state_dict(), "extra": extra or {}})
 
 
 @dataclass
@@ -246,15 +242,7 @@ class Checkpoint:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load with ``torch.load(weights_only=True)``; clear errors for missing/foreign files."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: run `stylestream train` first")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # unpickling errors have no common base class
-        raise ValueError(f"{path} is not a readable fusion checkpoint: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a {MODEL_FORMAT} checkpoint")
+    payload = load_payload(path, MODEL_FORMAT, "run `stylestream train` first", map_location)
     model = FusionRanker(FusionConfig.from_dict(payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()

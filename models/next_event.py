@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.checkpoints import load_payload, save_payload
+
 MODEL_FORMAT = "stylestream-next-event/1"
 LOSSES: tuple[str, ...] = ("listwise", "bpr")
 
@@ -213,15 +215,9 @@ def save_ranker(path: str | Path, model: NextEventRanker, *, version: str,
                 feature_names: tuple[str, ...], extra: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint atomically (temp file + rename: a hot-reloading worker never reads
     half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": MODEL_FORMAT, "version": version, "config": asdict(model.config),
-               "features": list(feature_names), "state_dict": model.state_dict(),
-               "extra": extra or {}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return save_payload(path, {"format": MODEL_FORMAT, "version": version,
+                               "config": asdict(model.config), "features": list(feature_names),
+                               "state_dict": model.state_dict(), "extra": extra or {}})
 
 
 @dataclass
@@ -234,16 +230,8 @@ class RankerCheckpoint:
 
 def load_ranker(path: str | Path) -> RankerCheckpoint:
     """Load with ``weights_only=True``; clear errors for a missing or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no ranker checkpoint at {path}: run "
-                                "`stylestream evaluate --protocol replay` (it trains one)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have no common base class
-        raise ValueError(f"{path} is not a readable ranker checkpoint: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a {MODEL_FORMAT} checkpoint")
+    payload = load_payload(path, MODEL_FORMAT,
+                           "run `stylestream evaluate --protocol replay` (it trains one)")
     model = NextEventRanker(RankerConfig.from_dict(payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -150,7 +150,8 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
         from serving.catalog_updates import ItemOnboarder
 
         # content is the FeatureStore whenever features are given (build_scorer)
-        onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir)
+        onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir,
+                                  limits=settings.limits)
     store = ScoreStore.from_settings(settings)
     vectors = ({} if content is None else
                dict(zip(cast(Any, content).ids, cast(Any, content).visual, strict=True)))

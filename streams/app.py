@@ -7,9 +7,11 @@ Dataflow on one screen (the faust ``withdrawals.py`` habit)::
           └──────────────────────────────────────────────▶ rec-refresh (one per user per batch)
 
 Processing is at-least-once (Tansu rejects the idempotent producer): a redelivered event is a
-duplicate by ``event_id`` inside the Lua script and changes nothing. Redis being unreachable is
-not bad input: the batch is retried with backoff and not acknowledged until it is applied;
-the same holds for the refresh triggers while Kafka is unreachable. With a
+duplicate by ``event_id`` inside the Lua script and changes nothing, whatever its event time
+(seen ids are kept by arrival time); global increments a dead worker left pending are counted
+by the next batch on their shards or by the ``count_pending`` timer (streams/store.py). Redis
+being unreachable is not bad input: the batch is retried with backoff and not acknowledged
+until it is applied; the same holds for the refresh triggers while Kafka is unreachable. With a
 :class:`~streams.health.HealthState` the app probes both services every few seconds and marks
 each batch, for ``/readyz``.
 """
@@ -35,7 +37,7 @@ from streams.errors import classify
 from streams.health import HealthState, keep_probing
 from streams.redact import install_log_redaction, redact
 from streams.security import kafka_client_kwargs
-from streams.store import BatchResult, ScoreStore
+from streams.store import PENDING_GRACE_SECONDS, BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,19 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         if health is not None and failure is not None:
             health.record_failure(failure)
 
+    @app.timer(interval=PENDING_GRACE_SECONDS)
+    async def count_pending() -> None:
+        """Popularity/co-visitation increments a dead worker left pending, counted once."""
+        if "store" not in state:
+            return
+        try:
+            counted = await state["store"].drain_pending()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("Redis unavailable (%s); pending global increments wait", exc)
+            return
+        if counted:
+            log.info("counted %d pending global entries left by a dead worker", counted)
+
     async def apply_with_retry(valid: list[BehaviorEvent]) -> BatchResult:
         while "store" not in state:
             await asyncio.sleep(0.01)
@@ -167,11 +182,13 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         for event in batch:
             message = event.message
             try:
-                parsed = parse_event(message.value)
+                parsed = parse_event(message.value, limits=settings.limits)
             except InvalidEvent as error:
                 metrics.INVALID.labels(error.reason).inc()
-                await dlq_topic.send(key=message.key, value=dead_letter_record(
-                    message.value, error, message.topic, message.partition, message.offset))
+                key = message.key[:1024] if message.key else message.key  # a hostile key too
+                await dlq_topic.send(key=key, value=dead_letter_record(
+                    message.value, error, message.topic, message.partition, message.offset,
+                    keep_bytes=settings.limits.max_message_bytes))
                 continue
             valid.append(parsed)
             counts[parsed.behavior] = counts.get(parsed.behavior, 0) + 1

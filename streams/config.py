@@ -71,7 +71,11 @@ class DecaySettings(BaseModel):
     rebase_bound: float = Field(50.0, gt=0.0, le=500.0)
     max_items_per_user: int = Field(500, ge=1)
     ttl_seconds: int = Field(90 * 86400, ge=60)
+    #: Dedupe window in PROCESSING time: a user's seen event ids are forgotten this long after
+    #: they arrived (never by event time), so it must exceed any redelivery delay.
     dedupe_ttl_seconds: int = Field(7 * 86400, ge=60)
+    #: Most seen event ids kept per user inside the window (earliest arrivals forgotten first).
+    dedupe_max_ids: int = Field(100_000, ge=1)
 
     @field_validator("weights")
     @classmethod
@@ -88,6 +92,21 @@ class DecaySettings(BaseModel):
     @property
     def decay_per_second(self) -> float:
         return self.decay_per_day / 86400.0
+
+
+class InputLimits(BaseModel):
+    """What hostile or broken input may not exceed (event contract and catalog updates)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: Largest message value accepted (bytes); larger ones are dead-lettered / refused unread.
+    max_message_bytes: int = Field(256 * 1024, ge=256)
+    #: Longest identifier (event, user, item, session, store id) in characters.
+    max_id_length: int = Field(256, ge=8)
+    #: Earliest accepted event time (epoch s; default 2000-01-01: earlier is a unit error).
+    min_timestamp: float = Field(946_684_800.0, ge=0.0)
+    #: Producer clock skew allowed: later event times are refused as "from the future".
+    max_future_seconds: float = Field(86_400.0, ge=0.0)
 
 
 #: ``STYLESTREAM_KAFKA_SECURITY_PROTOCOL`` values (Kafka's own names).
@@ -149,6 +168,7 @@ class Settings:
     #: address the workers' metrics/health server binds (STYLESTREAM_METRICS_HOST)
     metrics_host: str = "127.0.0.1"
     decay: DecaySettings = field(default_factory=DecaySettings)
+    limits: InputLimits = field(default_factory=InputLimits)
     topics: Topics = field(default_factory=Topics)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     redis_security: RedisSecurity = field(default_factory=RedisSecurity)
@@ -236,11 +256,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", 50.0),
             max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER", 500),
             ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", 90 * 86400),
+            dedupe_ttl_seconds=_env_int(env, "STYLESTREAM_DEDUPE_WINDOW_SECONDS", 7 * 86400),
+            dedupe_max_ids=_env_int(env, "STYLESTREAM_DEDUPE_MAX_IDS", 100_000),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"invalid decay setting {'.'.join(map(str, first['loc']))}: "
-                          f"{first['msg']}") from exc
+        name = '.'.join(map(str, first['loc']))
+        variable = DECAY_VARIABLES.get(name.split(".")[0], "STYLESTREAM_WEIGHTS")
+        raise ConfigError(f"{variable}: invalid decay setting {name}: {first['msg']}") from exc
+    limits = _input_limits(env)
     partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
     if partitions < 1:
         raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
@@ -288,6 +312,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         service_timeout=service_timeout,
         metrics_host=metrics_host,
         decay=decay,
+        limits=limits,
         kafka_security=kafka_security_from_env(env),
         redis_security=redis_security_from_env(env, redis_url),
     )
@@ -367,3 +392,36 @@ def redis_security_from_env(env: dict[str, str], redis_url: str | None) -> Redis
     if security.keyfile and not security.certfile:
         raise ConfigError("STYLESTREAM_REDIS_KEYFILE needs STYLESTREAM_REDIS_CERTFILE")
     return security
+
+
+#: Environment variable of each env-driven :class:`DecaySettings` field.
+DECAY_VARIABLES: dict[str, str] = {
+    "decay_per_day": "STYLESTREAM_DECAY_PER_DAY",
+    "rebase_bound": "STYLESTREAM_REBASE_BOUND",
+    "max_items_per_user": "STYLESTREAM_MAX_ITEMS_PER_USER",
+    "ttl_seconds": "STYLESTREAM_TTL_SECONDS",
+    "dedupe_ttl_seconds": "STYLESTREAM_DEDUPE_WINDOW_SECONDS",
+    "dedupe_max_ids": "STYLESTREAM_DEDUPE_MAX_IDS",
+}
+
+#: Environment variable of each :class:`InputLimits` field.
+LIMIT_VARIABLES: dict[str, str] = {
+    "max_message_bytes": "STYLESTREAM_MAX_MESSAGE_BYTES",
+    "max_id_length": "STYLESTREAM_MAX_ID_LENGTH",
+    "min_timestamp": "STYLESTREAM_MIN_TIMESTAMP",
+    "max_future_seconds": "STYLESTREAM_MAX_FUTURE_SECONDS",
+}
+
+
+def _input_limits(env: dict[str, str]) -> InputLimits:
+    defaults = InputLimits()
+    values: dict[str, float] = {}
+    for name, variable in LIMIT_VARIABLES.items():
+        default = getattr(defaults, name)
+        reader = _env_int if isinstance(default, int) else _env_float
+        values[name] = reader(env, variable, default)
+    try:
+        return InputLimits(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{LIMIT_VARIABLES[str(first['loc'][0])]}: {first['msg']}") from exc
