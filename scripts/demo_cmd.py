@@ -194,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
     from streams.security import kafka_client_kwargs
 
     settings = load_settings()
+    if settings.kafka_url and settings.redis_url:
+        from streams.probes import preflight
+
+        preflight(settings, redis=True)  # before minutes of model preparation
     home = Path(args.home or settings.home)
     catalog_dir = home / "demo-catalog"
     if not (catalog_dir / "catalog.jsonl").exists():

@@ -60,8 +60,11 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_topics(args: argparse.Namespace) -> int:
+    from streams.probes import preflight
+
     settings = load_settings()
     partitions = settings.topics.partitions(settings.partitions)
+    preflight(settings)  # unreachable or silent broker: one clear line, at once
     create_topics(settings.kafka_bootstrap, partitions,
                   **kafka_client_kwargs(settings, "kafka-python"))
     print("topics ready: " + ", ".join(f"{t} ({n})" for t, n in partitions.items()))

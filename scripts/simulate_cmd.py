@@ -108,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
     stores = {s.store_id: (s.lat, s.lon) for s in load_stores(args.catalog).values()}
     simulator = ShopperSimulator(list(catalog.values()), n_users=args.users, seed=args.seed,
                                  stores=stores)
+    from streams.probes import preflight
+
+    preflight(settings, topics=[settings.topics.events])
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
+                             max_block_ms=int(settings.service_timeout * 1000),
                              **kafka_client_kwargs(settings, "kafka-python"))
     stats = produce_paced(producer, settings.topics.events, simulator.events(10**12),
                           args.rate, threading.Event(), ProduceStats(), args.events,

@@ -35,7 +35,14 @@ def run_scores(args: argparse.Namespace) -> int:
         return 2
 
     async def read() -> list[tuple[str, float]]:
-        store = ScoreStore.from_settings(settings)
+        from streams.redis_client import async_client
+        from streams.security import redis_client_kwargs
+
+        t = settings.service_timeout
+        store = ScoreStore(async_client(settings.redis, t, decode_responses=True,
+                                        socket_timeout=t, socket_connect_timeout=t,
+                                        **redis_client_kwargs(settings)),
+                           settings.decay)
         try:
             return await store.user_top(args.user, at, args.top)
         finally:
@@ -51,7 +58,9 @@ def run_recs(args: argparse.Namespace) -> int:
     from streams.security import redis_client_kwargs
 
     settings = load_settings()
-    client = sync_client(settings.redis, **redis_client_kwargs(settings))
+    t = settings.service_timeout
+    client = sync_client(settings.redis, socket_timeout=t, socket_connect_timeout=t,
+                         **redis_client_kwargs(settings))
     raw = client.get(REC_KEY_PREFIX + args.user)
     if raw is None:
         print(f"stylestream recs: no recommendations for {args.user!r} yet", file=sys.stderr)

@@ -31,11 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from serving.live_feed import follow_topic, parse_json, valid_recommendation
     from streams.config import load_settings
+    from streams.probes import preflight
     from streams.security import kafka_client_kwargs
 
     settings = load_settings()
     bootstrap = settings.kafka_bootstrap
     topic = args.topic or settings.topics.recommendations
+    preflight(settings, topics=[topic])  # refused, silent, no such topic: one line (cli)
     users = set(args.user or ())
 
     async def main() -> int:

@@ -35,10 +35,13 @@ def default_catalog(home: str) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from serving.webview import CatalogImages, serve
     from streams.config import load_settings
+    from streams.probes import preflight
     from streams.security import kafka_client_kwargs
 
     settings = load_settings()
     bootstrap = settings.kafka_bootstrap
+    topics = settings.topics
+    preflight(settings, topics=[topics.recommendations, topics.events])  # one line (cli)
     catalog_dir = Path(args.catalog) if args.catalog else default_catalog(settings.home)
     try:
         catalog = CatalogImages.open(catalog_dir)

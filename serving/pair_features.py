@@ -26,6 +26,9 @@ log_history_size    log1p(number of the shopper's items): a repeat/explore switc
 log_recall_rank     log1p(position in the recall order)
 base_score          the score of the chain below the ranker (fusion network + rules when
                     present, else the recall strength), z-scored within the shopper
+log_own_rank        log1p(the item's rank among the shopper's items by S; past the end for
+                    other items)
+log_recency_rank    log1p(the item's rank among the shopper's items by last touch)
 ==================  =====================================================================
 
 Every column is invariant to the read time T: scores enter relative to the shopper's
@@ -46,7 +49,7 @@ from serving.scorer import Candidate, ShopperContext
 FEATURES: tuple[str, ...] = (
     "in_history", "log_rel_score", "beh_view", "beh_favorite", "beh_cart", "log_hours_since",
     "log_covisit", "log_content", "norm_pop", "log_norm_pop", "trend_fit", "is_trending",
-    "log_history_size", "log_recall_rank", "base_score",
+    "log_history_size", "log_recall_rank", "base_score", "log_own_rank", "log_recency_rank",
 )
 N_FEATURES = len(FEATURES)
 NOT_OWN_LOG_SCORE = -20.0
@@ -109,6 +112,17 @@ def pair_features(shopper: ShopperContext, candidates: Sequence[Candidate],
         f[11] = 1.0 if "trending" in sources else 0.0
         f[12] = history_size
         f[13] = math.log1p(row)
+    by_score = {i: r for r, (i, _) in enumerate(
+        sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))}
+    by_recency = {i: r for r, (i, _) in enumerate(
+        sorted(((i, shopper.last_touch.get(i, 0.0)) for i in scores),
+               key=lambda kv: (-kv[1], kv[0])))}
+    unranked = math.log1p(len(scores) + 1)
+    for row, cand in enumerate(candidates):
+        own_rank = by_score.get(cand.item_id)
+        out[row, 15] = math.log1p(own_rank) if own_rank is not None else unranked
+        recent_rank = by_recency.get(cand.item_id)
+        out[row, 16] = math.log1p(recent_rank) if recent_rank is not None else unranked
     if base_scores is not None and len(base_scores) == len(candidates):
         base = np.asarray(base_scores, dtype=np.float64)
         spread = base.std()

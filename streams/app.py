@@ -11,7 +11,9 @@ duplicate by ``event_id`` inside the Lua script and changes nothing, whatever it
 (seen ids are kept by arrival time); global increments a dead worker left pending are counted
 by the next batch on their shards or by the ``count_pending`` timer (streams/store.py). Redis
 being unreachable is not bad input: the batch is retried with backoff and not acknowledged
-until it is applied.
+until it is applied; the same holds for the refresh triggers while Kafka is unreachable. With a
+:class:`~streams.health.HealthState` the app probes both services every few seconds and marks
+each batch, for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
+from streams.errors import classify
+from streams.health import HealthState, keep_probing
 from streams.redact import install_log_redaction, redact
 from streams.redis_client import UNAVAILABLE_ERRORS
 from streams.security import kafka_client_kwargs
@@ -49,9 +54,10 @@ def refresh_message(user_id: str, source_event_time: float, events: int) -> byte
 
 def create_app(settings: Settings, app_id: str = "stylestream-ingest",
                batch_max: int = DEFAULT_BATCH_MAX, batch_within: float = DEFAULT_BATCH_WITHIN,
-               single: bool = False) -> faust.App:
+               single: bool = False, health: HealthState | None = None) -> faust.App:
     """Build the ingest app. ``single=True`` processes one event per iteration (the plain
-    Faust agent the benchmark compares against); the product uses batches."""
+    Faust agent the benchmark compares against); the product uses batches. ``health`` is
+    kept up to date for ``/readyz``."""
     app = faust.App(
         app_id,
         broker=f"stylestream://{settings.kafka_bootstrap}",  # streams/transport.py
@@ -92,12 +98,27 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
                 await asyncio.to_thread(store.connect)
                 state["store"] = store
             except UNAVAILABLE_ERRORS as exc:  # also a refused password, as for batches
+                note_failure(exc)
                 log.warning("Redis unavailable (%s); retrying in 1.0s", exc)
                 await asyncio.sleep(1.0)
             except ValueError as exc:  # a cluster URL naming a database other than 0
                 log.error("%s", exc)
                 await app.crash(exc)
                 return
+        if health is not None:
+            health.consuming = lambda: bool(app.consumer.assignment())
+
+    if health is not None:
+        @app.task
+        async def probe_services() -> None:
+            # a loop of its own rather than app.timer: a probe of a silent service may outlast
+            # the interval (Faust would log each overlap); Faust cancels the task at shutdown
+            await keep_probing(health, settings, [topics.events], asyncio.Event())
+
+    def note_failure(exc: BaseException) -> None:
+        failure = classify(exc, settings.kafka_bootstrap, settings.redis)
+        if health is not None and failure is not None:
+            health.record_failure(failure)
 
     @app.timer(interval=PENDING_GRACE_SECONDS)
     async def count_pending() -> None:
@@ -122,6 +143,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
                 result = await state["store"].apply_batch(valid)
             except UNAVAILABLE_ERRORS as exc:
                 metrics.REDIS_RETRIES.inc()
+                note_failure(exc)
                 log.warning("Redis unavailable (%s); retrying batch of %d in %.1fs",
                             exc, len(valid), delay)
                 await asyncio.sleep(delay)
@@ -130,7 +152,43 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
             metrics.UPDATE_LATENCY.observe(time.perf_counter() - started)
             return result
 
+    async def send_refreshes(result: BatchResult, per_user: dict[str, int]) -> None:
+        """Emit the batch's triggers; while Kafka fails, retry them all with backoff (a
+        repeated trigger only makes the rerank worker refresh a list once more)."""
+        delay = 0.1
+        while True:
+            try:
+                if single:  # the plain agent: Faust's buffered send, one trigger at a time
+                    for user, newest in result.users.items():
+                        await refresh_topic.send(key=user.encode(), value=refresh_message(
+                            user, newest, per_user[user]))
+                    return
+                # hand every trigger to the producer first, then wait for all acknowledgements
+                # (one wait per batch instead of Faust's per-message bookkeeping)
+                pending = [await app.producer.send(
+                    topics.refresh, user.encode(), refresh_message(user, newest, per_user[user]),
+                    partition=None, timestamp=None, headers=None)
+                    for user, newest in result.users.items()]
+                await asyncio.gather(*pending)
+                return
+            except KafkaError as exc:
+                metrics.KAFKA_RETRIES.inc()
+                note_failure(exc)
+                log.warning("Kafka unavailable (%s); retrying %d refresh triggers in %.1fs",
+                            exc, len(result.users), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def process(batch: Sequence[faust.types.EventT]) -> None:
+        if health is not None:
+            health.batch_started()
+        try:
+            await process_batch(batch)
+        finally:
+            if health is not None:
+                health.batch_done()
+
+    async def process_batch(batch: Sequence[faust.types.EventT]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         valid: list[BehaviorEvent] = []
         counts: dict[str, int] = {}
@@ -156,18 +214,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         per_user: dict[str, int] = {}
         for e in valid:
             per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
-        if single:  # the plain agent: Faust's buffered send, one trigger at a time
-            for user, newest in result.users.items():
-                await refresh_topic.send(key=user.encode(),
-                                         value=refresh_message(user, newest, per_user[user]))
-        else:
-            # hand every trigger to the producer first, then wait for all acknowledgements
-            # (one wait per batch instead of Faust's per-message bookkeeping)
-            pending = [await app.producer.send(
-                topics.refresh, user.encode(), refresh_message(user, newest, per_user[user]),
-                partition=None, timestamp=None, headers=None)
-                for user, newest in result.users.items()]
-            await asyncio.gather(*pending)
+        await send_refreshes(result, per_user)
         metrics.REFRESHES.inc(len(result.users))
 
     if single:

@@ -167,6 +167,10 @@ class Settings:
     home: str = "var"
     partitions: int = 4
     log_format: str = "text"
+    #: seconds a command or probe waits for Kafka or Redis to answer (STYLESTREAM_SERVICE_TIMEOUT)
+    service_timeout: float = 5.0
+    #: address the workers' metrics/health server binds (STYLESTREAM_METRICS_HOST)
+    metrics_host: str = "127.0.0.1"
     decay: DecaySettings = field(default_factory=DecaySettings)
     limits: InputLimits = field(default_factory=InputLimits)
     topics: Topics = field(default_factory=Topics)
@@ -269,6 +273,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
     if partitions < 1:
         raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
+    service_timeout = _env_float(env, "STYLESTREAM_SERVICE_TIMEOUT", 5.0)
+    if not 0 < service_timeout <= 600:
+        raise ConfigError(f"STYLESTREAM_SERVICE_TIMEOUT={service_timeout!r}: expected seconds "
+                          "in (0, 600]")
+    metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or "127.0.0.1").strip()
+    if not metrics_host or any(c.isspace() or c == "/" for c in metrics_host):
+        raise ConfigError(f"STYLESTREAM_METRICS_HOST={metrics_host!r}: expected an address to "
+                          "bind, e.g. 127.0.0.1 or 0.0.0.0")
     redis_url = env.get("STYLESTREAM_REDIS") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"STYLESTREAM_REDIS={redact(redis_url)!r}: expected "
@@ -302,6 +314,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         home=env.get("STYLESTREAM_HOME") or "var",
         partitions=partitions,
         log_format=log_format_from_env(env),
+        service_timeout=service_timeout,
+        metrics_host=metrics_host,
         decay=decay,
         limits=limits,
         kafka_security=kafka_security_from_env(env),

@@ -34,3 +34,14 @@ def module_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
     with start_services(partitions=2,
                         workdir=str(tmp_path_factory.mktemp("services"))) as svc:
         yield svc
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets() -> Iterator[None]:
+    """Each test starts with no registered secret: a test that loads settings with a one-letter
+    password must not mask that letter in every later test's output."""
+    from streams import redact
+
+    yield
+    with redact._lock:
+        redact._secrets.clear()
