@@ -94,7 +94,9 @@ async def load_and_measure(url: str, events: list[dict], shoppers: int, batch: i
     store = ScoreStore.from_url(url, decay)
     redis = store.redis
     try:
-        before = int((await redis.info("memory"))["used_memory"])
+        server = await redis.info("server")
+        memory = await redis.info("memory")
+        before = int(memory["used_memory"])
         started = time.perf_counter()
         applied = 0
         for k in range(0, len(events), batch):
@@ -135,6 +137,7 @@ async def load_and_measure(url: str, events: list[dict], shoppers: int, batch: i
         await store.close()
     used = after - before
     return {
+        "redis_version": server.get("redis_version"), "allocator": memory.get("mem_allocator"),
         "events": len(events), "applied": applied, "load_seconds": load_seconds,
         "events_per_s": len(events) / load_seconds, "keys": keys,
         "used_memory_before": before, "used_memory_after": after, "used_memory_delta": used,
