@@ -48,6 +48,7 @@ from scripts.embedded import EmbeddedServices, start_services, stop_processes
 from scripts.fault_checks import (
     expected_scores,
     parse_log,
+    popularity_error,
     read_topic,
     score_mismatches,
     stale_lists,
@@ -92,6 +93,9 @@ class PhaseResult:
     dlq_resent: int = 0
     dlq_exact: bool = False
     ok: bool = False
+    #: global counters, reported apart (not part of ``ok``): items off, worst relative error
+    popularity_items_off: int = 0
+    popularity_worst_rel_error: float = 0.0
 
 
 class Workers:
@@ -238,6 +242,8 @@ def check(svc: EmbeddedServices, load: Load, result: PhaseResult, settle_timeout
         result.dlq_resent, result.dlq_exact = resent, exact
         result.ok = not wrong and not stale and exact
         if result.ok or time.monotonic() > deadline:
+            result.popularity_items_off, result.popularity_worst_rel_error = popularity_error(
+                svc.redis_url, log.events, at, decay)
             result.settle_s = time.monotonic() - started if result.ok else None
             return
         time.sleep(1.0)
@@ -331,15 +337,16 @@ def run_suite(args: argparse.Namespace, workdir: Path) -> list[PhaseResult]:
 def table(results: list[PhaseResult]) -> str:
     lines = ["| phase | faults | events | recover s (first list after each fault) | settled s |"
              " shoppers | wrong scores | worst rel. err | stale lists | DLQ found/injected "
-             "(re-sent) | ok |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
+             "(re-sent) | ok | popularity: items off (worst rel. err) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|---|"]
     for r in results:
         settle = f"{r.settle_s:.1f}" if r.settle_s is not None else "—"
         lines.append(f"| {r.phase} | {r.faults} | {r.produced} | "
                      f"{', '.join(f'{x:.2f}' for x in r.recover_s)} | {settle} | {r.shoppers} |"
                      f" {r.wrong_scores} | {r.worst_rel_error:.1e} | {r.stale_lists} | "
                      f"{r.dlq_found}/{r.dlq_expected} ({r.dlq_resent}) | "
-                     f"{'yes' if r.ok else 'NO'} |")
+                     f"{'yes' if r.ok else 'NO'} | {r.popularity_items_off} "
+                     f"({r.popularity_worst_rel_error:.1e}) |")
     return "\n".join(lines)
 
 

@@ -166,3 +166,32 @@ def stale_lists(redis_url: str, produced_at: dict[str, float]) -> list[str]:
     lists = stored_lists(redis_url, users)
     return [u for u in users if lists[u] is None
             or float(lists[u]["generated_at"]) < produced_at[u]]
+
+
+def popularity_error(redis_url: str, events: Iterable[BehaviorEvent], at: float,
+                     decay: DecaySettings) -> tuple[int, float]:
+    """Global popularity against Eq. 1–3 over the distinct events (one per shopper and
+    ``event_id``): (items whose stored value is off by more than 1e-9 relative, the worst
+    relative shortfall). Reported, not asserted: a worker killed between its user and its
+    global Lua call under-counts these counters (``streams/store.py``)."""
+    want: dict[str, float] = {}
+    seen: set[tuple[str, str]] = set()
+    for e in events:
+        if (e.user_id, e.event_id) in seen:
+            continue
+        seen.add((e.user_id, e.event_id))
+        want[e.item_id] = want.get(e.item_id, 0.0) + decay.weights[e.behavior] * math.exp(
+            -decay.decay_per_second * (at - e.timestamp))
+    items = sorted(want)
+
+    async def read() -> dict[str, float]:
+        store = ScoreStore.from_url(redis_url, decay)
+        try:
+            return await store.popularity_of(items, at)
+        finally:
+            await store.close()
+
+    got = asyncio.run(read()) if items else {}
+    errors = [(want[i] - got.get(i, 0.0)) / want[i] for i in items if want[i] > 0]
+    off = sum(1 for err in errors if abs(err) > 1e-9)
+    return off, max((abs(err) for err in errors), default=0.0)
