@@ -22,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_fault_arguments(faults)
     faults.set_defaults(func=lambda args: importlib.import_module("scripts.bench_faults")
                         .run(args))
+    storage = kinds.add_parser("storage", help="Tansu storage engines of the embedded stack: "
+                                               "start, produce, consume, restart")
+    from scripts.bench_storage import add_arguments as add_storage_arguments
+
+    add_storage_arguments(storage)
+    storage.set_defaults(func=lambda args: importlib.import_module("scripts.bench_storage")
+                         .run(args))
     try:
         rerank = importlib.import_module("scripts.bench_rerank")
     except ModuleNotFoundError as exc:

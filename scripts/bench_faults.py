@@ -44,7 +44,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from scripts.embedded import EmbeddedServices, start_services, stop_processes
+from scripts.bench_ingest import metric_total
+from scripts.embedded import EmbeddedServices, free_port, start_services, stop_processes
 from scripts.fault_checks import (
     expected_scores,
     parse_log,
@@ -92,7 +93,14 @@ class PhaseResult:
     dlq_found: int = 0
     dlq_resent: int = 0
     dlq_exact: bool = False
+    #: producer side, whole run so far: records acknowledged, sends given up (never
+    #: acknowledged, so not owed), acknowledged records missing from the log (must be 0)
+    acked: int = 0
+    send_failed: int = 0
+    lost_acked: int = 0
     ok: bool = False
+    #: each check while settling: (seconds, wrong scores, stale lists, DLQ records found)
+    progress: list[tuple[float, int, int, int]] = field(default_factory=list)
     #: global counters, reported apart (not part of ``ok``): items off, worst relative error
     popularity_items_off: int = 0
     popularity_worst_rel_error: float = 0.0
@@ -106,10 +114,21 @@ class Workers:
         self.logdir = logdir
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, command: str) -> None:
+    def start(self, name: str, command: str) -> int:
+        """Start ``stylestream <command>`` as ``name``; returns its metrics port."""
         log = (self.logdir / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "scripts.cli", command],
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        port = free_port()
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", command, "--metrics-port", str(port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return port
+
+    def applying(self, port: int) -> bool:
+        """Whether the ingest worker serving metrics on ``port`` has applied any event."""
+        try:
+            return metric_total(port, "stylestream_events_total") > 0
+        except OSError:
+            return False
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
@@ -166,7 +185,15 @@ class Load:
         self.rng = random.Random(seed)
         self.users, self.items, self.days = users, items, days
         self.sent = 0
+        self.acked = 0
+        self.failed = 0
         self.bad: list[bytes] = []
+
+    def _acked(self, _: object) -> None:
+        self.acked += 1
+
+    def _failed(self, _: object) -> None:
+        self.failed += 1
 
     def event(self) -> tuple[bytes, bytes]:
         rng = self.rng
@@ -200,7 +227,9 @@ class Load:
                     time.sleep(delay)
                 key, value = self.malformed() if bad_every and k % bad_every == bad_every // 2 \
                     else self.event()
-                self.producer.send("behavior-events", key=key, value=value)
+                future = self.producer.send("behavior-events", key=key, value=value)
+                future.add_callback(self._acked)
+                future.add_errback(self._failed)
                 self.sent += 1
                 if k in at:
                     threading.Thread(target=at[k], daemon=True).start()
@@ -226,8 +255,11 @@ def check(svc: EmbeddedServices, load: Load, result: PhaseResult, settle_timeout
     started = time.monotonic()
     deadline = started + settle_timeout
     while True:
-        log = parse_log(read_topic(svc.kafka_url, "behavior-events", at_least=load.sent,
-                                   timeout=60, idle_ms=1000))
+        records = read_topic(svc.kafka_url, "behavior-events", at_least=load.acked,
+                             timeout=60, idle_ms=1000)
+        log = parse_log(records)
+        result.acked, result.send_failed = load.acked, load.failed
+        result.lost_acked = max(0, load.acked - len({r.value for r in records}))
         at = time.time() + 3600
         reference = expected_scores(log.events, decay)
         users = sorted(reference.users)
@@ -240,7 +272,9 @@ def check(svc: EmbeddedServices, load: Load, result: PhaseResult, settle_timeout
         result.stale_lists, result.dlq_expected, result.dlq_found = len(stale), len(load.bad), \
             found
         result.dlq_resent, result.dlq_exact = resent, exact
-        result.ok = not wrong and not stale and exact
+        result.ok = not wrong and not stale and exact and not result.lost_acked
+        result.progress.append((round(time.monotonic() - started, 1), len(wrong), len(stale),
+                                found))
         if result.ok or time.monotonic() > deadline:
             result.popularity_items_off, result.popularity_worst_rel_error = popularity_error(
                 svc.redis_url, log.events, at, decay)
@@ -253,6 +287,7 @@ def run_phase(phase: str, svc: EmbeddedServices, workers: Workers, load: Load,
               reader: ListReader, args: argparse.Namespace) -> PhaseResult:
     result = PhaseResult(phase)
     n = args.events_per_phase
+    sent_before = load.sent
     ends: list[float] = []
 
     def note_end(fault: Callable[[], None]) -> Callable[[], None]:
@@ -288,12 +323,18 @@ def run_phase(phase: str, svc: EmbeddedServices, workers: Workers, load: Load,
     }
     count, fault = faults[phase]
     if phase == "ingest-handover":
-        workers.start("ingest-2", "stream")
+        # the second worker must hold partitions of its own (it applies events) before the
+        # first dies: offer a trickle until it does
+        port = workers.start("ingest-2", "stream")
+        joined_by = time.monotonic() + 120
+        while not workers.applying(port) and time.monotonic() < joined_by:
+            load.offer(20, args.rate, 0, {}).join()
+        result.produced += load.sent - sent_before
     at = {int(n * (j + 1) / (count + 1)): note_end(fault) for j in range(count)}
     bad_every = max(n // 2, 1)
     producing = load.offer(n, args.rate, bad_every, at)
     producing.join()
-    result.produced = n
+    result.produced += n
     wait_until = time.time() + 120
     while len(ends) < count and time.time() < wait_until:  # a fault may still be running
         time.sleep(0.1)
@@ -337,14 +378,14 @@ def run_suite(args: argparse.Namespace, workdir: Path) -> list[PhaseResult]:
 def table(results: list[PhaseResult]) -> str:
     lines = ["| phase | faults | events | recover s (first list after each fault) | settled s |"
              " shoppers | wrong scores | worst rel. err | stale lists | DLQ found/injected "
-             "(re-sent) | ok | popularity: items off (worst rel. err) |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|---|"]
+             "(re-sent) | acked lost | ok | popularity: items off (worst rel. err) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
     for r in results:
         settle = f"{r.settle_s:.1f}" if r.settle_s is not None else "—"
         lines.append(f"| {r.phase} | {r.faults} | {r.produced} | "
                      f"{', '.join(f'{x:.2f}' for x in r.recover_s)} | {settle} | {r.shoppers} |"
                      f" {r.wrong_scores} | {r.worst_rel_error:.1e} | {r.stale_lists} | "
-                     f"{r.dlq_found}/{r.dlq_expected} ({r.dlq_resent}) | "
+                     f"{r.dlq_found}/{r.dlq_expected} ({r.dlq_resent}) | {r.lost_acked} | "
                      f"{'yes' if r.ok else 'NO'} | {r.popularity_items_off} "
                      f"({r.popularity_worst_rel_error:.1e}) |")
     return "\n".join(lines)

@@ -235,7 +235,7 @@ def _start_object_store_once(datadir: Path, logdir: Path, popen_kw: dict, timeou
 
 def start_services(partitions: int = 4, topics: Topics | None = None,
                    workdir: str | None = None, detach: bool = False,
-                   timeout: float = 20.0, durable_home: str | None = None) -> EmbeddedServices:
+                   timeout: float = 60.0, durable_home: str | None = None) -> EmbeddedServices:
     """Start Tansu and Redis on free loopback ports and pre-create the contract's topics.
 
     ``detach=True`` puts both in their own process session so they outlive this process

@@ -32,5 +32,6 @@ def test_every_fault_recovers_with_exact_scores_fresh_lists_and_an_exact_dlq(
         assert r.wrong_scores == 0 and r.worst_rel_error < 1e-9, r
         assert r.stale_lists == 0, r
         assert r.dlq_exact and r.dlq_found == r.dlq_expected > 0, r
+        assert r.lost_acked == 0, r
         assert r.recover_s and all(x >= 0 for x in r.recover_s), r
         assert r.ok, r
