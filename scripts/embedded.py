@@ -96,30 +96,35 @@ def stop_processes(*procs: subprocess.Popen, timeout: float = 20.0) -> None:
 
 
 def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 20.0) -> None:
-    """Create each topic with its partition count; existing topics are left as they are."""
+    """Create each topic with its partition count; existing topics are left as they are.
+
+    Retried until ``timeout``: a broker on S3 storage under load can take longer than one
+    request's timeout to answer its first metadata or create request.
+    """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
+        admin = None
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stylestream-admin",
-                                     request_timeout_ms=5000)
-            break
-        except Exception as exc:  # broker still starting: retry until the deadline
+                                     request_timeout_ms=15000)
+            existing = set(admin.list_topics())
+            wanted = [NewTopic(name, n, 1) for name, n in partitions.items()
+                      if name not in existing]
+            if wanted:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(wanted)
+            return
+        except Exception as exc:  # broker still starting or slow: retry until the deadline
             last = exc
             time.sleep(0.2)
-    else:
-        raise ServiceError(f"cannot reach Kafka at {bootstrap}: {last}")
-    try:
-        existing = set(admin.list_topics())
-        wanted = [NewTopic(name, n, 1) for name, n in partitions.items() if name not in existing]
-        if wanted:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(wanted)
-    finally:
-        admin.close()
+        finally:
+            if admin is not None:
+                admin.close()
+    raise ServiceError(f"cannot create topics on Kafka at {bootstrap}: {last}")
 
 
 @dataclass
