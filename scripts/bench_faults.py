@@ -75,6 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--settle-timeout", type=float, default=180.0,
                    help="deadline for the checks after each phase")
+    p.add_argument("--join-timeout", type=float, default=120.0,
+                   help="ingest-handover: how long the second worker may take to apply events")
     p.add_argument("--phases", default=",".join(PHASES),
                    help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--out", default="var/bench/faults.json")
@@ -328,7 +330,7 @@ def run_phase(phase: str, svc: EmbeddedServices, workers: Workers, load: Load,
         # the second worker must hold partitions of its own (it applies events) before the
         # first dies: offer a trickle until it does
         port = workers.start("ingest-2", "stream")
-        joined_by = time.monotonic() + 120
+        joined_by = time.monotonic() + args.join_timeout
         while not workers.applying(port) and time.monotonic() < joined_by:
             load.offer(20, args.rate, 0, {}).join()
         result.produced += load.sent - sent_before
