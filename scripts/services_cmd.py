@@ -1,4 +1,10 @@
-"""``stylestream up`` / ``stylestream down``: embedded Kafka (Tansu) + Redis on loopback."""
+"""``stylestream up`` / ``stylestream down``: embedded Kafka (Tansu) + Redis on loopback.
+
+By default ``up`` is durable: topics, committed offsets and scores live under
+``$STYLESTREAM_HOME/services`` (Tansu on S3 over SeaweedFS, Redis with an AOF), so ``down`` then
+``up`` — or a SIGKILL of the whole stack then ``up`` — finds them all again. ``up --memory``
+keeps everything in memory instead (gone when stopped).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser("up", help="start embedded Kafka + Redis on loopback and print their URLs")
     up.add_argument("--detach", action="store_true",
                     help="leave them running in the background; `stylestream down` stops them")
+    up.add_argument("--memory", action="store_true",
+                    help="keep everything in memory (lost on stop) instead of under "
+                         "STYLESTREAM_HOME/services")
     up.set_defaults(func=run_up)
     down = sub.add_parser("down", help="stop what `up --detach` started")
     down.set_defaults(func=run_down)
@@ -25,17 +34,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     settings = load_settings()
-    if args.detach:
-        stop_detached(settings.home)  # never leave an older pair orphaned
-    svc = start_services(settings.partitions, settings.topics, detach=args.detach)
+    # never leave an older stack orphaned, nor two stacks writing one data directory
+    stop_detached(settings.home)
+    svc = start_services(settings.partitions, settings.topics, detach=args.detach,
+                         durable_home=None if args.memory else settings.home)
     for name, value in svc.env().items():
         print(f"export {name}={value}")
+    where = "in memory" if args.memory else f"data under {svc.workdir}"
+    print(f"# {where}", flush=True)
     if args.detach:
         path = write_state(settings.home, svc)
         print(f"# running in the background (state in {path}); `stylestream down` stops them",
               flush=True)
         return 0
-    print("# running; Ctrl-C stops both", flush=True)
+    print("# running; Ctrl-C stops them", flush=True)
     stop = False
 
     def _stop(*_: object) -> None:

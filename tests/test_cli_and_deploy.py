@@ -41,11 +41,11 @@ def test_up_detach_then_down_leaves_no_process(tmp_path: Path) -> None:
     exports = dict(re.findall(r"export (STYLESTREAM_\w+)=(\S+)", up.stdout))
     assert redis.Redis.from_url(exports["STYLESTREAM_REDIS"]).ping()
     state = (tmp_path / "services.json").read_text()
-    pids = [int(p) for p in re.findall(r'"(?:kafka|redis)_pid": (\d+)', state)]
-    assert len(pids) == 2 and all(alive(p) for p in pids)
+    pids = [int(p) for p in re.findall(r'"(?:kafka|redis|s3)_pid": (\d+)', state)]
+    assert len(pids) == 3 and all(alive(p) for p in pids)  # durable: + SeaweedFS
     create_topics(exports["STYLESTREAM_KAFKA"], {"behavior-events": 4})  # broker answers
     down = cli("down", env=env)
-    assert down.returncode == 0 and "stopped 2" in down.stdout
+    assert down.returncode == 0 and "stopped 3" in down.stdout
     assert not any(alive(p) for p in pids)
     assert cli("down", env=env).stdout.strip() == "nothing was running"
 

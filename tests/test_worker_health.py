@@ -224,7 +224,7 @@ def test_redis_outage_under_load_loses_nothing(tmp_path: Path) -> None:
                 time.sleep(3)
                 redis_port = int(services.redis_url.rsplit(":", 1)[1].split("/")[0])
                 restarted = subprocess.Popen(
-                    redis_command(redis_port, services.workdir, persist=True),
+                    redis_command(redis_port, services.workdir, persist=True, appendfsync="always"),
                     cwd=services.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 wait_for_port("127.0.0.1", redis_port, 20, restarted, "redis-server")
                 back = time.monotonic()
