@@ -39,7 +39,7 @@ def run_scores(args: argparse.Namespace) -> int:
         from streams.security import redis_client_kwargs
 
         t = settings.service_timeout
-        store = ScoreStore(async_client(settings.redis, t, decode_responses=True,
+        store = ScoreStore(async_client(settings.redis, decode_responses=True,
                                         socket_timeout=t, socket_connect_timeout=t,
                                         **redis_client_kwargs(settings)),
                            settings.decay)

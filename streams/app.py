@@ -92,7 +92,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
     async def open_store() -> None:
         # learning the server's mode (single or cluster) blocks: off the event loop, and
         # retried for as long as Redis is unreachable (as batches are)
-        store = ScoreStore.from_settings(settings, wait=5.0)
+        store = ScoreStore.from_settings(settings)
         while "store" not in state:
             try:
                 await asyncio.to_thread(store.connect)

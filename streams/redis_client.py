@@ -6,9 +6,9 @@ server at the URL runs in cluster mode.
 (sync: :class:`redis.cluster.RedisCluster`), which discovers the other nodes from that one, routes
 each key to its slot's node and splits pipelines by node. Any node of a cluster will do.
 
-The probe waits for an unreachable server (backoff up to ``wait`` seconds, a warning each try)
-and then fails with :class:`RedisUnavailable`, naming the variable (passwords masked); refused
-credentials fail at once (``AuthenticationError``).
+The probe asks again for up to ``wait`` seconds (default: once), then lets redis-py's own error
+through (``ConnectionError``, ``TimeoutError``: callers classify and retry those as before);
+refused credentials fail at once (``AuthenticationError``).
 """
 
 from __future__ import annotations
@@ -45,18 +45,14 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     SlotNotCoveredError, OSError)
 
 
-class RedisUnavailable(RedisConnectionError):
-    """The server at ``STYLESTREAM_REDIS`` could not be reached to learn its mode."""
-
-
-def is_cluster(url: str, wait: float = 30.0, **kwargs: Any) -> bool:
+def is_cluster(url: str, wait: float = 0.0, **kwargs: Any) -> bool:
     """Whether the server at ``url`` reports ``cluster_enabled:1`` (``INFO cluster``);
-    ``kwargs``: connection arguments (credentials, TLS files) as for the client."""
+    ``kwargs``: connection arguments (credentials, TLS files, timeouts) as for the client."""
     deadline = time.monotonic() + wait
     delay = 0.1
     while True:
-        pool = redis.ConnectionPool.from_url(url, **{**kwargs, "socket_connect_timeout": 2.0,
-                                                     "socket_timeout": 5.0})
+        pool = redis.ConnectionPool.from_url(url, **{"socket_connect_timeout": 2.0,
+                                                     "socket_timeout": 5.0, **kwargs})
         pool.connection_kwargs["db"] = 0  # a cluster refuses SELECT; the db is checked after
         probe = redis.Redis(connection_pool=pool)
         try:
@@ -65,10 +61,9 @@ def is_cluster(url: str, wait: float = 30.0, **kwargs: Any) -> bool:
             raise  # refused credentials: asking again will not help
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             if time.monotonic() + delay > deadline:
-                raise RedisUnavailable(f"STYLESTREAM_REDIS={redact(url)!r}: cannot reach Redis "
-                                       f"({redact(exc)})") from exc
-            log.warning("Redis unavailable at %s (%s); retrying in %.1fs", redact(url),
-                        redact(exc), delay)
+                raise
+            log.debug("Redis unavailable at %s (%s); asking again in %.1fs", redact(url),
+                      redact(exc), delay)
             time.sleep(delay)
             delay = min(2 * delay, 2.0)
         finally:
@@ -83,7 +78,7 @@ def _check_db(url: str) -> None:
                          "database 0")
 
 
-def async_client(url: str, wait: float = 30.0, **kwargs: Any) -> AsyncClient:
+def async_client(url: str, wait: float = 0.0, **kwargs: Any) -> AsyncClient:
     """An asyncio client for ``url`` (cluster-aware); ``kwargs`` go to ``from_url``."""
     if is_cluster(url, wait, **kwargs):
         _check_db(url)
@@ -91,7 +86,7 @@ def async_client(url: str, wait: float = 30.0, **kwargs: Any) -> AsyncClient:
     return aioredis.Redis.from_url(url, **kwargs)
 
 
-def sync_client(url: str, wait: float = 30.0, **kwargs: Any) -> SyncClient:
+def sync_client(url: str, wait: float = 0.0, **kwargs: Any) -> SyncClient:
     """A blocking client for ``url`` (cluster-aware); ``kwargs`` go to ``from_url``."""
     if is_cluster(url, wait, **kwargs):
         _check_db(url)

@@ -182,14 +182,13 @@ class ScoreStore:
         self._recall_script = LuaScript.named("read_recall.lua")
 
     @classmethod
-    def from_url(cls, url: str, decay: DecaySettings, wait: float = 2.0,
+    def from_url(cls, url: str, decay: DecaySettings, wait: float = 0.0,
                  **kwargs: int) -> ScoreStore:
         """A store on the Redis (or Redis Cluster: any node) at ``url``. The client is made on
-        first use (or :meth:`connect`), waiting up to ``wait`` seconds for an unreachable
-        server (:func:`streams.redis_client.is_cluster`), then raising
-        :class:`~streams.redis_client.RedisUnavailable` (a ``ConnectionError``: the workers
-        retry it like any lost connection, and the next use asks again). Short by default:
-        on first use inside an event loop the question blocks it."""
+        first use (or :meth:`connect`): asking the server its mode
+        (:func:`streams.redis_client.is_cluster`, again for up to ``wait`` seconds) raises
+        redis-py's ``ConnectionError``/``TimeoutError`` while it cannot be reached, which the
+        workers retry like any lost connection (the next use asks again)."""
         return cls(lambda: async_client(url, wait, decode_responses=True), decay, **kwargs)
 
     def connect(self) -> AsyncClient:
@@ -204,7 +203,7 @@ class ScoreStore:
         return self.connect()
 
     @classmethod
-    def from_settings(cls, settings: Settings, wait: float = 2.0, **kwargs: int) -> ScoreStore:
+    def from_settings(cls, settings: Settings, wait: float = 0.0, **kwargs: int) -> ScoreStore:
         """:meth:`from_url` for ``settings.redis``, with its ACL credentials and TLS files
         (:func:`streams.security.redis_client_kwargs`, also used to ask the server's mode)."""
         security = redis_client_kwargs(settings)

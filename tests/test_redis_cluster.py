@@ -24,7 +24,7 @@ from scripts.embedded import EmbeddedServices, start_services
 from scripts.embedded_cluster import EmbeddedCluster, start_cluster
 from streams.config import ConfigError, DecaySettings, load_settings
 from streams.contract import BehaviorEvent
-from streams.redis_client import RedisUnavailable, async_client, sync_client
+from streams.redis_client import async_client, sync_client
 from streams.store import ScoreStore, global_keys, user_keys
 from tests.streaming_helpers import event_bytes, produce, running, wait_for
 
@@ -89,13 +89,18 @@ def test_the_client_follows_the_servers_mode(cluster: EmbeddedCluster,
         sync_client(f"redis://127.0.0.1:{cluster.ports[1]}/2")
 
 
-def test_an_unreachable_server_fails_clearly_after_the_wait() -> None:
-    """No Redis at the URL: a clear error naming STYLESTREAM_REDIS once the wait is over (not
-    a hang, not a raw socket traceback)."""
-    started = time.monotonic()
-    with pytest.raises(RedisUnavailable, match="STYLESTREAM_REDIS"):
-        sync_client("redis://127.0.0.1:9/0", wait=0.5)
-    assert time.monotonic() - started < 10
+def test_an_unreachable_server_fails_after_the_wait_with_redis_errors() -> None:
+    """No Redis at the URL: asking its mode gives up after the wait (at once by default) with
+    redis-py's own ConnectionError, which every caller already classifies and retries; a
+    password in the URL stays out of the message. Catches a probe that hangs, retries for
+    ever, or wraps the error in a type the callers do not know."""
+    url = "redis://app:Probe-secret-1@127.0.0.1:9/0"
+    for wait in (0.0, 0.5):
+        started = time.monotonic()
+        with pytest.raises(redis.exceptions.ConnectionError) as caught:
+            sync_client(url, wait=wait)
+        assert time.monotonic() - started < wait + 5
+        assert "Probe-secret-1" not in str(caught.value)
 
 
 def test_global_counters_spread_over_slots_and_nodes(empty_cluster: EmbeddedCluster) -> None:
