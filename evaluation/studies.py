@@ -41,7 +41,7 @@ from evaluation.report import (
     write_summary,
     write_table,
 )
-from models.baselines import TrainConfig
+from models.baselines import BaselineConfig
 from streams.config import BEHAVIORS, DEFAULT_WEIGHTS
 
 SWEEPS: dict[str, np.ndarray] = {
@@ -78,8 +78,8 @@ class StudySettings:
     fusion_loss: str = "bpr"
     cache: str = str(DEFAULT_CACHE)
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(dim=self.dim, epochs=self.epochs, lr=self.lr)
+    def train_config(self) -> BaselineConfig:
+        return BaselineConfig(dim=self.dim, epochs=self.epochs, lr=self.lr)
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))

@@ -27,7 +27,8 @@ Setup (§4.1–4.3), CI-sized by default:
 - Metrics (§4.3), over all (purchase, recommended item) pairs: *category similarity* = mean §3.4
   similarity (1.0 / 0.8 / 0.1–0.4) between purchased and recommended item, in %, plus the exact
   category match rate; *gender alignment* = % of recommendations gender-compatible with the
-  user; *popularity MAE* = mean |NormPop(rec) − τ_u| × 100. Mean ± 95% CI over seeds.
+  user; *popularity MAE* = mean |NormPop(rec) − τ_u| × 100. Mean ± 95% CI over seeds
+  (t-distribution, :func:`evaluation.harness.confidence_interval`).
 - Tables: 1 per backbone, 2 ablation (no popularity modulation: β = 0; no visual: α = 0),
   3 trendiness groups (low τ < 1/3, medium, high τ ≥ 2/3; the paper's cut points were lost);
   Tables 2–3 use ``--main-backbone`` (default the pretrained EfficientNet-Lite0; the paper used
@@ -50,6 +51,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+from evaluation.harness import confidence_interval
 
 BACKBONE_LABELS: dict[str, str] = {
     "resnet50": "ResNet-50 (untrained)", "densenet121": "DenseNet-121 (untrained)",
@@ -132,14 +135,13 @@ def load_images(items: list, size: int, mask: bool) -> list:
     return out
 
 
-def colour_histogram(image, bins: int = 4) -> np.ndarray:
-    """``bins³`` joint RGB histogram of the non-white (garment) pixels, L1-normalised."""
+def garment_histogram(image, bins: int = 4) -> np.ndarray:
+    """:func:`~models.visual.colour_histogram` of the non-white (garment) pixels."""
+    from models.visual import colour_histogram
+
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32).reshape(-1, 3) / 255.0
     garment = rgb[(rgb < 0.97).any(axis=1)]
-    pixels = garment if len(garment) else rgb
-    q = np.minimum((pixels * bins).astype(np.int64), bins - 1)
-    codes = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    return (np.bincount(codes, minlength=bins ** 3) / len(codes)).astype(np.float32)
+    return colour_histogram(garment if len(garment) else rgb, bins).astype(np.float32)
 
 
 def cnn_features(name: str, images: list, image_size: int, weights_dir: Path | None,
@@ -171,7 +173,7 @@ def extract_vectors(backbone: str, items: list, images: list, cfg: TrendStudyCon
                     ) -> dict[str, np.ndarray]:
     """``{item_id: vector}``, mean-centred over the catalog (see the module docstring)."""
     if backbone == "histogram":
-        matrix = np.stack([colour_histogram(image) for image in images])
+        matrix = np.stack([garment_histogram(image) for image in images])
     else:
         matrix = cnn_features(backbone, images, cfg.image_size, cfg.weights_dir, cfg.progress)
     matrix = matrix - matrix.mean(axis=0, keepdims=True)
@@ -215,10 +217,10 @@ def simulate(items: list, cfg: TrendStudyConfig, seed: int) -> World:
 def recommend(world: World, items: list, vectors: dict[str, np.ndarray], rule_config,
               k: int) -> list[RecRow]:
     """Top-``k`` per purchase through :class:`RuleScorer` (the online ranker)."""
+    from models.gender import gender_compatible
+    from models.popularity import norm_pop
     from serving.rule_scorer import RuleScorer
     from serving.rules.category import category_similarity
-    from serving.rules.gender import gender_compatible
-    from serving.rules.trend import norm_pop
     from serving.scorer import Candidate, ShopperContext
 
     scorer = RuleScorer(items, vectors, lambda: world.popularity, config=rule_config)
@@ -261,16 +263,15 @@ METRICS: dict[str, Callable[[list[RecRow]], float]] = {
 
 
 def summarise(runs: list[list[RecRow]]) -> dict[str, tuple[float, float]]:
-    """Metric → (mean over seeds, 95% CI half-width) — seeds with no rows are skipped."""
+    """Metric → (mean over seeds, 95% CI half-width, t-distribution: NaN for one seed) — seeds
+    with no rows are skipped."""
     out = {}
     for name, metric in METRICS.items():
         values = [metric(rows) for rows in runs if rows]
         if not values:
             out[name] = (math.nan, math.nan)
             continue
-        mean = statistics.fmean(values)
-        half = 1.96 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0
-        out[name] = (mean, half)
+        out[name] = (statistics.fmean(values), confidence_interval(values)[1])
     return out
 
 
@@ -281,7 +282,9 @@ def trend_group(tau: float) -> str:
 # ---- report ---------------------------------------------------------------------------------
 def _cell(value: tuple[float, float]) -> str:
     mean, half = value
-    return "n/a" if math.isnan(mean) else f"{mean:.2f} ± {half:.2f}"
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.2f}" if math.isnan(half) else f"{mean:.2f} ± {half:.2f}"
 
 
 def markdown_table(title: str, rows: dict[str, dict[str, tuple[float, float]]],

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-BEHAVIORS: tuple[str, ...] = ("view", "favorite", "cart", "purchase")
+from models.behaviors import BEHAVIORS
+
 TAOBAO_BEHAVIORS: dict[str, str] = {"pv": "view", "fav": "favorite", "cart": "cart",
                                     "buy": "purchase"}
 _CST = timezone(timedelta(hours=8))

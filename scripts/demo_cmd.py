@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{WARMUP_SECONDS:.0f}s; see {logs}", file=sys.stderr)
             stop.set()
         simulator = ShopperSimulator(list(catalog.values()), n_users=args.users, seed=args.seed,
-                                     stores=stores)
+                                     stores=stores, weights=live.decay.weights)
         stats = ProduceStats(started=time.time())
         clear = sys.stdout.isatty()
         next_frame = [stats.started]

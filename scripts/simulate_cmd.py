@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     stores = {s.store_id: (s.lat, s.lon) for s in load_stores(args.catalog).values()}
     simulator = ShopperSimulator(list(catalog.values()), n_users=args.users, seed=args.seed,
-                                 stores=stores)
+                                 stores=stores, weights=settings.decay.weights)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     stats = produce_paced(producer, settings.topics.events, simulator.events(10**12),
                           args.rate, threading.Event(), ProduceStats(), args.events,

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from operator import attrgetter
 
+from models.behaviors import BEHAVIOR_PAST
 from serving.scorer import Candidate, ScoredItem, ShopperContext
 
 _recall_score = attrgetter("recall_score")
-BEHAVIOR_PAST = {"view": "viewed", "favorite": "favorited", "cart": "carted",
-                 "purchase": "bought"}
 
 
 def describe(item_id: str, titles: Mapping[str, str] | None) -> str:

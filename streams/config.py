@@ -13,10 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-BEHAVIORS: tuple[str, ...] = ("view", "favorite", "cart", "purchase")
-
-#: Paper 000 §3.2.1: browsing 1, favoriting 3, adding to cart 5, purchasing 10.
-DEFAULT_WEIGHTS: dict[str, float] = {"view": 1.0, "favorite": 3.0, "cart": 5.0, "purchase": 10.0}
+from models.behaviors import BEHAVIORS, DEFAULT_WEIGHTS
 
 
 class ConfigError(ValueError):

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from streams.config import BEHAVIORS
+from models.behaviors import BEHAVIORS
 
 BEHAVIOR_ALIASES: dict[str, str] = {"click": "view", "pv": "view", "fav": "favorite",
                                     "buy": "purchase", "add_to_cart": "cart"}

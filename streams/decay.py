@@ -29,6 +29,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from models.behaviors import BEHAVIOR_RANK
+
 SECONDS_PER_DAY = 86400.0
 
 
@@ -70,8 +72,6 @@ class DecayedScores:
     rebase and the per-user cap exactly as the Lua script does.
     """
 
-    BEHAVIOR_RANK = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
-
     def __init__(self, weights: Mapping[str, float], decay_per_day: float,
                  rebase_bound: float = 50.0, max_items: int | None = None) -> None:
         self.weights = dict(weights)
@@ -97,7 +97,7 @@ class DecayedScores:
         state.acc[item] = state.acc.get(item, 0.0) + increment(
             self.weights[behavior], t, state.ref, self.decay_per_day)
         previous = state.best.get(item)
-        if previous is None or self.BEHAVIOR_RANK[behavior] > self.BEHAVIOR_RANK[previous]:
+        if previous is None or BEHAVIOR_RANK[behavior] > BEHAVIOR_RANK[previous]:
             state.best[item] = behavior
         if self.max_items is not None and len(state.acc) > self.max_items:
             # keep the strongest N; ties broken like Redis ZSET order (score, then member)

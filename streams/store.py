@@ -25,10 +25,10 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
+from models.behaviors import BEHAVIOR_RANK
 from streams.config import DecaySettings
 from streams.contract import BehaviorEvent
 
-BEHAVIOR_RANK: dict[str, int] = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
 RANK_TEXT: dict[str, str] = {k: str(v) for k, v in BEHAVIOR_RANK.items()}
 #: Separators of the packed script arguments (ASCII RS/US; the contract refuses control

@@ -15,11 +15,11 @@ import torch
 from evaluation.harness import evaluate
 from evaluation.proposed import proposed_scorer
 from evaluation.protocols import EvalData, prepare
-from models.baselines import BASELINES, VBPR, NotFittedError, Popularity, TrainConfig
+from models.baselines import BASELINES, VBPR, BaselineConfig, NotFittedError, Popularity
 from models.datasets import InteractionArrays, Vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = TrainConfig(dim=32, epochs=12, lr=1e-2)
+CONFIG = BaselineConfig(dim=32, epochs=12, lr=1e-2)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_same_seed_same_scores_other_seed_differs(data: EvalData) -> None:
     users = data.users[:5]
 
     def scores(seed: int) -> np.ndarray:
-        model = BASELINES["BPR-MF"](TrainConfig(epochs=2), None)
+        model = BASELINES["BPR-MF"](BaselineConfig(epochs=2), None)
         return model.fit(data.train, data.vocab.n_users, data.vocab.n_items, seed=seed).score(users)
 
     assert np.array_equal(scores(3), scores(3))
@@ -68,7 +68,7 @@ def test_same_seed_same_scores_other_seed_differs(data: EvalData) -> None:
 def test_vbpr_uses_item_features_and_checks_their_shape(data: EvalData) -> None:
     n_users, n_items = data.vocab.n_users, data.vocab.n_items
     feats = np.random.default_rng(0).normal(size=(n_items, 8))
-    cfg = TrainConfig(epochs=2)
+    cfg = BaselineConfig(epochs=2)
     plain = VBPR(None, cfg).fit(data.train, n_users, n_items, seed=0).score(data.users[:3])
     visual = VBPR(feats, cfg).fit(data.train, n_users, n_items, seed=0).score(data.users[:3])
     assert plain.shape == visual.shape == (3, n_items)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from models.catalog import CatalogItem
+from models.popularity import norm_pop
 from serving.rule_scorer import RuleConfig, RuleScorer
 from serving.rules.category import category_similarity
-from serving.rules.trend import norm_pop, popularity_modulation
+from serving.rules.trend import popularity_modulation
 from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
 
 ITEMS = [

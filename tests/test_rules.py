@@ -9,6 +9,8 @@ import math
 import pytest
 
 from models.demo_catalog import KINDS
+from models.gender import gender_compatible, infer_gender
+from models.popularity import norm_pop
 from serving.rules.category import (
     GROUP_SIMILARITY,
     GROUPS,
@@ -16,8 +18,7 @@ from serving.rules.category import (
     semantic_group,
 )
 from serving.rules.distance import distance_penalty, haversine_km, within_distance
-from serving.rules.gender import gender_compatible, infer_gender
-from serving.rules.trend import norm_pop, popularity_modulation, shopper_trendiness
+from serving.rules.trend import popularity_modulation, shopper_trendiness
 
 
 def test_group_matrix_symmetric_and_in_range() -> None:

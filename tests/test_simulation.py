@@ -10,7 +10,8 @@ import pytest
 
 from models.catalog import CatalogItem
 from models.demo_catalog import generate_demo_catalog, load_stores
-from models.simulation import ShopperSimulator, gender_compatible
+from models.gender import gender_compatible
+from models.simulation import ShopperSimulator
 from streams.config import BEHAVIORS
 
 
