@@ -185,11 +185,6 @@ class ShopperSimulator:
                                       min_max(self.popularity)[k]))
         self.boost[k] += self.feedback * self.weights[behavior]
 
-    def norm_popularity(self) -> dict[str, float]:
-        """Current NormPop per item id."""
-        return {item.item_id: p for item, p in zip(self.catalog, min_max(self.popularity),
-                                                   strict=True)}
-
     # ---- event stream -------------------------------------------------------------------
     def _gap(self) -> float:
         return self.rng.expovariate(self.session_rate)

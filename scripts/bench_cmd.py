@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from scripts import bench_ingest, bench_rerank
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (ratios against a baseline measured alongside)")
     kinds = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     ingest = kinds.add_parser("ingest", help="ingest events/s and end-to-end freshness")
-    from scripts.bench_ingest import add_arguments
-
-    add_arguments(ingest)
-    ingest.set_defaults(func=lambda args: importlib.import_module("scripts.bench_ingest")
-                        .run(args))
-    try:
-        rerank = importlib.import_module("scripts.bench_rerank")
-    except ModuleNotFoundError as exc:
-        if exc.name != "scripts.bench_rerank":
-            raise
-    else:
-        rerank.register(kinds)
+    bench_ingest.add_arguments(ingest)
+    ingest.set_defaults(func=bench_ingest.run)
+    bench_rerank.register(kinds)

@@ -14,8 +14,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds a batch may wait to fill")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (default: none)")
-    p.add_argument("--single", action="store_true",
-                   help="one event per iteration (the benchmark's plain baseline)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +27,6 @@ def run(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
-    app = create_app(settings, batch_max=args.batch_max, batch_within=args.batch_within,
-                     single=args.single)
+    app = create_app(settings, batch_max=args.batch_max, batch_within=args.batch_within)
     run_worker(app)
     return 0

@@ -17,7 +17,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -43,11 +44,29 @@ def refresh_message(user_id: str, source_event_time: float, events: int) -> byte
                       separators=(",", ":")).encode()
 
 
-def create_app(settings: Settings, app_id: str = "stylestream-ingest",
-               batch_max: int = DEFAULT_BATCH_MAX, batch_within: float = DEFAULT_BATCH_WITHIN,
-               single: bool = False) -> faust.App:
-    """Build the ingest app. ``single=True`` processes one event per iteration (the plain
-    Faust agent the benchmark compares against); the product uses batches."""
+#: Per user of a batch: the newest event time applied and how many events the batch had.
+Applied = dict[str, tuple[float, int]]
+
+
+@dataclass
+class IngestParts:
+    """The ingest app without its agent: topics, and the two halves of handling a batch.
+
+    ``apply`` validates a batch (invalid records to the dead-letter topic), applies the valid
+    events to Redis (retrying while Redis is unreachable) and says which users changed;
+    ``publish`` sends their refresh triggers. :func:`create_app` joins them in the batched
+    agent; the ingest benchmark builds its one-event-at-a-time baseline from the same parts.
+    """
+
+    app: faust.App
+    events_topic: faust.TopicT
+    refresh_topic: faust.TopicT
+    apply: Callable[[Sequence[faust.types.EventT]], Awaitable[Applied]]
+    publish: Callable[[Applied], Awaitable[None]]
+
+
+def build_ingest(settings: Settings, app_id: str = "stylestream-ingest") -> IngestParts:
+    """The Faust app, its topics, the Redis store task and the batch handlers (no agent)."""
     app = faust.App(
         app_id,
         broker=f"stylestream://{settings.kafka_bootstrap}",  # streams/transport.py
@@ -99,7 +118,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
             metrics.UPDATE_LATENCY.observe(time.perf_counter() - started)
             return result
 
-    async def process(batch: Sequence[faust.types.EventT]) -> None:
+    async def apply(batch: Sequence[faust.types.EventT]) -> Applied:
         metrics.BATCH_SIZE.observe(len(batch))
         valid: list[BehaviorEvent] = []
         counts: dict[str, int] = {}
@@ -115,7 +134,7 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
             valid.append(parsed)
             counts[parsed.behavior] = counts.get(parsed.behavior, 0) + 1
         if not valid:
-            return
+            return {}
         result = await apply_with_retry(valid)
         for behavior, n in counts.items():
             metrics.EVENTS.labels(behavior).inc(n)
@@ -123,36 +142,37 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         per_user: dict[str, int] = {}
         for e in valid:
             per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
-        if single:  # the plain agent: Faust's buffered send, one trigger at a time
-            for user, newest in result.users.items():
-                await refresh_topic.send(key=user.encode(),
-                                         value=refresh_message(user, newest, per_user[user]))
-        else:
-            # hand every trigger to the producer first, then wait for all acknowledgements
-            # (one wait per batch instead of Faust's per-message bookkeeping)
-            pending = [await app.producer.send(
-                topics.refresh, user.encode(), refresh_message(user, newest, per_user[user]),
-                partition=None, timestamp=None, headers=None)
-                for user, newest in result.users.items()]
-            await asyncio.gather(*pending)
-        metrics.REFRESHES.inc(len(result.users))
+        return {user: (newest, per_user[user]) for user, newest in result.users.items()}
 
-    if single:
-        @app.agent(events_topic, name="ingest")
-        async def ingest_single(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await process([event])
-    else:
-        @app.agent(events_topic, name="ingest")
-        async def ingest(stream: faust.StreamT) -> None:
-            async for batch in stream.take_events(batch_max, within=batch_within):
-                await process(batch)
+    async def publish(applied: Applied) -> None:
+        # hand every trigger to the producer first, then wait for all acknowledgements
+        # (one wait per batch instead of Faust's per-message bookkeeping)
+        pending = [await app.producer.send(
+            topics.refresh, user.encode(), refresh_message(user, newest, events),
+            partition=None, timestamp=None, headers=None)
+            for user, (newest, events) in applied.items()]
+        await asyncio.gather(*pending)
+        metrics.REFRESHES.inc(len(applied))
 
     @app.on_after_configured.connect
     def _configured(app: faust.App, **_: Any) -> None:
         log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap, settings.redis)
 
-    return app
+    return IngestParts(app, events_topic, refresh_topic, apply, publish)
+
+
+def create_app(settings: Settings, app_id: str = "stylestream-ingest",
+               batch_max: int = DEFAULT_BATCH_MAX,
+               batch_within: float = DEFAULT_BATCH_WITHIN) -> faust.App:
+    """The ingest app: batches of up to ``batch_max`` events (or ``batch_within`` seconds)."""
+    parts = build_ingest(settings, app_id)
+
+    @parts.app.agent(parts.events_topic, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(batch_max, within=batch_within):
+            await parts.publish(await parts.apply(batch))
+
+    return parts.app
 
 
 def run_worker(app: faust.App, loglevel: str = "warning") -> None:

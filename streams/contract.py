@@ -16,7 +16,7 @@ import base64
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,10 +51,6 @@ class BehaviorEvent:
     store_id: str | None = None
     lat: float | None = None
     lon: float | None = None
-
-    def to_json(self) -> bytes:
-        data = {k: v for k, v in asdict(self).items() if v is not None}
-        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _identifier(data: dict[str, Any], name: str, required: bool = True) -> str | None:

@@ -18,8 +18,9 @@ Reading of the paper: ``daysAgo`` is continuous (seconds / 86400), not rounded t
 events later than the read time T (clock skew) are counted with their (> 1) growth factor rather
 than dropped, which keeps S equal to the exact sum of Eq. 3 for any T.
 
-This module is the pure-Python reference; ``streams/lua/apply_events.lua`` performs the same
-update atomically in Redis, and ``tests/test_decay.py`` holds the two equal.
+This module is the pure-Python reference; ``streams/lua/apply_user_events.lua`` performs the
+same update atomically in Redis. ``tests/test_decay.py`` holds this reference equal to Eq. 1–3
+summed directly, and ``tests/test_store_lua.py`` holds the script equal to this reference.
 """
 
 from __future__ import annotations

@@ -223,9 +223,6 @@ class ScoreStore:
             })
         return profiles
 
-    async def user_profile(self, user_id: str, at: float, n: int = 50) -> dict:
-        return (await self.user_profiles([user_id], at, n))[0]
-
     async def _global_ref(self) -> float | None:
         ref = await self.redis.hget(GLOBAL_KEYS[1], "ref")
         return None if ref is None else float(ref)
@@ -244,10 +241,6 @@ class ScoreStore:
         values = await self.redis.zmscore(GLOBAL_KEYS[0], items)
         factor = self._factor(ref, at)
         return {i: (v or 0.0) * factor for i, v in zip(items, values, strict=True)}
-
-    async def max_popularity(self, at: float) -> float:
-        top = await self.trending(at, 1)
-        return top[0][1] if top else 0.0
 
     async def covisited(self, items: list[str], n: int = 20,
                         ) -> dict[str, list[tuple[str, float]]]:
