@@ -34,3 +34,28 @@ def module_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
     with start_services(partitions=2,
                         workdir=str(tmp_path_factory.mktemp("services"))) as svc:
         yield svc
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    """The fusion network trained on :func:`tests.fusion_toy.toy_problem`, saved as a
+    checkpoint beside a feature store: ``(checkpoint, store_dir, TrainResult, ItemFeatures)``."""
+    import numpy as np
+
+    from models.feature_store import FeatureStore
+    from models.fusion import save_checkpoint
+    from models.training import TrainConfig, train
+    from tests.fusion_toy import SMALL, toy_problem
+
+    matrix, features = toy_problem()
+    result = train(matrix, features, TrainConfig(lr=3e-3, epochs=12, batch_size=32, seed=1,
+                                                 progress=False), SMALL)
+    root = tmp_path_factory.mktemp("scorer")
+    checkpoint = save_checkpoint(root / "model.pt", result.model, version="toy-1",
+                                 users=result.users)
+    store_dir = root / "features" / "features-toy"
+    meta = {"format": "stylestream-features/1", "version": "toy"}
+    fused = np.zeros((len(features.ids), 600), np.float32)
+    store = FeatureStore(store_dir, meta, features.ids, features.visual.numpy(),
+                         features.text.numpy(), features.present.numpy(), fused).save(store_dir)
+    return checkpoint, store, result, features
