@@ -42,7 +42,7 @@ from evaluation.report import (
     write_table,
 )
 from models.baselines import BaselineConfig
-from streams.config import BEHAVIORS, DEFAULT_WEIGHTS
+from models.behaviors import BEHAVIORS
 
 SWEEPS: dict[str, np.ndarray] = {
     "view": np.linspace(0.5, 2.0, 7),
@@ -67,8 +67,8 @@ class StudySettings:
     dim: int = 64
     lr: float = 5e-3
     n_neg: int = 99
-    decay_per_day: float = proposed.DEFAULT_DECAY_PER_DAY
-    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    decay_per_day: float = proposed.PAPER_DECAY.decay_per_day
+    weights: dict[str, float] = field(default_factory=lambda: dict(proposed.PAPER_DECAY.weights))
     models: list[str] | None = None
     studies: tuple[str, ...] = STUDIES
     out: str = "docs/results"

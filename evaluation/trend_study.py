@@ -486,10 +486,12 @@ def run_study(cfg: TrendStudyConfig) -> list[Path]:
 
 
 def _data_dir(raw: str | None) -> Path:
-    value = raw or os.environ.get("STYLESTREAM_DATA")
-    if not value:
-        raise StudyError("no data directory: pass --data DIR or set STYLESTREAM_DATA")
-    path = Path(value)
+    from models.datasets import DatasetError, data_dir
+
+    try:
+        path = data_dir(raw)
+    except DatasetError as exc:
+        raise StudyError(str(exc)) from exc
     if not (path / "fashion_products" / "styles.csv").exists():
         raise StudyError(f"{path}/fashion_products/styles.csv not found (see data/README.md)")
     return path

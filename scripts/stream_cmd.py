@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
-from streams.config import load_settings
+from streams.config import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stream", help="run the Faust ingest worker")
-    p.add_argument("--batch-max", type=int, default=1000, help="events per batch at most")
-    p.add_argument("--batch-within", type=float, default=0.02,
-                   help="seconds a batch may wait to fill")
+    p.add_argument("--batch-max", type=int, default=Settings.batch_max,
+                   help="events per batch at most (default %(default)s)")
+    p.add_argument("--batch-within", type=float, default=Settings.batch_within,
+                   help="seconds a batch may wait to fill (default %(default)s)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (default: none)")
     p.set_defaults(func=run)
@@ -20,13 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from streams.app import create_app, run_worker
 
-    settings = load_settings()
+    settings = replace(load_settings(), batch_max=args.batch_max,
+                       batch_within=args.batch_within)
     settings.kafka_bootstrap  # noqa: B018 - validate now, with a clear message
     settings.redis  # noqa: B018
     if args.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
-    app = create_app(settings, batch_max=args.batch_max, batch_within=args.batch_within)
+    app = create_app(settings)
     run_worker(app)
     return 0

@@ -32,11 +32,6 @@ from streams.store import BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
 
-#: Defaults: a batch closes at 1000 events or 20 ms, whichever comes first.
-DEFAULT_BATCH_MAX = 1000
-DEFAULT_BATCH_WITHIN = 0.02
-
-
 def refresh_message(user_id: str, source_event_time: float, events: int) -> bytes:
     """The ``rec-refresh`` trigger: which user, and the newest event time that caused it."""
     return json.dumps({"user_id": user_id, "source_event_time": source_event_time,
@@ -161,15 +156,14 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest") -> Inge
     return IngestParts(app, events_topic, refresh_topic, apply, publish)
 
 
-def create_app(settings: Settings, app_id: str = "stylestream-ingest",
-               batch_max: int = DEFAULT_BATCH_MAX,
-               batch_within: float = DEFAULT_BATCH_WITHIN) -> faust.App:
-    """The ingest app: batches of up to ``batch_max`` events (or ``batch_within`` seconds)."""
+def create_app(settings: Settings, app_id: str = "stylestream-ingest") -> faust.App:
+    """The ingest app: batches of up to ``settings.batch_max`` events, closed after
+    ``settings.batch_within`` seconds at the latest."""
     parts = build_ingest(settings, app_id)
 
     @parts.app.agent(parts.events_topic, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(batch_max, within=batch_within):
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
             await parts.publish(await parts.apply(batch))
 
     return parts.app

@@ -76,11 +76,17 @@ class Settings:
 
     kafka_url: str | None = None
     redis_url: str | None = None
-    data_dir: str | None = None
     home: str = "var"
     partitions: int = 4
     decay: DecaySettings = field(default_factory=DecaySettings)
     topics: Topics = field(default_factory=Topics)
+    #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``)
+    batch_max: int = 1000
+    batch_within: float = 0.02
+    #: consumer group of the rerank workers (they split ``rec-refresh`` partitions)
+    rerank_group: str = "stylestream-rerank"
+    #: lifetime of a published list in Redis (``rec:{user}``)
+    rec_ttl_seconds: int = 7 * 86400
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -149,19 +155,21 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     weights = dict(DEFAULT_WEIGHTS)
     if env.get("STYLESTREAM_WEIGHTS"):
         weights.update(parse_weights(env["STYLESTREAM_WEIGHTS"]))
+    defaults = DecaySettings()
     try:
         decay = DecaySettings(
             weights=weights,
-            decay_per_day=_env_float(env, "STYLESTREAM_DECAY_PER_DAY", 0.05),
-            rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", 50.0),
-            max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER", 500),
-            ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", 90 * 86400),
+            decay_per_day=_env_float(env, "STYLESTREAM_DECAY_PER_DAY", defaults.decay_per_day),
+            rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", defaults.rebase_bound),
+            max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER",
+                                        defaults.max_items_per_user),
+            ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", defaults.ttl_seconds),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"invalid decay setting {'.'.join(map(str, first['loc']))}: "
                           f"{first['msg']}") from exc
-    partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
+    partitions = _env_int(env, "STYLESTREAM_PARTITIONS", Settings.partitions)
     if partitions < 1:
         raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
     redis_url = env.get("STYLESTREAM_REDIS") or None
@@ -170,8 +178,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     return Settings(
         kafka_url=env.get("STYLESTREAM_KAFKA") or None,
         redis_url=redis_url,
-        data_dir=env.get("STYLESTREAM_DATA") or None,
-        home=env.get("STYLESTREAM_HOME") or "var",
+        home=env.get("STYLESTREAM_HOME") or Settings.home,
         partitions=partitions,
         decay=decay,
     )

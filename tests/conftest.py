@@ -15,11 +15,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """``STYLESTREAM_DATA``, else ``<repo>/../shared/data``; a clear failure when absent."""
-    path = Path(os.environ.get("STYLESTREAM_DATA") or REPO.parent / "shared" / "data")
-    if not path.is_dir():
-        pytest.fail(f"data directory {path} not found: set STYLESTREAM_DATA")
-    return path
+    """The product's resolver (``STYLESTREAM_DATA``), defaulting to ``<repo>/../shared/data``
+    for tests; a clear failure when absent."""
+    from models.datasets import DatasetError, data_dir
+
+    try:
+        return data_dir(os.environ.get("STYLESTREAM_DATA") or REPO.parent / "shared" / "data")
+    except DatasetError as exc:
+        pytest.fail(f"{exc}: set STYLESTREAM_DATA")
 
 
 @pytest.fixture

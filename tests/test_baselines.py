@@ -5,7 +5,6 @@ One shared fit per model (module fixture) on the first 120 users, one seed, smal
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,9 @@ CONFIG = BaselineConfig(dim=32, epochs=12, lr=1e-2)
 
 
 @pytest.fixture(scope="module")
-def data() -> EvalData:
+def data(data_dir: Path) -> EvalData:
     torch.set_num_threads(1)
-    root = Path(os.environ.get("STYLESTREAM_DATA") or REPO.parent / "shared" / "data")
-    if not (root / "taobao" / "user_behavior.csv").is_file():
-        pytest.fail(f"shared data not found at {root}: set STYLESTREAM_DATA")
-    return prepare("taobao", "peruser", level="category", max_users=120, root=root)
+    return prepare("taobao", "peruser", level="category", max_users=120, root=data_dir)
 
 
 @pytest.fixture(scope="module")

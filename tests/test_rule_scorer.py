@@ -147,18 +147,13 @@ def test_bad_configuration_is_a_clear_error() -> None:
         RuleScorer(ITEMS).score([shopper()], [])
 
 
-def test_trend_study_smoke(tmp_path) -> None:
+def test_trend_study_smoke(tmp_path, data_dir) -> None:
     """The offline study (paper 002 §4) runs the same RuleScorer end to end on real data."""
     import json
-    import os
-    from pathlib import Path
 
     from evaluation.trend_study import StudyError, TrendStudyConfig, run_study
 
-    data = Path(os.environ.get("STYLESTREAM_DATA")
-                or Path(__file__).resolve().parents[2] / "shared" / "data")
-    if not (data / "fashion_products" / "styles.csv").exists():
-        pytest.fail(f"real data missing at {data}: set STYLESTREAM_DATA")
+    data = data_dir
     cfg = TrendStudyConfig(data=data, out=tmp_path / "trend", items=30, image_size=32,
                            users=12, seeds=2, backbones=("histogram",),
                            main_backbone="histogram", progress=False)
