@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation import proposed
+from evaluation import RESULTS_DIR, proposed
 from evaluation.content import DEFAULT_CACHE, ItemContent, content_features
 from evaluation.features import describe, item_features
 from evaluation.fusion_rerank import FusionEvalConfig, SharedFits
@@ -71,7 +71,7 @@ class StudySettings:
     weights: dict[str, float] = field(default_factory=lambda: dict(proposed.PAPER_DECAY.weights))
     models: list[str] | None = None
     studies: tuple[str, ...] = STUDIES
-    out: str = "docs/results"
+    out: str = str(RESULTS_DIR)
     data_root: str | None = None
     progress: bool = True
     fusion_epochs: int = FusionEvalConfig.epochs

@@ -10,7 +10,7 @@ For a shopper u and a candidate item c:
 - The anchors ``a`` are the shopper's strongest items (highest decayed score S(u,a,T), at most
   ``max_anchors``). The paper ranks candidates "per purchase" (§3.5, §4.2); serving one list per
   shopper, we take for each candidate its best anchor — the union of the per-purchase lists, in
-  the order of their scores. The offline study (``evaluation/trend_study.py``) passes one purchase
+  the order of their scores. The offline study (:mod:`evaluation.trend`) passes one purchase
   as the only anchor, which is the paper's setting exactly.
 - Visual similarity is the cosine of the item vectors given (any ``{item_id: vector}``; a missing
   vector contributes 0). Category similarity is §3.4 (:mod:`serving.rules.category`); the

@@ -151,7 +151,8 @@ def test_trend_study_smoke(tmp_path, data_dir) -> None:
     """The offline study (paper 002 §4) runs the same RuleScorer end to end on real data."""
     import json
 
-    from evaluation.trend_study import StudyError, TrendStudyConfig, run_study
+    from evaluation.trend.config import StudyError, TrendStudyConfig
+    from evaluation.trend.study import run_study
 
     data = data_dir
     cfg = TrendStudyConfig(data=data, out=tmp_path / "trend", items=30, image_size=32,
@@ -181,15 +182,11 @@ def test_trend_study_recommends_and_measures_gender_independently(data_dir) -> N
     Catches: a gender filter that lets Men/Boys items through to Women shoppers (or back), and
     a gender-alignment metric computed with a rule that drifted from what the filter does
     (the metric cannot vouch for the filter when both use one function)."""
-    from evaluation.trend_study import (
-        TrendStudyConfig,
-        assign_stores,
-        garment_histogram,
-        load_images,
-        recommend,
-        select_items,
-        simulate,
-    )
+    from evaluation.trend.config import TrendStudyConfig
+    from evaluation.trend.features import garment_histogram
+    from evaluation.trend.ranking import recommend
+    from evaluation.trend.sampling import assign_stores, load_images, select_items
+    from evaluation.trend.simulation import simulate
     from serving.rule_scorer import RuleConfig
 
     cfg = TrendStudyConfig(data=data_dir, out=data_dir / "unused", items=60, users=20,
