@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.behaviors import BEHAVIORS, DEFAULT_WEIGHTS
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -112,24 +116,24 @@ def strip_scheme(url: str) -> str:
     return ",".join(part.split("://", 1)[-1].strip("/") for part in url.split(","))
 
 
-def _env_float(env: dict[str, str], name: str, default: float) -> float:
+def _env_value(env: dict[str, str], name: str, default: T, convert: Callable[[str], T],
+               expected: str) -> T:
+    """``convert(env[name])``, ``default`` when unset or empty; a bad value names the variable."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return convert(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+        raise ConfigError(f"{name}={raw!r} is not {expected}") from exc
+
+
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    return _env_value(env, name, default, float, "a number")
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+    return _env_value(env, name, default, int, "an integer")
 
 
 def parse_weights(raw: str) -> dict[str, float]:
