@@ -17,9 +17,9 @@ import os
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
 from models.datasets import Vocabulary, hm_image_path, taobao_item_categories
+from models.progress import progress as tqdm
 from models.visual import colour_histogram
 
 BINS = 4

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
-from tqdm import tqdm
 
 from evaluation.protocols import EvalData
 from models import metrics
 from models.baselines import BASELINES, BaselineConfig, Recommender
+from models.progress import progress as tqdm
 
 ModelFactory = Callable[[EvalData, int], Recommender]
 

@@ -1,6 +1,6 @@
 """Import the public catalogs of ``STYLESTREAM_DATA`` into the shared catalog layout.
 
-Two sources (``data/README.md``):
+Two sources (layout in ``docs/data.md``):
 
 - ``fashion_products`` (Kaggle "Fashion Product Images (Small)", ``styles.csv``):
   ``category = articleType``; ``group = subCategory`` — the coarse level paper 002 §3.4 groups
@@ -82,7 +82,7 @@ def _image_path(images: Path, stem: str) -> str | None:
 def _read_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     if not path.exists():
         raise CatalogImportError(f"{path} not found: point --data / STYLESTREAM_DATA at the "
-                                 "data directory (see data/README.md)")
+                                 "data directory (layout: docs/data.md)")
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in required if c not in (reader.fieldnames or [])]

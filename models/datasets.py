@@ -24,6 +24,7 @@ user with the complete history).
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -111,11 +112,21 @@ def _finish(events: list[Interaction], dedupe: bool) -> list[Interaction]:
 def load_taobao(root: str | os.PathLike[str] | None = None, *, level: str = "category",
                 max_users: int | None = None, dedupe: bool = True) -> list[Interaction]:
     """``taobao/user_behavior.csv`` as interactions; ``level`` is ``"category"`` or ``"item"``."""
+    path = data_dir(root) / "taobao" / "user_behavior.csv"
+    return read_taobao_csv(path, level=level, max_users=max_users, dedupe=dedupe,
+                           window=TAOBAO_WINDOW)
+
+
+def read_taobao_csv(path: str | os.PathLike[str], *, level: str = "category",
+                    max_users: int | None = None, dedupe: bool = True,
+                    window: tuple[float, float] | None = None) -> list[Interaction]:
+    """A log in the Taobao UserBehavior layout (``user_id,item_id,category_id,behavior,
+    timestamp``) as interactions; events outside ``window`` (epoch seconds) are left out."""
     if level not in ("category", "item"):
         raise DatasetError(f"taobao level must be 'category' or 'item', got {level!r}")
-    path = data_dir(root) / "taobao" / "user_behavior.csv"
+    path = Path(path)
     column = "category_id" if level == "category" else "item_id"
-    lo, hi = TAOBAO_WINDOW
+    lo, hi = window or (-math.inf, math.inf)
     events: list[Interaction] = []
     for line, row in _rows(path, ("user_id", "item_id", "category_id", "behavior", "timestamp")):
         behavior = TAOBAO_BEHAVIORS.get(row["behavior"])
@@ -134,7 +145,15 @@ def load_taobao(root: str | os.PathLike[str] | None = None, *, level: str = "cat
 def load_hm(root: str | os.PathLike[str] | None = None, *, max_users: int | None = None,
             dedupe: bool = True) -> list[Interaction]:
     """``hm/transactions.csv`` as purchases at 00:00 UTC of ``t_dat``."""
-    path = data_dir(root) / "hm" / "transactions.csv"
+    return read_hm_csv(data_dir(root) / "hm" / "transactions.csv", max_users=max_users,
+                       dedupe=dedupe)
+
+
+def read_hm_csv(path: str | os.PathLike[str], *, max_users: int | None = None,
+                dedupe: bool = True) -> list[Interaction]:
+    """A log in the H&M transactions layout (``t_dat,customer_id,article_id,…``) as purchases
+    at 00:00 UTC of ``t_dat``."""
+    path = Path(path)
     events: list[Interaction] = []
     for line, row in _rows(path, ("t_dat", "customer_id", "article_id")):
         try:
@@ -147,6 +166,23 @@ def load_hm(root: str | os.PathLike[str] | None = None, *, max_users: int | None
         t = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
         events.append(Interaction(row["customer_id"], article.zfill(10), "purchase", t))
     return _finish(_keep_users(events, max_users), dedupe)
+
+
+def read_events_csv(path: str | os.PathLike[str], *, level: str = "category"
+                    ) -> tuple[str, list[Interaction]]:
+    """A log in either layout, told apart by its header: ``("taobao" | "hm", events)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist")
+    with path.open(encoding="utf-8", newline="") as handle:
+        header = handle.readline().strip().lower()
+    if header.startswith("user_id,item_id,category_id,behavior,timestamp"):
+        return "taobao", read_taobao_csv(path, level=level)
+    if header.startswith("t_dat,customer_id,article_id"):
+        return "hm", read_hm_csv(path)
+    raise DatasetError(f"{path}: header {header[:80]!r} is neither the Taobao layout "
+                       "(user_id,item_id,category_id,behavior,timestamp) nor the H&M one "
+                       "(t_dat,customer_id,article_id,...)")
 
 
 def load(name: str, root: str | os.PathLike[str] | None = None, *, level: str = "category",

@@ -1,5 +1,5 @@
 """Offline item features and the ANN index over them (paper 000 §3.3.5 "pre-calculated offline
-and stored in an efficient vector database"; DESIGN.md "Ranking").
+and stored in an efficient vector database"; docs/design.md "Ranking").
 
 A feature store is a versioned directory ``<out>/features-<version>/`` holding, row-aligned with
 ``ids.json``:
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from models.catalog import CatalogItem, iter_catalog
 from models.fusion import FusionConfig, FusionRanker, ItemFeatures
+from models.progress import progress as progress_bar
 from models.text import TextEncoder
 from models.visual import VisualEncoder, VisualModelError, load_image, preprocess
 
@@ -114,7 +114,7 @@ def encode_items(items: Sequence[CatalogItem], catalog_dir: str | Path, encoders
     present = torch.zeros(len(items), dtype=torch.bool)
     texts = []
     batches = range(0, len(items), cfg.batch_size)
-    for start in tqdm(batches, desc="images", unit="batch", disable=not progress):
+    for start in progress_bar(batches, desc="images", unit="batch", disable=not progress):
         chunk = items[start:start + cfg.batch_size]
         images = [(k, item_image(item, catalog_dir)) for k, item in enumerate(chunk, start)]
         rows = [k for k, image in images if image is not None]
@@ -128,7 +128,7 @@ def encode_items(items: Sequence[CatalogItem], catalog_dir: str | Path, encoders
     stats.missing_images = int((~present).sum())
     began = time.perf_counter()
     chunks = []
-    for start in tqdm(batches, desc="texts", unit="batch", disable=not progress):
+    for start in progress_bar(batches, desc="texts", unit="batch", disable=not progress):
         chunks.append(encoders.text.encode_texts(texts[start:start + cfg.batch_size],
                                                  batch_size=cfg.batch_size))
     stats.text_seconds = time.perf_counter() - began

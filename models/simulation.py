@@ -19,13 +19,13 @@ Our reading, written down because the paper gives no formula:
   category similarity, store distance).
 - Popularity is *dynamic*: each event adds its behaviour weight × ``feedback`` to ``boost_i``
   ("updated dynamically as purchases occur"), which decays by ``exp(−pop_decay)`` per simulated
-  day (the decayed global counter of DESIGN.md), and once per day every ``base_i`` is multiplied
-  by ``exp(N(0, drift))`` (a random walk in log space: trends come and go).
+  day (the decayed global counter of docs/design.md), and once per day every ``base_i`` is
+  multiplied by ``exp(N(0, drift))`` (a random walk in log space: trends come and go).
 
 Two outputs:
 
 - :meth:`ShopperSimulator.events` / :meth:`ShopperSimulator.events_until`: a time-ordered stream
-  of behaviour events of the contract (DESIGN.md), produced by browsing *sessions*: a session
+  of behaviour events of the contract (docs/design.md), produced by browsing *sessions*: a session
   views a few items, some are favorited or carted, few bought — a funnel.
 - :meth:`ShopperSimulator.purchase_year`: the study schedule of §4.1 (one year, 50 users, up to 5
   purchases each), purchases only.

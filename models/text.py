@@ -129,6 +129,10 @@ class TextEncoder(nn.Module):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
 
+        from models.progress import quiet_library_bars
+
+        quiet_library_bars()
+
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
         if not (self.model_dir / "config.json").is_file():
             raise FileNotFoundError(f"{self.model_dir} is not a local BERT directory "

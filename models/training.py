@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from models.fusion import FusionConfig, FusionRanker, ItemFeatures, save_checkpoint
+from models.progress import progress
 
 log = logging.getLogger(__name__)
 LOSSES = ("mse", "bpr", "bce")
@@ -263,7 +263,7 @@ class Trainer:
         result = TrainResult(model=self.model, users=self.users, dropped_pairs=self.dropped)
         best_state = copy.deepcopy(self.model.state_dict())
         stale = 0
-        bar = tqdm(range(1, c.epochs + 1), desc=f"train ({c.loss})", disable=not c.progress,
+        bar = progress(range(1, c.epochs + 1), desc=f"train ({c.loss})", disable=not c.progress,
                    unit="epoch")
         for epoch in bar:
             train_loss = self.train_epoch()

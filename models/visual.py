@@ -218,7 +218,7 @@ def fine_tune(encoder: VisualEncoder, images: Sequence[Image.Image], labels: Seq
     """Fine-tune the encoder on the catalog's own labels (e.g. ``CatalogItem.category``).
 
     Paper 000 §4.1.3 fine-tunes ResNet-50 on Fashion-MNIST; we fine-tune on the catalog's
-    categories instead (DESIGN.md, "Models and data offline"). A linear classifier sits on the
+    categories instead (docs/design.md, "Models and data offline"). A linear classifier sits on the
     300-d token, cross-entropy, Adam. ``train_backbone=False`` trains only the head (fast on
     CPU). Returns per-epoch mean losses and the final training accuracy.
     """

@@ -30,8 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
+from models.progress import progress
 from scripts.embedded import EmbeddedServices, free_port, start_services, stop_processes
 from streams.config import Settings
 
@@ -138,7 +137,7 @@ def agent_throughput(events: list[dict], single: bool, workdir: Path) -> dict:
         label = "plain agent" if single else "batched agent"
         first = last = None
         done = done_at_first = 0.0
-        with tqdm(total=len(events), desc=f"ingest: {label}", unit="ev") as bar:
+        with progress(total=len(events), desc=f"ingest: {label}", unit="ev") as bar:
             deadline = time.time() + 600
             while time.time() < deadline and proc.poll() is None:
                 try:
@@ -175,7 +174,7 @@ def raw_redis_throughput(events: list[dict], workdir: Path, batch: int = 1000) -
     async def run(url: str) -> float:
         store = ScoreStore.from_url(url, DecaySettings())
         started = time.perf_counter()
-        for k in tqdm(range(0, len(parsed), batch), desc="ingest: raw Redis", unit="batch"):
+        for k in progress(range(0, len(parsed), batch), desc="ingest: raw Redis", unit="batch"):
             await store.apply_batch(parsed[k:k + batch])
         elapsed = time.perf_counter() - started
         await store.close()
@@ -198,10 +197,11 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
         ingest, _ = worker(svc, *stream_args, log=workdir / "stream.log")
         rerank, _ = worker(svc, "rerank", log=workdir / "rerank.log")
         lags: list[float] = []
-        stop_reading = threading.Event()
+        stop_reading, warmed = threading.Event(), threading.Event()
 
         def read() -> None:
             consumer = KafkaConsumer("recommendations", bootstrap_servers=svc.kafka_url,
+                                     enable_auto_commit=False,
                                      auto_offset_reset="latest", fetch_max_wait_ms=10,
                                      consumer_timeout_ms=200)
             while not stop_reading.is_set():
@@ -209,19 +209,29 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
                     msg = json.loads(record.value)
                     if msg["user_id"] != "warm-up":
                         lags.append(time.time() - msg["source_event_time"])
+                    else:
+                        warmed.set()
             consumer.close()
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         producer = KafkaProducer(bootstrap_servers=svc.kafka_url, linger_ms=2)
-        warm = {"event_id": "warm-up", "user_id": "warm-up", "item_id": "i0",
-                "behavior": "view", "timestamp": time.time()}
-        producer.send("behavior-events", key=b"warm-up", value=json.dumps(warm).encode())
-        producer.flush()
-        time.sleep(8.0)  # both workers joined their groups and served the warm-up
+        # the clock starts once both workers joined their groups and served a warm-up list
+        deadline = time.time() + 120
+        while not warmed.is_set() and time.time() < deadline:
+            warm = {"event_id": f"warm-up-{time.time()}", "user_id": "warm-up",
+                    "item_id": "i0", "behavior": "view", "timestamp": time.time()}
+            producer.send("behavior-events", key=b"warm-up", value=json.dumps(warm).encode())
+            producer.flush()
+            warmed.wait(2.0)
+        if not warmed.is_set():
+            producer.close()
+            stop_reading.set()
+            stop_processes(ingest, rerank)
+            raise RuntimeError(f"the {label} served no warm-up list within 120 s; see {workdir}")
         events = synthetic_events(int(rate * seconds), users, items, seed=3, prefix="f")
         started = time.time()
-        for k, e in enumerate(tqdm(events, desc=f"freshness: {label}", unit="ev")):
+        for k, e in enumerate(progress(events, desc=f"freshness: {label}", unit="ev")):
             delay = started + k / rate - time.time()
             if delay > 0:
                 time.sleep(delay)
@@ -230,6 +240,7 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
                           value=json.dumps(e).encode())
         producer.flush()
         offered = len(events) / (time.time() - started)
+        producer.close()  # clients close before the broker they talk to stops
         time.sleep(3.0)
         stop_reading.set()
         reader.join(timeout=5)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
+from scripts.logs import add_log_format_argument, setup_logging
 from streams.config import ConfigError
 
 #: verb → module; order is the order of ``stylestream --help``.
@@ -20,10 +20,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scripts.stream_cmd",       # stream
     "scripts.rerank_cmd",       # rerank
     "scripts.demo_cmd",         # demo
+    "scripts.web_cmd",          # web
+    "scripts.tail_cmd",         # tail
     "scripts.simulate_cmd",     # simulate
     "scripts.catalog_cmd",      # catalog
     "scripts.features_cmd",     # features
     "scripts.train_cmd",        # train
+    "scripts.prepare_cmd",      # prepare (deployment init: catalog, features, network)
     "scripts.state_cmd",        # scores, recs
     "scripts.evaluate_cmd",     # evaluate
     "scripts.bench_cmd",        # bench
@@ -37,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "reranking). Services come from STYLESTREAM_KAFKA / STYLESTREAM_REDIS, "
                     "or are started embedded on loopback.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_log_format_argument(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)  # a broken command module fails loudly
@@ -46,15 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        for noisy in ("kafka", "aiokafka", "faust", "mode", "faiss.loader"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        setup_logging(verbose=args.verbose, log_format=args.log_format)
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"stylestream: configuration error: {exc}", file=sys.stderr)

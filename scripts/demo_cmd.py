@@ -23,6 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history-events", type=int, default=6000,
                    help="simulated past events the fusion network is trained on")
     p.add_argument("--epochs", type=int, default=5, help="fusion network training epochs")
+    p.add_argument("--web-port", type=int, default=None,
+                   help="port of the live web view (default: a free one; its URL is printed)")
     p.add_argument("--home", default=None, help="working directory (default: $STYLESTREAM_HOME "
                                                 "or ./var)")
     p.set_defaults(func=run)
@@ -55,9 +58,13 @@ class Board:
     history: deque = field(default_factory=lambda: deque(maxlen=500_000))
     received: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: every list received, one JSON line each (``<home>/lists.jsonl``), when set
+    record: IO[str] | None = None
 
     def add(self, message: dict, received_at: float) -> None:
         with self.lock:
+            if self.record is not None:
+                self.record.write(json.dumps(message) + "\n")
             self.latest[message["user_id"]] = message
             lag = received_at - message["source_event_time"]
             self.freshness.append(lag)
@@ -203,21 +210,23 @@ def run(args: argparse.Namespace) -> int:
     with services_for(settings) as live:
         env = dict(os.environ, STYLESTREAM_KAFKA=live.kafka_url or "",
                    STYLESTREAM_REDIS=live.redis_url or "")
-        ports = {"stream": free_port(), "rerank": free_port()}
+        ports = {"stream": free_port(), "rerank": free_port(),
+                 "web": args.web_port or free_port()}
         logs = home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         commands = {"stream": ["stream", "--metrics-port", str(ports["stream"])],
                     "rerank": ["rerank", "--catalog", str(catalog_dir), *model_args,
-                               "--metrics-port", str(ports["rerank"])]}
+                               "--metrics-port", str(ports["rerank"])],
+                    "web": ["web", "--catalog", str(catalog_dir), "--port", str(ports["web"])]}
         workers = [subprocess.Popen([sys.executable, "-m", "scripts.cli", *cmd], env=env,
                                     stdout=(logs / f"{name}.log").open("wb"),
                                     stderr=subprocess.STDOUT)
                    for name, cmd in commands.items()]
         print(f"Kafka {live.kafka_bootstrap}  Redis {live.redis}\nmetrics: "
               f"http://127.0.0.1:{ports['stream']}/metrics (ingest), "
-              f"http://127.0.0.1:{ports['rerank']}/metrics (rerank); worker logs in {logs}",
-              flush=True)
-        board = Board()
+              f"http://127.0.0.1:{ports['rerank']}/metrics (rerank); worker logs in {logs}\n"
+              f"live web view: http://127.0.0.1:{ports['web']}/", flush=True)
+        board = Board(record=(home / "lists.jsonl").open("w", encoding="utf-8"))
         reader = threading.Thread(target=consume_recommendations, daemon=True, args=(
             live.kafka_bootstrap, live.topics.recommendations, board, stop))
         reader.start()
@@ -269,6 +278,11 @@ def run(args: argparse.Namespace) -> int:
         picture = save_dashboard(home / "dashboard.png", stats.started, time.time(), timeline,
                                  samples, newest, catalog, catalog_dir)
         print(f"dashboard picture: {picture}")
+    with board.lock:
+        if board.record is not None:
+            board.record.close()
+            board.record = None
+    print(f"every list received: {home / 'lists.jsonl'}")
     if board.received == 0:
         print("stylestream demo: no recommendation list arrived", file=sys.stderr)
         return 1

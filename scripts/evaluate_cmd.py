@@ -6,6 +6,14 @@ weight sensitivity (Fig. 2); ``compare`` / ``ablation`` / ``sensitivity`` run on
 ``OUT/trend/``. Options left unset take the defaults of the study's settings, written once there
 (:class:`evaluation.studies.StudySettings`, :class:`evaluation.trend.config.TrendStudyConfig`).
 Heavy imports stay inside :func:`run`.
+
+``--protocol replay`` is the protocol that decides what ships (``evaluation.replay``): the log
+before a cut T through Kafka and the real workers (embedded services unless
+STYLESTREAM_KAFKA/STYLESTREAM_REDIS are set), each shopper's last list scored against what the
+shopper did after T, beside popularity, trending, own history, ItemCF and LightGCN.
+``--offline`` runs its offline twin only (same code, no services). ``--events PATH`` replays
+any log in the Taobao or H&M CSV layout (all of it, unless ``--cut``), ``--future PATH`` scores
+the lists against a later log, ``--lists-out PATH`` writes every shopper's final list as JSON.
 """
 
 from __future__ import annotations
@@ -35,9 +43,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=("taobao", "hm"), default=None)
     p.add_argument("--level", choices=("category", "item"), default=None,
                    help="Taobao only: rank categories (default) or items")
-    p.add_argument("--protocol", choices=("peruser", "temporal"), default=None,
-                   help="peruser: each user's chronological 80/20; temporal: "
-                        "global cut at the 80%% quantile of event times")
+    p.add_argument("--protocol", choices=("peruser", "temporal", "replay"), default=None,
+                   help="peruser (the default): each user's chronological 80/20; temporal: "
+                        "global cut at the 80%% quantile of event times; replay: the log before "
+                        "a cut through the live workers, scored on what shoppers did next")
+    p.add_argument("--cut", default=None,
+                   help="replay: the cut T (epoch s or ISO-8601; default: Taobao the start of "
+                        "its last day, H&M of its last month; with --events, after its end)")
+    p.add_argument("--horizon-days", type=float, default=None,
+                   help="replay: days after T that are scored, and the spacing of the ranker's "
+                        "training cuts (default: 1 for Taobao, 30 otherwise)")
+    p.add_argument("--events", default=None,
+                   help="replay: a log in the Taobao or H&M CSV layout instead of --dataset")
+    p.add_argument("--future", default=None,
+                   help="replay: a later log (same layout) to score the lists against")
+    p.add_argument("--lists-out", default=None,
+                   help="replay: write every shopper's final list here as JSON "
+                        "{user_id: [item_id, ...]}")
+    p.add_argument("--offline", action="store_true",
+                   help="replay: the offline twin only (no Kafka, Redis or workers)")
+    p.add_argument("--no-ablations", action="store_true",
+                   help="replay: skip the ablation rows")
     p.add_argument("--ranking", choices=("full", "sampled"), default=None,
                    help="full: all items, training items masked; sampled: "
                         "1 positive vs 99 negatives")
@@ -135,8 +161,91 @@ def _paper(args: argparse.Namespace) -> list:
     return run_studies(settings)
 
 
+def _replay(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from evaluation.live_replay import replay_live
+    from evaluation.replay import (
+        ReplayInputs,
+        SystemConfig,
+        default_cut,
+        default_step,
+        offline_run,
+        parse_time,
+        system_training,
+        write_table,
+    )
+    from evaluation.studies import StudySettings
+    from models.datasets import DatasetError, load, read_events_csv
+    from scripts.embedded import services_for
+    from serving.diversity import DiversityConfig
+    from serving.recall import RecallConfig
+    from streams.config import load_settings
+
+    settings = load_settings()
+    defaults = StudySettings()  # what options left unset mean
+    level = args.level or defaults.level
+    try:
+        if args.events:
+            dataset, events = read_events_csv(args.events, level=level)
+            future = read_events_csv(args.future, level=level)[1] if args.future else []
+            cut = parse_time(args.cut) if args.cut else max(e.t for e in events) + 1.0
+        else:
+            dataset = args.dataset or defaults.dataset
+            events = load(dataset, args.data, level=level, max_users=args.max_users)
+            future = None
+            cut = parse_time(args.cut) if args.cut else default_cut(dataset, events)
+    except (DatasetError, ValueError) as exc:
+        print(f"stylestream evaluate: {exc}", file=sys.stderr)
+        return 2
+    step = args.horizon_days * 86400.0 if args.horizon_days else default_step(dataset)
+    inputs = ReplayInputs(dataset, level if dataset == "taobao" else "item", events, cut,
+                          step, future_events=future)
+    if args.events:
+        inputs.future_events = future
+    config = SystemConfig(decay=settings.decay,
+                          recall=RecallConfig(exclude_behaviors=settings.exclude_behaviors),
+                          diversity=DiversityConfig.from_settings(settings))
+    out = Path(args.out or defaults.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = Path(args.cache or defaults.cache) / "replay"
+    models.mkdir(parents=True, exist_ok=True)
+    command = "stylestream " + " ".join(sys.argv[1:]) if sys.argv[1:] else "stylestream evaluate"
+    try:
+        ranker = system_training(inputs, config, models)
+    except ValueError as exc:
+        print(f"stylestream evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(f"final ranker: {ranker}")
+    before, after = inputs.split()
+    lists = None
+    if not args.offline:
+        with services_for(settings) as live:
+            lists = replay_live(before, kafka=live.kafka_bootstrap, redis_url=live.redis,
+                                rerank_args=["--ranker", str(ranker)],
+                                show_progress=not args.no_progress, log_dir=models)
+        if args.lists_out:
+            Path(args.lists_out).write_text(json.dumps(lists), encoding="utf-8")
+            print(args.lists_out)
+    if not after:
+        if args.offline:
+            print("stylestream evaluate: nothing after the cut to score (give --future or "
+                  "--cut)", file=sys.stderr)
+            return 2
+        return 0
+    system = "stylestream (offline twin)" if lists is None else "stylestream live lists"
+    table = offline_run(inputs, config, models, system_lists=lists, system_name=system,
+                        ablations=not args.no_ablations, ranker_path=ranker)
+    print(write_table(table, system, out, command))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from models.datasets import DatasetError
+
+    if args.study != "trend" and args.protocol == "replay":
+        return _replay(args)
 
     try:  # the trend study's StudyError is a ValueError
         written = _trend(args) if args.study == "trend" else _paper(args)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 
+from scripts.logs import add_log_format_argument
 from streams.config import load_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="fusion checkpoint (`stylestream train`): rank with the network; a "
                         "newer file at this path is picked up without a restart")
+    p.add_argument("--ranker", default=None,
+                   help="final ranker checkpoint (`stylestream evaluate --protocol replay` "
+                        "trains one): orders repeats and new items from pair features; a newer "
+                        "file at this path is picked up without a restart")
+    p.add_argument("--event-clock", action="store_true",
+                   help="read scores at the newest event time of each micro-batch instead of "
+                        "the wall clock (replaying a historical log)")
     p.add_argument("--no-rules", action="store_true", help="skip the paper-002 rule stages")
     p.add_argument("--base-weight", type=float, default=1.0,
                    help="weight of the base scorer (network or co-visitation) in the rules")
@@ -30,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=256, help="triggers per micro-batch at most")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (default: none)")
+    add_log_format_argument(p)
     p.set_defaults(func=run)
 
 
@@ -44,12 +56,16 @@ def run(args: argparse.Namespace) -> int:
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
 
+    log.info("rerank worker: Kafka %s, metrics port %s, network %s", settings.kafka_bootstrap,
+             args.metrics_port or "off", args.checkpoint or "none (co-visitation)")
+
     async def main() -> None:
         options = ServingOptions(catalog_dir=args.catalog, checkpoint=args.checkpoint,
                                  features=args.features, rules=not args.no_rules,
                                  base_weight=args.base_weight, max_km=args.max_km,
                                  distance_weight=args.distance_weight,
-                                 follow_catalog=not args.no_catalog_updates)
+                                 follow_catalog=not args.no_catalog_updates,
+                                 ranker=args.ranker, event_clock=args.event_clock)
         worker = build_worker(settings, options, max_batch=args.max_batch)
         settle_heap()  # catalog, index and scorer are loaded: keep the collector off them
         stop = asyncio.Event()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import replace
 
+from scripts.logs import add_log_format_argument
 from streams.config import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds a batch may wait to fill (default %(default)s)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (default: none)")
+    add_log_format_argument(p)
     p.set_defaults(func=run)
 
 
@@ -30,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
+    log.info("ingest worker: Kafka %s, Redis %s, metrics port %s", settings.kafka_bootstrap,
+             settings.redis, args.metrics_port or "off")
     app = create_app(settings)
     run_worker(app)
     return 0

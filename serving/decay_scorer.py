@@ -21,11 +21,37 @@ def describe(item_id: str, titles: Mapping[str, str] | None) -> str:
     return f"{title} ({item_id})" if title else item_id
 
 
+def ago(seconds: float) -> str:
+    """``"today"``, ``"yesterday"``, ``"3 days ago"``, ``"2 weeks ago"`` (coarse, for reasons)."""
+    days = seconds / 86400.0
+    if days < 1:
+        return "today"
+    if days < 2:
+        return "yesterday"
+    if days < 14:
+        return f"{int(days)} days ago"
+    return f"{int(days // 7)} weeks ago"
+
+
+def history_reason(shopper: ShopperContext, item_id: str) -> str:
+    """The repeat source's reason: "still in your cart", "you saved this 2 days ago"."""
+    behavior = shopper.behaviors.get(item_id, "view")
+    if behavior == "cart":
+        return "still in your cart"
+    touched = shopper.last_touch.get(item_id)
+    when = f" {ago(max(0.0, shopper.now - touched))}" if touched is not None else ""
+    verb = BEHAVIOR_PAST.get(behavior, "viewed")
+    return f"you {verb} this{when}"
+
+
 def recall_reasons(shopper: ShopperContext, candidate: Candidate,
                    titles: Mapping[str, str] | None = None) -> list[str]:
     """Human-readable reasons from the candidate's recall sources, strongest source first."""
     reasons = []
     for source, (_, driver) in sorted(candidate.sources.items(), key=lambda kv: -kv[1][0]):
+        if source == "history":
+            reasons.append(history_reason(shopper, candidate.item_id))
+            continue
         if source == "trending":
             reasons.append("trending")
             continue

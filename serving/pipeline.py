@@ -8,7 +8,10 @@ The chain, from the inside out:
    visual similarity, popularity fit to the shopper's trendiness, category similarity, gender
    filter, purchased-item exclusion and optional store distance, with the base score as one more
    weighted term (``delta``), each stage adding its reason;
-3. content recall from the feature store's FAISS index.
+3. the learned final ranker (:class:`serving.next_event_scorer.NextEventScorer`) when a ranker
+   checkpoint is given: the chain below becomes one of its pair features;
+4. content recall from the feature store's FAISS index, and the diversity step's item facts
+   (title + colour, category, visual vector) from the catalog and the feature store.
 
 With ``follow_catalog`` the worker also follows ``catalog-updates``: new items are encoded like
 the store's items and join the index and the chain without a restart
@@ -25,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from serving.decay_scorer import DecayCovisScorer
-from serving.recall import ContentIndex
+from serving.diversity import DiversityConfig, ItemFacts, duplicate_key
+from serving.recall import ContentIndex, RecallConfig
 from serving.scorer import Scorer
 from serving.worker import RerankWorker
 from streams.config import Settings
@@ -57,15 +61,53 @@ class ServingOptions:
     max_km: float | None = None
     distance_weight: float = 0.0
     follow_catalog: bool = True  # onboard new items from catalog-updates (needs features/rules)
+    ranker: str | None = None    # final ranker checkpoint (models.next_event)
+    event_clock: bool = False    # read state at the batch's newest event time (replays)
 
 
-def build_scorer(options: ServingOptions, popularity: PopularitySnapshot
+def item_facts(catalog: Mapping, vectors: Mapping) -> dict[str, ItemFacts]:
+    """The diversity step's view of every known item: catalog title + colour and category,
+    L2-normalised visual vector from the feature store."""
+    import numpy as np
+
+    facts = {}
+    for item_id in set(catalog) | set(vectors):
+        item = catalog.get(item_id)
+        vector = vectors.get(item_id)
+        if vector is not None:
+            vector = np.asarray(vector, dtype=np.float32)
+            norm = float(np.linalg.norm(vector))
+            vector = vector / norm if norm > 0 else None
+        facts[item_id] = ItemFacts(
+            duplicate_key=duplicate_key(item.title, item.colour) if item else None,
+            category=item.category if item else None, vector=vector)
+    return facts
+
+
+def build_scorer(options: ServingOptions, popularity: PopularitySnapshot,
+                 catalog: Mapping | None = None) -> tuple[Scorer, ContentIndex | None]:
+    """The scorer chain and the content index (``catalog``: the loaded catalog, else it is read
+    from ``options.catalog_dir``)."""
+    catalog = _catalog(options) if catalog is None else catalog
+    base, content = _build_chain(options, popularity, catalog)
+    if options.ranker:
+        from serving.next_event_scorer import NextEventScorer
+
+        titles = {i: item.title for i, item in catalog.items()}
+        base = NextEventScorer(options.ranker, base, popularity, titles)
+    return base, content
+
+
+def _catalog(options: ServingOptions) -> dict:
+    if not options.catalog_dir:
+        return {}
+    from models.catalog import load_catalog
+
+    return load_catalog(options.catalog_dir)
+
+
+def _build_chain(options: ServingOptions, popularity: PopularitySnapshot, catalog: Mapping
                  ) -> tuple[Scorer, ContentIndex | None]:
-    catalog = {}
-    if options.catalog_dir:
-        from models.catalog import load_catalog
-
-        catalog = load_catalog(options.catalog_dir)
     titles = {i: item.title for i, item in catalog.items()}
     # alone, the co-visitation scorer's order is final: reasons for the published five only
     base: Scorer = DecayCovisScorer(titles, reasons_top=20 if options.rules and catalog else 5)
@@ -99,7 +141,8 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
                  max_batch: int = 64) -> RerankWorker:
     options = options or ServingOptions()
     popularity = PopularitySnapshot()
-    scorer, content = build_scorer(options, popularity)
+    catalog = _catalog(options)
+    scorer, content = build_scorer(options, popularity, catalog)
     log.info("rerank scorer %s%s", scorer.version,
              " with content recall" if content is not None else "")
     onboarder = None
@@ -109,6 +152,12 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
         # content is the FeatureStore whenever features are given (build_scorer)
         onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir)
     store = ScoreStore.from_url(settings.redis, settings.decay)
+    vectors = ({} if content is None else
+               dict(zip(cast(Any, content).ids, cast(Any, content).visual, strict=True)))
     return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,
-                        popularity_sink=popularity.update, onboarder=onboarder)
+                        recall_config=RecallConfig(exclude_behaviors=settings.exclude_behaviors),
+                        popularity_sink=popularity.update, onboarder=onboarder,
+                        item_facts=item_facts(catalog, vectors),
+                        diversity=DiversityConfig.from_settings(settings),
+                        event_clock=options.event_clock)
 

@@ -1,8 +1,12 @@
 """Candidate recall: a few hundred items per shopper, cheaply, before the GPU rerank.
 
-Three sources (DESIGN.md "Two stages online"), each recorded on the candidate so the ranker can
-explain it:
+Four sources, each recorded on the candidate so the ranker can explain it and learn from it:
 
+- ``history``: the shopper's own items (repeat-aware recall): the ``history_candidates``
+  strongest items by S(u,i,T) (Eq. 3) whose strongest behaviour is not one of
+  ``exclude_behaviors`` (by default only a purchase excludes an item: a viewed, saved or carted
+  item is exactly what a shopper often comes back to). Strength S(u,i,T); the ranker also sees
+  the strongest behaviour and the time since the last touch.
 - ``covisit``: items co-visited with the shopper's strongest items. A candidate's strength is
   ``Σ_j S(u,j) · C(j,i) / max_k C(j,k)`` over the shopper's top items j: the decayed score of
   the history item (Eq. 3) times the normalised, time-decayed co-visitation count.
@@ -12,8 +16,8 @@ explain it:
   the shopper's strongest score, so a new shopper still gets a list and a regular one sees
   trends only where their history is silent.
 
-Items in the shopper's history are not recalled (the list is for discovery; purchased items are
-excluded in any case, paper 002 §3.5); offline evaluation masks training items the same way.
+Items with an excluding behaviour (purchase by default, paper 002 §3.5) are never recalled by
+any source; the shopper's seed items themselves are not recalled as their own neighbours.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from operator import itemgetter
 from typing import Protocol
 
 from serving.scorer import Candidate
+from streams.config import Settings
 
 _strength = itemgetter(1)
 
@@ -34,14 +39,27 @@ class ContentIndex(Protocol):
     def neighbours(self, item_ids: list[str], k: int) -> dict[str, list[tuple[str, float]]]: ...
 
 
+#: Behaviours that take an item out of every list by default: a purchase (paper 002 §3.5);
+#: the one definition is ``Settings.exclude_behaviors`` (STYLESTREAM_EXCLUDE_BEHAVIORS).
+DEFAULT_EXCLUDE_BEHAVIORS: frozenset[str] = Settings.exclude_behaviors
+
+
 @dataclass(frozen=True)
 class RecallConfig:
     history_items: int = 10        # strongest history items that seed co-visitation/content
+    history_candidates: int = 30   # strongest history items recalled as candidates themselves
+    exclude_behaviors: frozenset[str] = DEFAULT_EXCLUDE_BEHAVIORS
     covisit_per_item: int = 20
     content_per_item: int = 20
     trending: int = 30
     trend_weight: float = 0.2
     max_candidates: int = 100
+
+
+def excluded_items(behaviors: Mapping[str, str], config: RecallConfig) -> set[str]:
+    """The shopper's items whose strongest behaviour excludes them from every list."""
+    return {item for item, behavior in behaviors.items()
+            if behavior in config.exclude_behaviors}
 
 
 def recall_candidates(history: Mapping[str, float],
@@ -50,16 +68,21 @@ def recall_candidates(history: Mapping[str, float],
                       content: Mapping[str, list[tuple[str, float]]] | None = None,
                       exclude: set[str] | None = None,
                       config: RecallConfig = RecallConfig()) -> list[Candidate]:
-    """Merge the three sources into at most ``max_candidates`` candidates, strongest first.
+    """Merge the four sources into at most ``max_candidates`` candidates, strongest first.
 
     ``history``: the shopper's decayed scores S(u,j,T) (strongest items);
     ``covisits``/``content``: neighbours of history items with strengths/similarities;
-    ``trending``: (item, decayed popularity), most popular first.
+    ``trending``: (item, decayed popularity), most popular first;
+    ``exclude``: items never recalled (see :func:`excluded_items`).
     """
-    excluded = set(history)
-    if exclude:
-        excluded |= exclude
+    excluded = set(exclude or ())
     total: dict[str, float] = {}
+    history_gain: dict[str, float] = {}
+    if config.history_candidates > 0:
+        own = sorted(((i, s) for i, s in history.items() if i not in excluded and s > 0),
+                     key=itemgetter(1), reverse=True)[: config.history_candidates]
+        for item, score in own:
+            history_gain[item] = total[item] = score
     total_get = total.get
     # per source: item -> summed strength, and item -> driver. Seeds arrive strongest first, so
     # the first driver kept is the shopper's strongest item among those that recalled the item
@@ -105,6 +128,8 @@ def recall_candidates(history: Mapping[str, float],
     out = []
     for item, score in ranked[: config.max_candidates]:
         sources: dict[str, tuple[float, str | None]] = {}
+        if item in history_gain:
+            sources["history"] = (history_gain[item], item)
         if item in covisit_gain:
             sources["covisit"] = (covisit_gain[item], covisit_driver[item])
         if item in content_gain:

@@ -145,6 +145,15 @@ class RuleScorer:
                                  for ca, ga in keys], dtype=np.float64).reshape(len(keys),
                                                                                 len(keys))
 
+    def maybe_reload(self) -> bool:
+        """Let the base scorer pick up a newer model (the fusion network's checkpoint); the
+        version published with every list follows it. True when the model changed."""
+        reload = getattr(self.base, "maybe_reload", None)
+        if self.base is None or not callable(reload) or not reload():
+            return False
+        self.version = f"rules-1+{self.base.version}"
+        return True
+
     # ---- single terms ---------------------------------------------------------------------
 
     def _title(self, item_id: str) -> str:

@@ -31,6 +31,8 @@ class ShopperContext:
 
     ``scores``: decayed scores S(u,i,T) of the shopper's strongest items (Eq. 3, closed form).
     ``behaviors``: the strongest behaviour seen per item (for reasons: "you carted").
+    ``last_touch``: the newest event time per item; ``last_event_time``: the shopper's newest
+    event time (the reference the ranker's recency features are measured from).
     """
 
     user_id: str
@@ -38,6 +40,8 @@ class ShopperContext:
     scores: dict[str, float] = field(default_factory=dict)
     behaviors: dict[str, str] = field(default_factory=dict)
     purchased: set[str] = field(default_factory=set)
+    last_touch: dict[str, float] = field(default_factory=dict)
+    last_event_time: float | None = None
     trendiness: float | None = None
     gender: str | None = None
     lat: float | None = None

@@ -20,7 +20,6 @@ event loop, between two refresh micro-batches (new-item cold start without a res
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import logging
 import time
@@ -36,7 +35,8 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from redis.exceptions import RedisError
 
 from serving import metrics
-from serving.recall import ContentIndex, RecallConfig, recall_candidates
+from serving.diversity import DiversityConfig, ItemFacts, final_list
+from serving.recall import ContentIndex, RecallConfig, excluded_items, recall_candidates
 from serving.scorer import ScoredItem, Scorer, ShopperContext
 from streams.config import Settings
 from streams.store import ScoreStore
@@ -102,7 +102,10 @@ class RerankWorker:
                  max_batch: int = 64,
                  clock: Callable[[], float] = time.time,
                  popularity_sink: Callable[[Mapping[str, float]], None] | None = None,
-                 onboarder: ItemOnboarder | None = None) -> None:
+                 onboarder: ItemOnboarder | None = None,
+                 item_facts: Mapping[str, ItemFacts] | None = None,
+                 diversity: DiversityConfig | None = None,
+                 event_clock: bool = False) -> None:
         self.settings = settings
         self.store = store
         self.scorer = scorer
@@ -113,6 +116,12 @@ class RerankWorker:
         self.clock = clock
         self.popularity_sink = popularity_sink
         self.onboarder = onboarder
+        self.item_facts = item_facts or {}
+        self.diversity = diversity or DiversityConfig()
+        #: read the state at the newest source event time of the batch instead of the wall
+        #: clock (replaying a historical log); every ranking feature is clock-invariant, only
+        #: the reasons' "2 days ago" and the published scores' scale depend on it
+        self.event_clock = event_clock
         self.producer: AIOKafkaProducer | None = None
         self.partitioner = DefaultPartitioner()  # the producer's: key -> partition
         metrics.MODEL_VERSION.labels(scorer.version).set(1)
@@ -123,11 +132,13 @@ class RerankWorker:
         return [ShopperContext(
             user_id=t.user_id, now=at, scores=p["scores"], behaviors=p["behaviors"],
             purchased={i for i, b in p["behaviors"].items() if b == "purchase"},
+            last_touch=p["last_touch"], last_event_time=p["last_event_time"],
             lat=p["lat"], lon=p["lon"]) for t, p in zip(triggers, profiles, strict=True)]
 
     async def rank(self, triggers: list[Trigger]) -> list[dict]:
         """Recall and score for coalesced triggers; returns the messages (not yet published)."""
-        at = self.clock()
+        at = (max(t.source_event_time for t in triggers) if self.event_clock
+              else self.clock())
         shoppers = await self.shopper_contexts(triggers, at)
         n_seeds = self.recall_config.history_items
         seeds = sorted({i for s in shoppers for i, _ in sorted(
@@ -137,9 +148,10 @@ class RerankWorker:
         content = (self.content_index.neighbours(seeds, self.recall_config.content_per_item)
                    if self.content_index is not None and seeds else {})
         candidates = []
-        for shopper in shoppers:
+        excluded = [excluded_items(s.behaviors, self.recall_config) for s in shoppers]
+        for shopper, shopper_excluded in zip(shoppers, excluded, strict=True):
             cands = recall_candidates(shopper.scores, covisits, trending, content,
-                                      exclude=shopper.purchased, config=self.recall_config)
+                                      exclude=shopper_excluded, config=self.recall_config)
             metrics.CANDIDATES.observe(len(cands))
             candidates.append(cands)
         if self.popularity_sink is not None and getattr(self.scorer, "reads_popularity", True):
@@ -149,18 +161,18 @@ class RerankWorker:
             popularity.update(dict(trending))
             self.popularity_sink(popularity)
         maybe_reload = getattr(self.scorer, "maybe_reload", None)
-        if callable(maybe_reload):
-            maybe_reload()
+        if callable(maybe_reload) and maybe_reload():
+            metrics.MODEL_VERSION.clear()  # the dashboard shows the version now in use
+            metrics.MODEL_VERSION.labels(self.scorer.version).set(1)
         started = time.perf_counter()
         scored = self.scorer.score(shoppers, candidates)
         metrics.SCORE_LATENCY.observe(time.perf_counter() - started)
         generated_at = self.clock()
         messages = []
-        for trig, shopper, items in zip(triggers, shoppers, scored, strict=True):
-            # = sorted(...)[:TOP_K], without sorting the whole candidate list
-            ranked = heapq.nsmallest(TOP_K, (it for it in items
-                                             if it.item_id not in shopper.purchased),
-                                     key=lambda it: (-it.score, it.item_id))
+        for trig, shopper, shopper_excluded, items in zip(triggers, shoppers, excluded, scored,
+                                                          strict=True):
+            ranked = final_list(items, shopper_excluded, TOP_K, self.item_facts, self.diversity,
+                                set(shopper.scores))
             messages.append(recommendation_message(trig.user_id, ranked, self.scorer.version,
                                                    trig.source_event_time, generated_at))
         return messages

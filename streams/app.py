@@ -170,6 +170,16 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest") -> faust.
 
 
 def run_worker(app: faust.App, loglevel: str = "warning") -> None:
-    """Run a Faust worker for ``app`` in this process until it is stopped (SIGINT/SIGTERM)."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    """Run a Faust worker for ``app`` in this process until it is stopped (SIGINT/SIGTERM).
+
+    When logging is already set up (the command line's text or JSON handlers), the worker keeps
+    those handlers instead of installing its own coloured one."""
+    handlers = list(logging.getLogger().handlers)
+    keep: dict[str, Any] = {}
+    if handlers:
+        app.conf.loghandlers = handlers
+        keep["logging_config"] = {"version": 1, "incremental": True}
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, **keep)
+    if handlers:
+        worker.spinner = None  # no terminal spinner codes in log files, no handler re-levelled
     worker.execute_from_commandline()

@@ -24,9 +24,23 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+#: ``STYLESTREAM_LOG_FORMAT`` (or ``--log-format``): ``text`` lines, or one JSON object a line.
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+
+
+def log_format_from_env(env: dict[str, str] | None = None) -> str:
+    """The validated ``STYLESTREAM_LOG_FORMAT`` (default ``text``); readable before the rest
+    of the settings, since logging is set up first."""
+    raw = (os.environ if env is None else env).get("STYLESTREAM_LOG_FORMAT") or "text"
+    if raw not in LOG_FORMATS:
+        raise ConfigError(f"STYLESTREAM_LOG_FORMAT={raw!r}: expected one of "
+                          f"{', '.join(LOG_FORMATS)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Topics:
-    """Topic names of the contract (DESIGN.md, "Data flow and contracts")."""
+    """Topic names of the contract (docs/design.md, "Topic contracts")."""
 
     events: str = "behavior-events"
     dead_letter: str = "behavior-events-dlq"
@@ -43,7 +57,7 @@ class Topics:
 class DecaySettings(BaseModel):
     """Parameters of Eq. 1–3 and of the bounded-memory rules around them.
 
-    ``rebase_bound``: once ``λ·(t − r_u)`` passes it the user is rebased (DESIGN.md); 50 keeps
+    ``rebase_bound``: once ``λ·(t − r_u)`` passes it the user is rebased (docs/design.md); 50 keeps
     ``exp`` far inside float64 range (e^50 ≈ 5e21) while rebasing a user at most every
     ``50/λ`` = 1000 days at λ = 0.05.
     """
@@ -82,8 +96,18 @@ class Settings:
     redis_url: str | None = None
     home: str = "var"
     partitions: int = 4
+    log_format: str = "text"
     decay: DecaySettings = field(default_factory=DecaySettings)
     topics: Topics = field(default_factory=Topics)
+    #: behaviours that take an item out of a shopper's lists (STYLESTREAM_EXCLUDE_BEHAVIORS)
+    exclude_behaviors: frozenset[str] = frozenset({"purchase"})
+    #: diversity step: items of one catalog category in a Top-5 at most
+    #: (STYLESTREAM_MAX_PER_CATEGORY), the visual cosine above which two items are
+    #: near-duplicates (STYLESTREAM_DUPLICATE_COSINE), and the shopper's own items in a Top-5 at
+    #: most (STYLESTREAM_MAX_REPEATS; unset = no cap, the ranker decides)
+    max_per_category: int = 2
+    duplicate_cosine: float = 0.97
+    max_repeats: int | None = None
     #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``)
     batch_max: int = 1000
     batch_within: float = 0.02
@@ -179,10 +203,34 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     redis_url = env.get("STYLESTREAM_REDIS") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"STYLESTREAM_REDIS={redis_url!r}: expected redis://host:port/db")
+    exclude = Settings.exclude_behaviors
+    if env.get("STYLESTREAM_EXCLUDE_BEHAVIORS") is not None:
+        exclude = frozenset(b.strip() for b in env["STYLESTREAM_EXCLUDE_BEHAVIORS"].split(",")
+                            if b.strip())
+        unknown = sorted(exclude - set(BEHAVIORS))
+        if unknown:
+            raise ConfigError(f"STYLESTREAM_EXCLUDE_BEHAVIORS: unknown behaviour(s) {unknown}; "
+                              f"expected a comma-separated subset of {list(BEHAVIORS)}")
+    max_per_category = _env_int(env, "STYLESTREAM_MAX_PER_CATEGORY", Settings.max_per_category)
+    if max_per_category < 1:
+        raise ConfigError("STYLESTREAM_MAX_PER_CATEGORY must be >= 1")
+    duplicate_cosine = _env_float(env, "STYLESTREAM_DUPLICATE_COSINE",
+                                  Settings.duplicate_cosine)
+    if not -1.0 <= duplicate_cosine <= 1.0:
+        raise ConfigError("STYLESTREAM_DUPLICATE_COSINE must be within [-1, 1]")
+    max_repeats = (None if not env.get("STYLESTREAM_MAX_REPEATS")
+                   else _env_int(env, "STYLESTREAM_MAX_REPEATS", 0))
+    if max_repeats is not None and max_repeats < 0:
+        raise ConfigError("STYLESTREAM_MAX_REPEATS must be >= 0")
     return Settings(
+        exclude_behaviors=exclude,
+        max_per_category=max_per_category,
+        duplicate_cosine=duplicate_cosine,
+        max_repeats=max_repeats,
         kafka_url=env.get("STYLESTREAM_KAFKA") or None,
         redis_url=redis_url,
         home=env.get("STYLESTREAM_HOME") or Settings.home,
         partitions=partitions,
+        log_format=log_format_from_env(env),
         decay=decay,
     )

@@ -1,4 +1,4 @@
-"""The behaviour-event contract (DESIGN.md "Data flow and contracts") and its validation.
+"""The behaviour-event contract (docs/design.md "Topic contracts") and its validation.
 
 An event is UTF-8 JSON with ``event_id``, ``user_id``, ``item_id``, ``behavior`` in
 ``view|favorite|cart|purchase`` (``click`` is accepted as ``view``; paper 000 §3.2.1 calls it

@@ -64,6 +64,8 @@ class UserState:
     ref: float | None = None
     acc: dict[str, float] = field(default_factory=dict)
     best: dict[str, str] = field(default_factory=dict)
+    #: newest event time per item (the Lua's ``P:last``)
+    last: dict[str, float] = field(default_factory=dict)
 
 
 class DecayedScores:
@@ -100,12 +102,15 @@ class DecayedScores:
         previous = state.best.get(item)
         if previous is None or BEHAVIOR_RANK[behavior] > BEHAVIOR_RANK[previous]:
             state.best[item] = behavior
+        if t > state.last.get(item, -math.inf):
+            state.last[item] = t
         if self.max_items is not None and len(state.acc) > self.max_items:
             # keep the strongest N; ties broken like Redis ZSET order (score, then member)
             ranked = sorted(state.acc.items(), key=lambda kv: (kv[1], kv[0]))
             for dropped, _ in ranked[: len(ranked) - self.max_items]:
                 del state.acc[dropped]
                 state.best.pop(dropped, None)
+                state.last.pop(dropped, None)
         return "applied"
 
     def scores(self, user: str, at: float) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Redis score store: the closed-form decayed scores of DESIGN.md, applied by two Lua scripts.
+"""Redis score store: the closed-form decayed scores of docs/design.md, applied by two Lua scripts.
 
 Writes go through ``lua/apply_user_events.lua`` (one call per user shard per batch: dedupe,
 Eq. 1–3 update, rebase, cap, TTL) and ``lua/apply_global_events.lua`` (one call per batch: item
@@ -53,10 +53,11 @@ def shard_prefix(user_id: str) -> str:
 
 
 def user_keys(user_id: str) -> list[str]:
-    """The five keys of one user (scores, meta, behaviours, seen ids, recent items)."""
+    """The six keys of one user (scores, meta, behaviours, last touch per item, seen ids,
+    recent items)."""
     prefix = shard_prefix(user_id) + user_id
-    return [f"{prefix}:a", f"{prefix}:meta", f"{prefix}:beh", f"{prefix}:seen",
-            f"{prefix}:recent"]
+    return [f"{prefix}:a", f"{prefix}:meta", f"{prefix}:beh", f"{prefix}:last",
+            f"{prefix}:seen", f"{prefix}:recent"]
 
 
 GLOBAL_KEYS = [f"ss:{GLOBAL_TAG}:pop", f"ss:{GLOBAL_TAG}:meta", f"ss:{GLOBAL_TAG}:cvkeys"]
@@ -195,21 +196,22 @@ class ScoreStore:
 
     async def user_profiles(self, user_ids: list[str], at: float, n: int = 50) -> list[dict]:
         """For each user (one pipelined round trip for all, one script call per user shard):
-        top items with scores S(u,i,T), strongest behaviour per item, location and last event
-        time."""
+        top items with scores S(u,i,T), strongest behaviour and newest event time per item,
+        location and last event time."""
         by_shard: dict[str, list[str]] = defaultdict(list)
         for user_id in user_ids:
             by_shard[shard_prefix(user_id)].append(user_id)
         replies = await self._pipelined_script(
             self._profiles_script, [([prefix], [n, *users]) for prefix, users in
                                     by_shard.items()])
-        raw: dict[str, tuple[list, list, list]] = {}
+        raw: dict[str, tuple[list, list, list, list]] = {}
         for users, reply in zip(by_shard.values(), replies, strict=True):
             for k, user_id in enumerate(users):
-                raw[user_id] = (reply[3 * k], reply[3 * k + 1], reply[3 * k + 2])
+                raw[user_id] = (reply[4 * k], reply[4 * k + 1], reply[4 * k + 2],
+                                reply[4 * k + 3])
         profiles = []
         for user_id in user_ids:
-            pairs, meta_flat, beh_flat = raw[user_id]
+            pairs, meta_flat, beh_flat, last_flat = raw[user_id]
             meta = dict(zip(meta_flat[::2], meta_flat[1::2], strict=True))
             factor = self._factor(float(meta["ref"]) if "ref" in meta else None, at)
             profiles.append({
@@ -217,6 +219,8 @@ class ScoreStore:
                            for item, acc in zip(pairs[::2], pairs[1::2], strict=True)},
                 "behaviors": {item: RANK_BEHAVIOR[int(rank)]
                               for item, rank in zip(beh_flat[::2], beh_flat[1::2], strict=True)},
+                "last_touch": {item: float(t)
+                               for item, t in zip(last_flat[::2], last_flat[1::2], strict=True)},
                 "lat": float(meta["lat"]) if "lat" in meta else None,
                 "lon": float(meta["lon"]) if "lon" in meta else None,
                 "last_event_time": float(meta["last_t"]) if "last_t" in meta else None,

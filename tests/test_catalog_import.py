@@ -1,4 +1,4 @@
-"""Importers of the real public catalogs (data/README.md), read from STYLESTREAM_DATA."""
+"""Importers of the real public catalogs (docs/data.md), read from STYLESTREAM_DATA."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,4 +28,15 @@ def test_demo_serves_live_top5_lists_with_reasons(tmp_path: Path) -> None:
     # malformed events went to the dead-letter topic, and nothing was left running
     assert re.search(r"malformed→DLQ [1-9]", out)
     assert (tmp_path / "demo-catalog" / "catalog.jsonl").exists()
+    # no published Top-5 shows the same product twice (title + colour, case and spacing folded)
+    catalog = {}
+    for line in (tmp_path / "demo-catalog" / "catalog.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        catalog[str(item["item_id"])] = (" ".join(item["title"].lower().split()),
+                                         item.get("colour", "").lower())
+    lists = [json.loads(line) for line in (tmp_path / "lists.jsonl").read_text().splitlines()]
+    assert len(lists) >= int(done.group(1))
+    for message in lists:
+        shown = [catalog.get(it["item_id"], it["item_id"]) for it in message["items"]]
+        assert len(set(shown)) == len(shown), message
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000

@@ -17,7 +17,9 @@ from streams.contract import BehaviorEvent
 from streams.store import ScoreStore
 
 
-def test_recall_merges_sources_and_excludes_history_and_purchases() -> None:
+def test_recall_merges_sources_with_history_and_excludes_purchases() -> None:
+    """Catches a source's strength or driver going wrong in the merge, an excluded (bought)
+    item being recalled, and the shopper's own items missing from the candidates."""
     history = {"a": 10.0, "b": 1.0}
     covisits = {"a": [("c", 8.0), ("d", 4.0), ("b", 2.0)], "b": [("d", 5.0), ("e", 1.0)]}
     content = {"a": [("f", 0.9), ("c", 0.5)]}
@@ -25,14 +27,18 @@ def test_recall_merges_sources_and_excludes_history_and_purchases() -> None:
     cands = recall_candidates(history, covisits, trending, content, exclude={"e"},
                               config=RecallConfig(trend_weight=0.1))
     ids = [c.item_id for c in cands]
-    assert "a" not in ids and "b" not in ids and "e" not in ids
+    assert "e" not in ids
     by_id = {c.item_id: c for c in cands}
+    # own items are candidates of the history source (S), and may gain from other sources
+    assert by_id["a"].sources["history"] == (pytest.approx(10.0), "a")
+    assert by_id["a"].recall_score == pytest.approx(10 + 0.1 * 10 * 40 / 100)
+    assert by_id["b"].sources["covisit"] == (pytest.approx(10 * 2 / 8), "a")
     # c: co-visited with a at full strength (10·8/8), content 10·0.5/0.9, trending 0.1·10·0.5
     assert by_id["c"].recall_score == pytest.approx(10 + 10 * 0.5 / 0.9 + 0.5)
     assert by_id["c"].sources["covisit"][1] == "a"
     # d is recalled by both a (10·4/8) and b (1·5/5); the reason names the stronger seed a
     assert by_id["d"].sources["covisit"] == (pytest.approx(6.0), "a")
-    assert ids[0] == "c" and set(ids) == {"c", "d", "f", "g"}
+    assert ids[0] == "c" and set(ids) == {"a", "b", "c", "d", "f", "g"}
 
 
 def test_recall_for_a_new_shopper_is_trending() -> None:

@@ -23,8 +23,8 @@ def cnn_features(name: str, images: list, image_size: int, weights_dir: Path | N
                  progress: bool) -> np.ndarray:
     """Penultimate-layer (GAP of the last feature map) features of one backbone."""
     import torch
-    from tqdm import tqdm
 
+    from models.progress import progress as tqdm
     from models.visual import build_backbone, images_to_batch, preprocess
 
     weights: str | Path | None = None

@@ -112,5 +112,5 @@ def resolve_data(raw: str | None) -> Path:
     except DatasetError as exc:
         raise StudyError(str(exc)) from exc
     if not (path / "fashion_products" / "styles.csv").exists():
-        raise StudyError(f"{path}/fashion_products/styles.csv not found (see data/README.md)")
+        raise StudyError(f"{path}/fashion_products/styles.csv not found (layout: docs/data.md)")
     return path

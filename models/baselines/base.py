@@ -1,4 +1,4 @@
-"""One small interface for every offline model (the RecBole habit, STYLE.md).
+"""One small interface for every offline model (the RecBole habit).
 
 ``fit(train, n_users, n_items, seed=...)`` learns from integer-coded training interactions
 (:class:`models.datasets.InteractionArrays`); ``score(users)`` returns a dense

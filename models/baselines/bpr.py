@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from models.baselines.base import (
     BaselineConfig,
@@ -23,6 +22,7 @@ from models.baselines.base import (
     seeded,
 )
 from models.datasets import InteractionArrays
+from models.progress import progress
 
 
 class PairwiseTorchModel(Recommender):
@@ -53,7 +53,7 @@ class PairwiseTorchModel(Recommender):
         opt = torch.optim.Adam(self.module.parameters(), lr=self.config.lr,
                                weight_decay=self.config.weight_decay)
         self.module.train()
-        epochs = tqdm(range(self.config.epochs), desc=self.name, disable=not self.progress,
+        epochs = progress(range(self.config.epochs), desc=self.name, disable=not self.progress,
                       leave=False)
         for _ in epochs:
             total = 0.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-from sklearn.preprocessing import normalize
 
 from models.baselines.base import Recommender, interaction_matrix
 from models.datasets import InteractionArrays
@@ -20,13 +19,22 @@ from models.datasets import InteractionArrays
 
 def cosine_item_similarity(matrix: sparse.csr_matrix, neighbors: int = 0) -> sparse.csr_matrix:
     """Item × item cosine similarity of the columns of ``matrix``, diagonal removed."""
-    cols = normalize(matrix.tocsc(), norm="l2", axis=0)
+    cols = normalize_columns(matrix)
     sim = (cols.T @ cols).tocsr()
     sim.setdiag(0.0)
     sim.eliminate_zeros()
     if neighbors > 0:
         sim = _keep_top(sim, neighbors)
     return sim
+
+
+def normalize_columns(matrix: sparse.spmatrix) -> sparse.csc_matrix:
+    """Scale every column to unit L2 norm (all-zero columns stay zero); keeps a float dtype."""
+    dtype = matrix.dtype if np.issubdtype(matrix.dtype, np.floating) else np.float64
+    cols = sparse.csc_matrix(matrix, dtype=dtype)
+    norms = np.sqrt(np.asarray(cols.multiply(cols).sum(axis=0)).ravel())
+    scale = (1.0 / np.where(norms > 0, norms, 1.0)).astype(dtype)
+    return (cols @ sparse.diags(scale)).tocsc()
 
 
 def _keep_top(sim: sparse.csr_matrix, k: int) -> sparse.csr_matrix:

@@ -1,8 +1,8 @@
 """Popularity and trendiness (paper 002 §3.3, §3.5).
 
 - ``NormPop`` (:func:`models.popularity.norm_pop`, shared with the simulator): min-max over the
-  decayed popularity counts the stream keeps (global counters use the same closed-form decay as
-  user scores).
+  decayed popularity counts the stream keeps (docs/design.md: global counters use the same
+  closed-form decay as user scores).
 - Shopper trendiness τ_u: the paper assigns it to simulated users (§3.3). Online we must *estimate*
   it; our reading: the score-weighted mean NormPop of the items the shopper engaged with,
   ``τ_u = Σ_i S(u,i)·NormPop_i / Σ_i S(u,i)`` — a shopper who keeps choosing popular items is

@@ -9,6 +9,7 @@ stays inside one Redis Cluster slot. Per user u (prefix P = "ss:{s<shard>}:" .. 
   P:a       ZSET  item -> A(u,i) = sum_k w_k * exp(lambda * (t_k - r_u))
   P:meta    HASH  ref (r_u, epoch s), last_t, lat, lon
   P:beh     HASH  item -> strongest behaviour rank seen (0 view .. 3 purchase)
+  P:last    HASH  item -> newest event time on the item (repeat-aware recall: recency)
   P:seen    ZSET  event_id -> event time (dedupe window)
   P:recent  LIST  most recent distinct items, newest first (co-visitation)
 
@@ -32,6 +33,7 @@ Rules (the pure-Python twin is streams/decay.py:DecayedScores; a test holds them
   every A multiplied by exp(-lambda * (t - r_u)), r_u = t;
 - A(u,i) += w * exp(lambda * (t - r_u))  (one ZINCRBY; no other score touched);
 - the set keeps the strongest N (ties: lowest member first out, as ZREMRANGEBYRANK does);
+- the newest event time per item is kept beside the behaviour (dropped with it by the cap);
 - every key of a touched user gets the TTL.
 ]]
 
@@ -41,7 +43,7 @@ local max_items = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 local keep_recent = tonumber(ARGV[6])
-local SUFFIXES = {':a', ':meta', ':beh', ':seen', ':recent'}
+local SUFFIXES = {':a', ':meta', ':beh', ':last', ':seen', ':recent'}
 
 local function split(text, sep)
   local parts = {}
@@ -63,7 +65,7 @@ for _, record in ipairs(split(ARGV[7], '\30')) do
   if u == nil then
     local prefix = KEYS[1] .. user
     u = {a = prefix .. ':a', meta = prefix .. ':meta', beh = prefix .. ':beh',
-         seen = prefix .. ':seen', recent = prefix .. ':recent', prefix = prefix}
+         last = prefix .. ':last', seen = prefix .. ':seen', recent = prefix .. ':recent', prefix = prefix}
     u.ref = tonumber(redis.call('HGET', u.meta, 'ref'))
     u.last_t = tonumber(redis.call('HGET', u.meta, 'last_t'))
     users[user] = u
@@ -95,11 +97,16 @@ for _, record in ipairs(split(ARGV[7], '\30')) do
     if previous == nil or rank > previous then
       redis.call('HSET', u.beh, item, rank)
     end
+    local touched_at = tonumber(redis.call('HGET', u.last, item))
+    if touched_at == nil or t > touched_at then
+      redis.call('HSET', u.last, item, fmt(t))
+    end
     local card = redis.call('ZCARD', u.a)
     if card > max_items then
       local dropped = redis.call('ZRANGE', u.a, 0, card - max_items - 1)
       redis.call('ZREMRANGEBYRANK', u.a, 0, card - max_items - 1)
       redis.call('HDEL', u.beh, unpack(dropped))
+      redis.call('HDEL', u.last, unpack(dropped))
     end
     -- co-visitation partners: the recent items before this one (newest first), then
     -- move this item to the front of the recent list

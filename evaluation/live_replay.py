@@ -1,0 +1,137 @@
+"""The replay protocol through the live system: the log through Kafka, the real workers, the lists.
+
+Every event before the cut is produced to ``behavior-events`` (key = user id, the contract's
+JSON, ``event_id`` = the event's position in the log, epoch-second timestamps) in time order;
+the real ``stylestream stream`` and ``stylestream rerank`` processes run against the given
+broker and Redis (the rerank worker with the trained final ranker and ``--event-clock``, since
+the log's times are not today's); when every shopper's list in Redis (``rec:{user}``) is
+built from the shopper's newest replayed event, the lists are read back. They are what a
+subscriber of ``recommendations`` last received.
+
+The caller owns the services (``stylestream evaluate`` starts embedded ones); this module
+only talks to them over sockets and runs the workers as subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import redis
+from kafka import KafkaProducer
+
+from models.datasets import Interaction
+from models.progress import progress
+from serving.worker import REC_KEY_PREFIX
+from streams.config import Topics
+
+log = logging.getLogger(__name__)
+
+
+class ReplayTimeout(RuntimeError):
+    """The workers did not publish a list for every shopper in time."""
+
+
+def event_json(n: int, event: Interaction) -> bytes:
+    return json.dumps({"event_id": f"replay-{n}", "user_id": event.user,
+                       "item_id": event.item, "behavior": event.behavior,
+                       "timestamp": event.t}, separators=(",", ":")).encode()
+
+
+def produce_log(events: Sequence[Interaction], kafka: str, topic: str,
+                show_progress: bool = True) -> None:
+    producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=20, batch_size=256 * 1024,
+                             acks=1)
+    try:
+        for n, event in enumerate(progress(events, desc="produce", unit="ev",
+                                       disable=not show_progress)):
+            producer.send(topic, key=event.user.encode(), value=event_json(n, event))
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def _stale(client: redis.Redis, newest: Mapping[str, float]) -> list[str]:
+    users = list(newest)
+    stale = []
+    for start in range(0, len(users), 500):
+        chunk = users[start: start + 500]
+        for user, raw in zip(chunk, client.mget([REC_KEY_PREFIX + u for u in chunk]),
+                             strict=True):
+            if raw is None or json.loads(raw)["source_event_time"] < newest[user] - 1e-6:
+                stale.append(user)
+    return stale
+
+
+def read_lists(client: redis.Redis, users: Sequence[str]) -> dict[str, list[str]]:
+    out = {}
+    for start in range(0, len(users), 500):
+        chunk = list(users[start: start + 500])
+        for user, raw in zip(chunk, client.mget([REC_KEY_PREFIX + u for u in chunk]),
+                             strict=True):
+            out[user] = [] if raw is None else [i["item_id"] for i in json.loads(raw)["items"]]
+    return out
+
+
+def replay_live(before: Sequence[Interaction], *, kafka: str, redis_url: str,
+                rerank_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                timeout: float = 900.0, show_progress: bool = True,
+                log_dir: Path | None = None) -> dict[str, list[str]]:
+    """Replay ``before`` through the workers; every shopper's last list (by user id)."""
+    newest: dict[str, float] = {}
+    for event in before:
+        newest[event.user] = max(newest.get(event.user, event.t), event.t)
+    full_env = dict(os.environ, STYLESTREAM_KAFKA=kafka, STYLESTREAM_REDIS=redis_url,
+                    **(env or {}))
+    commands = [["stream"], ["rerank", "--event-clock", "--no-catalog-updates", *rerank_args]]
+    logs = []
+    procs = []
+    try:
+        for command in commands:
+            target = (open(log_dir / f"replay-{command[0]}.log", "wb")  # noqa: SIM115
+                      if log_dir else subprocess.DEVNULL)
+            if log_dir:
+                logs.append(target)
+            procs.append(subprocess.Popen([sys.executable, "-m", "scripts.cli", *command],
+                                          env=full_env, stdout=target,
+                                          stderr=subprocess.STDOUT))
+        produce_log(before, kafka, Topics().events, show_progress)
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        deadline = time.monotonic() + timeout
+        bar = progress(total=len(newest), desc="lists", unit="shopper",
+                       disable=not show_progress)
+        done = 0
+        while True:
+            for proc, command in zip(procs, commands, strict=True):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"`stylestream {command[0]}` exited with {proc.returncode}"
+                                       " during the replay (see its log)")
+            stale = _stale(client, newest)
+            bar.update(len(newest) - len(stale) - done)
+            done = len(newest) - len(stale)
+            if not stale:
+                break
+            if time.monotonic() > deadline:
+                raise ReplayTimeout(f"{len(stale)} of {len(newest)} shoppers have no list built "
+                                    f"from their newest event after {timeout:.0f} s "
+                                    f"(e.g. {stale[:3]})")
+            time.sleep(1.0)
+        bar.close()
+        return read_lists(client, sorted(newest))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for handle in logs:
+            handle.close()

@@ -1,0 +1,552 @@
+"""The replay protocol: what does each shopper do after the log, and did the list show it?
+
+Cut a log at a time T (Taobao: the start of its last day, UTC+8; H&M: the start of its last
+month; ``--cut`` for any log). Everything before T is the stream; each shopper's *last* list
+before T is scored against what the shopper did in ``[T, T + horizon)``:
+
+- HR@5 and NDCG@5 (binary gains) over every item the shopper touched after T, and HR@5 over
+  *new-to-shopper* items only (items absent from the shopper's events before T; shoppers with
+  at least one such item);
+- Recall@20 where a list is longer than five (references and the offline twin; the live system
+  publishes five);
+- no list — the system's or a reference's — holds an item the shopper bought before T, and those
+  items are not targets either (nothing may show them);
+- intra-list diversity (share of distinct categories in a Top-5, where categories are known)
+  and catalogue coverage (share of the log's items shown to anyone).
+
+References on the same shoppers: global popularity (all events before T), trending (events in
+the last ``trend_window`` before T), own history (the shopper's strongest decayed items, Eq. 3,
+purchased ones left out), ItemCF and LightGCN (trained on the events before T). Paired bootstrap
+intervals (users resampled) compare each with the system.
+
+The system's lists come from :mod:`evaluation.live_replay` (the real workers through Kafka and
+Redis: the table that counts) or from this module's offline twin, which rebuilds the Redis
+state from the log (:mod:`evaluation.stream_state`) and calls the worker's own recall
+(:func:`serving.recall.recall_candidates`), scorers and :func:`serving.diversity.final_list`.
+
+The final ranker (:mod:`models.next_event`) is trained here, on the log before T only: cuts at
+T − 2·step, T − 3·step, … give training groups (candidates recalled at the cut, labelled by the
+next ``horizon``), the cut at T − step validates (early stopping). Nothing after T is read
+before the lists exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from evaluation.harness import paired_bootstrap
+from evaluation.stream_state import StreamState
+from models.baselines import BaselineConfig, ItemCF, LightGCN
+from models.datasets import Interaction, InteractionArrays, Vocabulary
+from models.next_event import (
+    NextEventRanker,
+    RankerConfig,
+    RankingGroups,
+    load_ranker,
+    save_ranker,
+    train_ranker,
+)
+from serving.decay_scorer import DecayCovisScorer
+from serving.diversity import DiversityConfig, ItemFacts, final_list
+from serving.next_event_scorer import NextEventScorer
+from serving.pair_features import FEATURES, pair_features
+from serving.recall import RecallConfig, excluded_items, recall_candidates
+from serving.scorer import Candidate, Scorer, ShopperContext
+from streams.config import DecaySettings
+
+log = logging.getLogger(__name__)
+
+TOP_K = 5
+LONG_K = 20
+TAOBAO_TZ = timezone(timedelta(hours=8))
+
+
+# --- the cut ------------------------------------------------------------------------------
+
+def default_cut(dataset: str, events: Sequence[Interaction]) -> float:
+    """Taobao: 00:00 (UTC+8) of the log's last day; H&M (and others): the first day (UTC) of
+    the log's last month."""
+    last = max(e.t for e in events)
+    if dataset == "taobao":
+        day = datetime.fromtimestamp(last, TAOBAO_TZ)
+        return day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    day = datetime.fromtimestamp(last, UTC)
+    return day.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def default_step(dataset: str) -> float:
+    """Horizon and spacing of the training cuts: a day (Taobao), 30 days (H&M, others)."""
+    return 86400.0 if dataset == "taobao" else 30 * 86400.0
+
+
+def parse_time(raw: str) -> float:
+    """Epoch seconds or ISO-8601 (a date alone means 00:00 UTC)."""
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    parsed = datetime.fromisoformat(raw)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+# --- what happened after T --------------------------------------------------------------------
+
+@dataclass
+class Future:
+    """Per shopper: the items touched in ``[cut, cut + horizon)``, minus those bought before
+    the cut (no list may show them), and which of them are new to the shopper."""
+
+    targets: dict[str, set[str]]
+    new: dict[str, set[str]]
+
+
+def future_of(before: Sequence[Interaction], after: Iterable[Interaction]) -> Future:
+    seen: dict[str, set[str]] = defaultdict(set)
+    bought: dict[str, set[str]] = defaultdict(set)
+    for e in before:
+        seen[e.user].add(e.item)
+        if e.behavior == "purchase":
+            bought[e.user].add(e.item)
+    targets: dict[str, set[str]] = defaultdict(set)
+    for e in after:
+        if e.user in seen and e.item not in bought[e.user]:
+            targets[e.user].add(e.item)
+    targets = {u: items for u, items in targets.items() if items}
+    return Future(targets, {u: items - seen[u] for u, items in targets.items()})
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+def list_metrics(lists: Mapping[str, Sequence[str]], future: Future,
+                 users: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-user HR@5, NDCG@5, Recall@20 (NaN when every list is ≤ 5 long) and HR@5 on new
+    items (NaN for shoppers without a new target)."""
+    discount = 1.0 / np.log2(np.arange(2, TOP_K + 2))
+    long_lists = any(len(v) > TOP_K for v in lists.values())
+    out = {name: np.full(len(users), np.nan) for name in
+           ("HR@5", "NDCG@5", "Recall@20", "HR@5 new")}
+    for row, user in enumerate(users):
+        shown = list(lists.get(user, ()))
+        targets = future.targets[user]
+        top = shown[:TOP_K]
+        hits = np.array([item in targets for item in top], dtype=float)
+        out["HR@5"][row] = float(hits.any())
+        ideal = discount[: min(TOP_K, len(targets))].sum()
+        out["NDCG@5"][row] = float((hits * discount[: len(hits)]).sum() / ideal)
+        if long_lists:
+            out["Recall@20"][row] = len(targets & set(shown[:LONG_K])) / len(targets)
+        new = future.new[user]
+        if new:
+            out["HR@5 new"][row] = float(any(item in new for item in top))
+    return out
+
+
+def diversity_metrics(lists: Mapping[str, Sequence[str]], users: Sequence[str],
+                      categories: Mapping[str, str] | None, n_items: int) -> dict[str, float]:
+    """Intra-list diversity (distinct categories / list length, Top-5; NaN without categories)
+    and coverage (distinct Top-5 items / items in the log)."""
+    shown: set[str] = set()
+    ild = []
+    for user in users:
+        top = list(lists.get(user, ()))[:TOP_K]
+        shown.update(top)
+        if categories and top:
+            ild.append(len({categories.get(i, i) for i in top}) / len(top))
+    return {"ILD@5": float(np.mean(ild)) if ild else math.nan,
+            "coverage": len(shown) / max(n_items, 1)}
+
+
+# --- references --------------------------------------------------------------------------------
+
+def _top(scores: Mapping[str, float], excluded: set[str], k: int) -> list[str]:
+    ranked = sorted(((i, s) for i, s in scores.items() if i not in excluded),
+                    key=lambda kv: (-kv[1], kv[0]))
+    return [i for i, _ in ranked[:k]]
+
+
+def _global_list(counts: Counter[str], excluded: Mapping[str, set[str]],
+                 users: Sequence[str], k: int) -> dict[str, list[str]]:
+    ranked = [i for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    out = {}
+    for user in users:
+        skip = excluded.get(user, set())
+        out[user] = [i for i in ranked[: k + len(skip)] if i not in skip][:k]
+    return out
+
+
+def reference_lists(before: Sequence[Interaction], state: StreamState, cut: float,
+                    users: Sequence[str], trend_window: float, seed: int = 0,
+                    with_models: bool = True) -> dict[str, dict[str, list[str]]]:
+    """Popularity, trending, own history, ItemCF and LightGCN lists (``LONG_K`` long)."""
+    bought: dict[str, set[str]] = defaultdict(set)
+    for e in before:
+        if e.behavior == "purchase":
+            bought[e.user].add(e.item)
+    popular = Counter(e.item for e in before)
+    recent = Counter(e.item for e in before if e.t >= cut - trend_window)
+    refs = {
+        "Popularity": _global_list(popular, bought, users, LONG_K),
+        "Trending": _global_list(recent or popular, bought, users, LONG_K),
+        "Own history (Eq. 3)": {u: _top(state.shopper(u, cut).scores, bought[u], LONG_K)
+                                for u in users},
+    }
+    if with_models:
+        vocab = Vocabulary.build(before)
+        train = InteractionArrays.encode(before, vocab)
+        uix = vocab.user_index()
+        rows = np.array([uix[u] for u in users], dtype=np.int64)
+        item_index = vocab.item_index()
+        for name, model in (("ItemCF", ItemCF()),
+                            ("LightGCN", LightGCN(BaselineConfig(epochs=20)))):
+            model.fit(train, vocab.n_users, vocab.n_items, seed=seed)
+            scores = model.score(rows)
+            lists = {}
+            for b, user in enumerate(users):
+                row = scores[b].astype(np.float64)
+                for item in bought[user]:
+                    row[item_index[item]] = -np.inf
+                best = np.argsort(-row, kind="stable")[:LONG_K]
+                lists[user] = [vocab.items[i] for i in best if np.isfinite(row[i])]
+            refs[name] = lists
+    return refs
+
+
+# --- the system offline: recall, features, ranker ------------------------------------------------
+
+@dataclass
+class SystemConfig:
+    """What the served system is made of, for the offline twin and the ranker's training."""
+
+    decay: DecaySettings = field(default_factory=DecaySettings)
+    recall: RecallConfig = field(default_factory=RecallConfig)
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    ranker: RankerConfig = field(default_factory=lambda: RankerConfig(len(FEATURES)))
+    #: training cuts before the validation cut, ``cut_spacing`` × horizon apart
+    training_cuts: int = 5
+    cut_spacing: float = 1.0
+
+
+def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
+              config: RecallConfig,
+              content: Callable[[list[str], int], Mapping] | None = None,
+              ) -> tuple[list[list[Candidate]], list[set[str]], dict[str, float]]:
+    """The worker's recall for a batch of shoppers (``RerankWorker.rank``'s first half) on the
+    offline state: candidates, excluded items and the popularity snapshot per shopper."""
+    seeds = sorted({i for s in shoppers for i, _ in sorted(
+        s.scores.items(), key=lambda kv: kv[1], reverse=True)[: config.history_items]})
+    covisits = state.covisited(seeds, config.covisit_per_item)
+    trending = state.trending(at, config.trending)
+    neighbours = content(seeds, config.content_per_item) if content is not None and seeds else {}
+    candidates, excluded = [], []
+    for shopper in shoppers:
+        skip = excluded_items(shopper.behaviors, config)
+        excluded.append(skip)
+        candidates.append(recall_candidates(shopper.scores, covisits, trending, neighbours,
+                                            exclude=skip, config=config))
+    items = {c.item_id for cs in candidates for c in cs} | {i for s in shoppers for i in s.scores}
+    popularity = state.popularity_of(items, at)
+    popularity.update(dict(trending))
+    return candidates, excluded, popularity
+
+
+def _shoppers(state: StreamState, users: Iterable[str], at: float) -> list[ShopperContext]:
+    return [state.shopper(u, at) for u in users]
+
+
+def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizon: float,
+                    config: SystemConfig, base: Scorer) -> dict[float, RankingGroups]:
+    """One pass over the log; at each cut, the groups of every shopper active before and after
+    it: pair features of the recalled candidates, labelled by the next ``horizon``."""
+    state = StreamState(config.decay)
+    out: dict[float, RankingGroups] = {}
+    pending = sorted(cuts)
+    position = 0
+    for cut in pending:
+        while position < len(events) and events[position].t < cut:
+            state.apply(events[position])
+            position += 1
+        future = future_of(events[:position],
+                           (e for e in events[position:] if e.t < cut + horizon))
+        users = sorted(u for u in future.targets if u in state.last_event)
+        shoppers = _shoppers(state, users, cut)
+        candidates, _, popularity = recall_at(state, shoppers, cut, config.recall)
+        top_pop = max(popularity.values(), default=0.0)
+        scored = base.score(shoppers, candidates)
+        feats, labels, offsets = [], [], [0]
+        for shopper, cands, items in zip(shoppers, candidates, scored, strict=True):
+            if not cands:
+                continue
+            by_item = {s.item_id: s.score for s in items}
+            rows = pair_features(shopper, cands, popularity, top_pop,
+                                 [by_item.get(c.item_id, 0.0) for c in cands])
+            feats.append(rows)
+            targets = future.targets[shopper.user_id]
+            labels.append(np.array([c.item_id in targets for c in cands], dtype=np.float32))
+            offsets.append(offsets[-1] + len(cands))
+        out[cut] = RankingGroups(
+            np.concatenate(feats) if feats else np.zeros((0, len(FEATURES)), np.float32),
+            np.concatenate(labels) if labels else np.zeros(0, np.float32),
+            np.asarray(offsets, np.int64))
+    return out
+
+
+def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
+               config: SystemConfig, base: Scorer) -> tuple[NextEventRanker, dict]:
+    """Train on ``training_cuts`` cuts ``cut − step − s, cut − step − 2s, …`` (s =
+    ``cut_spacing`` · step), validate on ``cut − step``; only events before ``cut`` are read
+    (a training horizon may overlap the validation one, never the cut)."""
+    valid_cut = cut - step
+    spacing = config.cut_spacing * step
+    train_cuts = [valid_cut - (k + 1) * spacing for k in range(config.training_cuts)]
+    train_cuts = [c for c in train_cuts if c > before[0].t]
+    if not train_cuts:
+        raise ValueError("the log before the cut is too short for one training cut and one "
+                         f"validation cut of {step / 86400:g} days")
+    groups = training_groups(before, [*train_cuts, valid_cut], step, config, base)
+    train = RankingGroups.concat([groups[c] for c in train_cuts])
+    valid = groups[valid_cut].with_positives()
+    model, info = train_ranker(train, valid, config.ranker)
+    info.update({"train_cuts": train_cuts, "valid_cut": valid_cut,
+                 "valid_groups": valid.n_groups})
+    return model, info
+
+
+class _Snapshot:
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def __call__(self) -> Mapping[str, float]:
+        return self.values
+
+
+def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str],
+                  config: SystemConfig, chain: Callable[[_Snapshot], Scorer],
+                  facts: Mapping[str, ItemFacts] | None = None, k: int = LONG_K,
+                  batch: int = 64) -> dict[str, list[str]]:
+    """Each shopper's list at ``cut`` through the worker's recall, ``chain`` and
+    :func:`final_list` (the offline twin of the live replay)."""
+    state = StreamState(config.decay)
+    state.apply_all(before)
+    snapshot = _Snapshot()
+    scorer = chain(snapshot)
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(users), batch):
+        shoppers = _shoppers(state, users[start: start + batch], cut)
+        candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
+        snapshot.values = popularity
+        scored = scorer.score(shoppers, candidates)
+        for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
+            picked = final_list(items, skip, k, facts or {}, config.diversity,
+                                set(shopper.scores))
+            out[shopper.user_id] = [s.item_id for s in picked]
+    return out
+
+
+def decay_covis_chain(_: _Snapshot) -> Scorer:
+    return DecayCovisScorer()
+
+
+def ranker_chain(path: Path) -> Callable[[_Snapshot], Scorer]:
+    def build(snapshot: _Snapshot) -> Scorer:
+        return NextEventScorer(path, DecayCovisScorer(), snapshot)
+    return build
+
+
+def train_and_save(before: Sequence[Interaction], cut: float, step: float,
+                   config: SystemConfig, path: Path, version: str) -> dict:
+    model, info = fit_ranker(before, cut, step, config, DecayCovisScorer())
+    save_ranker(path, model, version=version, feature_names=FEATURES,
+                extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]})
+    return info
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+@dataclass
+class ReplayTable:
+    """Rows of per-user metrics on the same shoppers, the first row being the system."""
+
+    label: str
+    users: list[str]
+    rows: dict[str, dict[str, np.ndarray]]
+    extra: dict[str, dict[str, float]] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name, metrics in self.rows.items():
+            out[name] = {m: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+                         for m, v in metrics.items()}
+            out[name].update(self.extra.get(name, {}))
+        return out
+
+    def versus(self, system: str) -> dict[str, dict[str, tuple[float, float, float]]]:
+        """Paired bootstrap of ``system`` minus every other row on HR@5 and NDCG@5."""
+        out = {}
+        base = self.rows[system]
+        for name, metrics in self.rows.items():
+            if name == system:
+                continue
+            out[name] = {m: paired_bootstrap(base[m], metrics[m]) for m in ("HR@5", "NDCG@5")}
+        return out
+
+
+def make_table(label: str, lists: Mapping[str, Mapping[str, Sequence[str]]], future: Future,
+               users: Sequence[str], categories: Mapping[str, str] | None,
+               n_items: int) -> ReplayTable:
+    rows, extra = {}, {}
+    for name, per_user in lists.items():
+        rows[name] = list_metrics(per_user, future, users)
+        extra[name] = diversity_metrics(per_user, users, categories, n_items)
+    return ReplayTable(label, list(users), rows, extra)
+
+
+def markdown(table: ReplayTable, system: str, command: str) -> str:
+    """The table as markdown: means, diversity/coverage, and paired intervals vs the system."""
+    summary = table.summary()
+    versus = table.versus(system)
+    cols = ["HR@5", "NDCG@5", "Recall@20", "HR@5 new", "ILD@5", "coverage"]
+    lines = [f"# Replay: {table.label}", "", f"`{command}`", ""]
+    for key, value in table.info.items():
+        lines.append(f"- {key}: {value}")
+    lines += ["", "| ranking | " + " | ".join(cols) + " | system − row, HR@5 (95% CI) | "
+              "system − row, NDCG@5 (95% CI) |",
+              "|---|" + "---:|" * (len(cols) + 2)]
+    for name, values in summary.items():
+        cells = [("—" if math.isnan(values.get(c, math.nan)) else f"{values[c]:.3f}")
+                 for c in cols]
+        if name == system:
+            cells += ["(system)", "(system)"]
+        else:
+            for m in ("HR@5", "NDCG@5"):
+                mean, lo, hi = versus[name][m]
+                cells.append(f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+        bold = f"**{name}**" if name == system else name
+        lines.append(f"| {bold} | " + " | ".join(cells) + " |")
+    lines += ["", "Δ = system − reference over the same shoppers (paired bootstrap, 1,000 "
+              "resamples): an interval above 0 means the system is better.", ""]
+    return "\n".join(lines)
+
+
+def ablation_configs(config: SystemConfig) -> dict[str, SystemConfig]:
+    """The offline ablation rows: no decay (λ = 0) and uniform behaviour weights; both retrain
+    the ranker on their own state."""
+    uniform = {b: 1.0 for b in config.decay.weights}
+    return {
+        "w/o decay (λ = 0)": replace(config, decay=config.decay.model_copy(
+            update={"decay_per_day": 0.0})),
+        "uniform weights": replace(config, decay=config.decay.model_copy(
+            update={"weights": uniform})),
+    }
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+@dataclass
+class ReplayInputs:
+    """A log cut at ``cut``: the stream before it and the future after it."""
+
+    dataset: str
+    level: str
+    events: list[Interaction]
+    cut: float
+    step: float
+    future_events: list[Interaction] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}-{self.level}" if self.dataset == "taobao" else self.dataset
+
+    def split(self) -> tuple[list[Interaction], list[Interaction]]:
+        before = [e for e in self.events if e.t < self.cut]
+        after = (list(self.future_events) if self.future_events is not None
+                 else [e for e in self.events if self.cut <= e.t < self.cut + self.step])
+        return before, after
+
+
+def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
+                system_lists: Mapping[str, Sequence[str]] | None = None,
+                system_name: str = "stylestream (offline twin)",
+                ablations: bool = True, seed: int = 0,
+                ranker_path: Path | None = None) -> ReplayTable:
+    """Train the ranker on the log before the cut, build the offline twin's lists (unless the
+    live ``system_lists`` are given), the references and the ablations; score them all on the
+    same shoppers."""
+    before, after = inputs.split()
+    future = future_of(before, after)
+    state = StreamState(config.decay)
+    state.apply_all(before)
+    users = sorted(u for u in future.targets if u in state.last_event)
+    if ranker_path is None:
+        ranker_path = system_training(inputs, config, out_dir)
+    info = load_ranker(ranker_path).extra
+    lists: dict[str, Mapping[str, Sequence[str]]] = {}
+    if system_lists is not None:
+        lists[system_name] = system_lists
+        lists["stylestream (offline twin)"] = offline_lists(before, inputs.cut, users, config,
+                                                            ranker_chain(ranker_path))
+    else:
+        lists[system_name] = offline_lists(before, inputs.cut, users, config,
+                                           ranker_chain(ranker_path))
+    lists.update(reference_lists(before, state, inputs.cut, users, trend_window=inputs.step,
+                                 seed=seed))
+    if ablations:
+        lists["w/o final ranker (recall strength order)"] = offline_lists(
+            before, inputs.cut, users, config, decay_covis_chain)
+        slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
+        lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
+            before, inputs.cut, users, slots, ranker_chain(ranker_path))
+        discovery = replace(config, recall=replace(config.recall, history_candidates=0))
+        lists["discovery only (no history recall, previous lists)"] = offline_lists(
+            before, inputs.cut, users, discovery, decay_covis_chain)
+        for name, variant in ablation_configs(config).items():
+            path = out_dir / f"{inputs.label}_ranker_{len(lists)}.pt"
+            train_and_save(before, inputs.cut, inputs.step, variant, path, version=name)
+            lists[name] = offline_lists(before, inputs.cut, users, variant, ranker_chain(path))
+            path.unlink(missing_ok=True)
+    n_items = len({e.item for e in before})
+    table = make_table(inputs.label, lists, future, users, None, n_items)
+    table.info.update({
+        "cut (T)": datetime.fromtimestamp(inputs.cut, UTC).isoformat(),
+        "horizon": f"{inputs.step / 86400:g} days",
+        "events before T": len(before), "shoppers scored": len(users),
+        "shoppers with a new-to-shopper target": sum(bool(future.new[u]) for u in users),
+        "ranker validation NDCG@5 (cut T − horizon)": round(float(info["valid_ndcg5"]), 4),
+        "ranker training groups": info["train_groups"],
+    })
+    return table
+
+
+def system_training(inputs: ReplayInputs, config: SystemConfig, out_dir: Path) -> Path:
+    """Train the final ranker on the stream before the cut; its checkpoint path."""
+    before, _ = inputs.split()
+    path = out_dir / f"{inputs.label}_ranker.pt"
+    train_and_save(before, inputs.cut, inputs.step, config, path,
+                   version=f"next-event-{inputs.label}")
+    return path
+
+
+def write_table(table: ReplayTable, system: str, out_dir: Path, command: str) -> Path:
+    """``replay_<label>.md`` and ``.json`` (means, per-row diversity, paired intervals)."""
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = out_dir / f"replay_{table.label}.md"
+    md.write_text(markdown(table, system, command), encoding="utf-8")
+    payload = {"label": table.label, "command": command, "info": table.info,
+               "summary": table.summary(),
+               "versus_system": {k: {m: list(v) for m, v in d.items()}
+                                 for k, d in table.versus(system).items()}}
+    md.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str),
+                                       encoding="utf-8")
+    return md

@@ -1,0 +1,94 @@
+"""The learned final ranker in the serving chain (:mod:`models.next_event`).
+
+It wraps the chain below it (the fusion network and the paper-002 rules when present, else the
+decayed-score/co-visitation scorer): that chain's score becomes one pair feature
+(``base_score``) beside the stream's own (:mod:`serving.pair_features`), and the ranker orders
+every candidate — repeats and new items alike. Reasons come from the chain below, and for the
+shopper's own items from the recall ("still in your cart", "you viewed this 2 days ago").
+
+The checkpoint is re-read when its file changes (a retrained ranker goes live without a
+restart), like the fusion scorer's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from models.next_event import load_ranker
+from serving.decay_scorer import recall_reasons
+from serving.pair_features import FEATURES, pair_features
+from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
+
+log = logging.getLogger(__name__)
+
+
+class NextEventScorer:
+    """Final stage: pair features + the base chain's score → the trained ranker's order."""
+
+    reads_popularity = True
+
+    def __init__(self, checkpoint: str | os.PathLike[str], base: Scorer,
+                 popularity: Callable[[], Mapping[str, float]],
+                 titles: Mapping[str, str] | None = None) -> None:
+        self.path = Path(checkpoint)
+        self.base = base
+        self.popularity = popularity
+        self.titles = titles
+        self._load()
+
+    def _load(self) -> None:
+        loaded = load_ranker(self.path)
+        if tuple(loaded.features) != FEATURES:
+            raise ValueError(f"{self.path}: trained on features {loaded.features}, this version "
+                             f"computes {list(FEATURES)}; retrain the ranker")
+        self.model = loaded.model
+        self._mtime = self.path.stat().st_mtime_ns
+        self.version = f"{loaded.version}+{self.base.version}"
+
+    def maybe_reload(self) -> bool:
+        """Re-read the checkpoint when its file changed; True when a new one was loaded."""
+        reload = getattr(self.base, "maybe_reload", None)
+        changed = bool(reload()) if callable(reload) else False
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError:
+            return changed
+        if mtime == self._mtime:
+            if changed:
+                self.version = self.version.split("+", 1)[0] + "+" + self.base.version
+            return changed
+        try:
+            self._load()
+        except (OSError, ValueError) as exc:
+            log.warning("ranker checkpoint %s changed but is not loadable (%s); keeping %s",
+                        self.path, exc, self.version)
+            return changed
+        log.info("reloaded ranker %s", self.version)
+        return True
+
+    def score(self, shoppers: list[ShopperContext],
+              candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
+        base = self.base.score(shoppers, candidates)
+        popularity = self.popularity()
+        top_pop = max(popularity.values(), default=0.0)
+        out = []
+        for shopper, cands, scored in zip(shoppers, candidates, base, strict=True):
+            if not cands:
+                out.append([])
+                continue
+            by_item = {s.item_id: s for s in scored}
+            base_scores = [by_item[c.item_id].score if c.item_id in by_item else 0.0
+                           for c in cands]
+            rows = pair_features(shopper, cands, popularity, top_pop, base_scores)
+            scores = self.model.score(rows)
+            items = []
+            for cand, value in zip(cands, scores.tolist(), strict=True):
+                reasons = by_item[cand.item_id].reasons if cand.item_id in by_item else []
+                if "history" in cand.sources or not reasons:
+                    reasons = recall_reasons(shopper, cand, self.titles)
+                items.append(ScoredItem(cand.item_id, float(value), reasons))
+            out.append(items)
+        return out
