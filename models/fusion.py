@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.checkpoint_io import save_atomically
 from models.text import TextHead
 from models.visual import VisualHead
 
@@ -222,14 +223,9 @@ def save_checkpoint(path: str | Path, model: FusionRanker, *, version: str,
                     users: list[str], extra: dict[str, Any] | None = None) -> Path:
     """Write ``{format, version, config, users, state_dict, extra}`` (atomically: temp file +
     rename, so a reloading scorer never reads half a file). ``users[k]`` has embedding row k+1."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": MODEL_FORMAT, "version": version, "config": asdict(model.config),
                "users": list(users), "state_dict": model.state_dict(), "extra": extra or {}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return save_atomically(payload, path)
 
 
 @dataclass

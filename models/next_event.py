@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.checkpoint_io import save_atomically
+
 MODEL_FORMAT = "stylestream-next-event/1"
 LOSSES: tuple[str, ...] = ("listwise", "bpr")
 
@@ -213,15 +215,10 @@ def save_ranker(path: str | Path, model: NextEventRanker, *, version: str,
                 feature_names: tuple[str, ...], extra: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint atomically (temp file + rename: a hot-reloading worker never reads
     half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": MODEL_FORMAT, "version": version, "config": asdict(model.config),
                "features": list(feature_names), "state_dict": model.state_dict(),
                "extra": extra or {}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return save_atomically(payload, path)
 
 
 @dataclass

@@ -35,6 +35,7 @@ Everything is drawn from ``random.Random(seed)``: the same seed gives the same e
 
 from __future__ import annotations
 
+import csv
 import heapq
 import itertools
 import math
@@ -42,6 +43,7 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from models.behaviors import DEFAULT_WEIGHTS
 from models.catalog import CatalogItem
@@ -49,6 +51,8 @@ from models.gender import gender_compatible, gender_family
 from models.popularity import min_max
 
 SECONDS_PER_DAY = 86400.0
+#: Columns of a simulated history log (:meth:`ShopperSimulator.write_history`).
+HISTORY_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "item_id", "behavior", "timestamp")
 
 
 @dataclass
@@ -245,6 +249,19 @@ class ShopperSimulator:
         """Events with ``timestamp <= t``, in order (the simulator keeps its place)."""
         while self._peek() <= t:
             yield self._pop()
+
+    def write_history(self, path: str | Path, n: int) -> Path:
+        """The next ``n`` events as a CSV log (``event_id,user_id,item_id,behavior,timestamp``,
+        the layout ``stylestream train --events`` reads), written whole or not at all."""
+        path = Path(path)
+        partial = path.with_suffix(path.suffix + ".part")
+        with partial.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(HISTORY_COLUMNS)
+            for event in self.events(n):
+                writer.writerow([event[c] for c in HISTORY_COLUMNS])
+        partial.replace(path)
+        return path
 
     # ---- the study schedule (§4.1) --------------------------------------------------------
     def purchase_year(self, max_purchases: int = 5, year: int = 2025) -> list[dict]:
