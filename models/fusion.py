@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint_io import save_atomically
+from models.checkpoint_io import load_payload, save_atomically
 from models.text import TextHead
 from models.visual import VisualHead
 
@@ -242,15 +242,9 @@ class Checkpoint:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load with ``torch.load(weights_only=True)``; clear errors for missing/foreign files."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: run `stylestream train` first")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # unpickling errors have no common base class
-        raise ValueError(f"{path} is not a readable fusion checkpoint: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a {MODEL_FORMAT} checkpoint")
+    payload = load_payload(path, MODEL_FORMAT, what="fusion checkpoint",
+                           missing_hint="run `stylestream train` first",
+                           map_location=map_location)
     model = FusionRanker(FusionConfig.from_dict(payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoint_io import save_atomically
+from models.checkpoint_io import load_payload, save_atomically
 
 MODEL_FORMAT = "stylestream-next-event/1"
 LOSSES: tuple[str, ...] = ("listwise", "bpr")
@@ -231,16 +231,9 @@ class RankerCheckpoint:
 
 def load_ranker(path: str | Path) -> RankerCheckpoint:
     """Load with ``weights_only=True``; clear errors for a missing or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no ranker checkpoint at {path}: run "
-                                "`stylestream evaluate --protocol replay` (it trains one)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have no common base class
-        raise ValueError(f"{path} is not a readable ranker checkpoint: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a {MODEL_FORMAT} checkpoint")
+    payload = load_payload(path, MODEL_FORMAT, what="ranker checkpoint",
+                           missing_hint="run `stylestream evaluate --protocol replay` "
+                                        "(it trains one)")
     model = NextEventRanker(RankerConfig.from_dict(payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()
