@@ -29,7 +29,8 @@ from kafka import KafkaProducer
 from models.datasets import Interaction
 from models.progress import progress
 from serving.worker import REC_KEY_PREFIX
-from streams.config import Topics
+from streams.config import Settings
+from streams.security import kafka_client_kwargs, redis_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,11 @@ def event_json(n: int, event: Interaction) -> bytes:
                        "timestamp": event.t}, separators=(",", ":")).encode()
 
 
-def produce_log(events: Sequence[Interaction], kafka: str, topic: str,
+def produce_log(events: Sequence[Interaction], settings: Settings, topic: str,
                 show_progress: bool = True) -> None:
-    producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=20, batch_size=256 * 1024,
-                             acks=1)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20,
+                             batch_size=256 * 1024, acks=1,
+                             **kafka_client_kwargs(settings, "kafka-python"))
     try:
         for n, event in enumerate(progress(events, desc="produce", unit="ev",
                                        disable=not show_progress)):
@@ -79,16 +81,17 @@ def read_lists(client: redis.Redis, users: Sequence[str]) -> dict[str, list[str]
     return out
 
 
-def replay_live(before: Sequence[Interaction], *, kafka: str, redis_url: str,
+def replay_live(before: Sequence[Interaction], settings: Settings, *,
                 rerank_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                 timeout: float = 900.0, show_progress: bool = True,
                 log_dir: Path | None = None) -> dict[str, list[str]]:
-    """Replay ``before`` through the workers; every shopper's last list (by user id)."""
+    """Replay ``before`` through the workers on the services of ``settings`` (URLs and
+    security); every shopper's last list (by user id)."""
     newest: dict[str, float] = {}
     for event in before:
         newest[event.user] = max(newest.get(event.user, event.t), event.t)
-    full_env = dict(os.environ, STYLESTREAM_KAFKA=kafka, STYLESTREAM_REDIS=redis_url,
-                    **(env or {}))
+    full_env = dict(os.environ, STYLESTREAM_KAFKA=settings.kafka_bootstrap,
+                    STYLESTREAM_REDIS=settings.redis, **(env or {}))
     commands = [["stream"], ["rerank", "--event-clock", "--no-catalog-updates", *rerank_args]]
     logs = []
     procs = []
@@ -101,8 +104,9 @@ def replay_live(before: Sequence[Interaction], *, kafka: str, redis_url: str,
             procs.append(subprocess.Popen([sys.executable, "-m", "scripts.cli", *command],
                                           env=full_env, stdout=target,
                                           stderr=subprocess.STDOUT))
-        produce_log(before, kafka, Topics().events, show_progress)
-        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        produce_log(before, settings, settings.topics.events, show_progress)
+        client = redis.Redis.from_url(settings.redis, decode_responses=True,
+                                      **redis_client_kwargs(settings))
         deadline = time.monotonic() + timeout
         bar = progress(total=len(newest), desc="lists", unit="shopper",
                        disable=not show_progress)

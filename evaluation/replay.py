@@ -60,7 +60,7 @@ from serving.next_event_scorer import NextEventScorer
 from serving.pair_features import FEATURES, pair_features
 from serving.recall import RecallConfig, excluded_items, recall_candidates
 from serving.scorer import Candidate, Scorer, ShopperContext
-from streams.config import DecaySettings
+from streams.config import BEHAVIORS, DecaySettings
 
 log = logging.getLogger(__name__)
 
@@ -506,7 +506,9 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
         lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
             before, inputs.cut, users, slots, ranker_chain(ranker_path))
-        discovery = replace(config, recall=replace(config.recall, history_candidates=0))
+        # the lists before repeat-aware recall: no own item is recalled by any source
+        discovery = replace(config, recall=replace(
+            config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
         lists["discovery only (no history recall, previous lists)"] = offline_lists(
             before, inputs.cut, users, discovery, decay_covis_chain)
         for name, variant in ablation_configs(config).items():

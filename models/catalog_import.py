@@ -75,8 +75,16 @@ def hm_gender(index_group: str, index_name: str = "", section: str = "") -> str:
 
 
 def _image_path(images: Path, stem: str) -> str | None:
+    """The absolute path of an item's picture inside ``images``; ``None`` when it is missing or
+    a symbolic link leads out of ``images`` (never trusted as a catalog image root)."""
     path = images / f"{stem}.jpg"
-    return str(path.resolve()) if path.exists() else None
+    if not path.exists():
+        return None
+    resolved, root = path.resolve(), images.resolve()
+    if root not in resolved.parents:
+        log.warning("image %s leads outside %s; item kept without image", path, images)
+        return None
+    return str(resolved)
 
 
 def _read_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:

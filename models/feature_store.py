@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.catalog import CatalogItem, iter_catalog
+from models.catalog import CatalogItem, UnsafeImagePath, image_roots, iter_catalog, resolve_image
 from models.fusion import FusionConfig, FusionRanker, ItemFeatures
 from models.progress import progress as progress_bar
 from models.text import TextEncoder
@@ -87,11 +87,19 @@ class EncodeStats:
         return self.items / self.text_seconds if self.text_seconds else 0.0
 
 
-def item_image(item: CatalogItem, catalog_dir: Path) -> Image.Image | None:
-    """The item's picture as RGB, or None when it has none or it cannot be read."""
+def item_image(item: CatalogItem, catalog_dir: Path,
+               roots: Sequence[Path] | None = None) -> Image.Image | None:
+    """The item's picture as RGB, or None when it has none, it cannot be read, or its path
+    would leave the catalog (:func:`models.catalog.resolve_image`; logged with the reason).
+    ``roots``: the catalog's image roots (default: read from ``catalog_dir``)."""
     if not item.image:
         return None
-    path = catalog_dir / item.image
+    try:
+        path = resolve_image(catalog_dir, item.image,
+                             image_roots(catalog_dir) if roots is None else roots)
+    except UnsafeImagePath as exc:
+        log.warning("item %s: %s; treated as missing", item.item_id, exc)
+        return None
     if not path.is_file():
         return None
     try:
@@ -107,6 +115,7 @@ def encode_items(items: Sequence[CatalogItem], catalog_dir: str | Path, encoders
     """Per-modality vectors of ``items`` in batches; missing/unreadable images → zero row and
     ``present=False``. Used for the offline store and for cold-start items online."""
     catalog_dir = Path(catalog_dir)
+    roots = image_roots(catalog_dir)
     cfg = encoders.config
     transform = preprocess(cfg.variant, cfg.image_size)
     stats = EncodeStats(items=len(items))
@@ -116,7 +125,7 @@ def encode_items(items: Sequence[CatalogItem], catalog_dir: str | Path, encoders
     batches = range(0, len(items), cfg.batch_size)
     for start in progress_bar(batches, desc="images", unit="batch", disable=not progress):
         chunk = items[start:start + cfg.batch_size]
-        images = [(k, item_image(item, catalog_dir)) for k, item in enumerate(chunk, start)]
+        images = [(k, item_image(item, catalog_dir, roots)) for k, item in enumerate(chunk, start)]
         rows = [k for k, image in images if image is not None]
         if rows:
             began = time.perf_counter()

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint_io import load_payload, save_atomically
+from models.checkpoints import load_payload, save_payload
 from models.text import TextHead
 from models.visual import VisualHead
 
@@ -223,9 +223,9 @@ def save_checkpoint(path: str | Path, model: FusionRanker, *, version: str,
                     users: list[str], extra: dict[str, Any] | None = None) -> Path:
     """Write ``{format, version, config, users, state_dict, extra}`` (atomically: temp file +
     rename, so a reloading scorer never reads half a file). ``users[k]`` has embedding row k+1."""
-    payload = {"format": MODEL_FORMAT, "version": version, "config": asdict(model.config),
-               "users": list(users), "state_dict": model.state_dict(), "extra": extra or {}}
-    return save_atomically(payload, path)
+    return save_payload(path, {"format": MODEL_FORMAT, "version": version,
+                               "config": asdict(model.config), "users": list(users),
+                               "state_dict": model.state_dict(), "extra": extra or {}})
 
 
 @dataclass
@@ -242,9 +242,7 @@ class Checkpoint:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load with ``torch.load(weights_only=True)``; clear errors for missing/foreign files."""
-    payload = load_payload(path, MODEL_FORMAT, what="fusion checkpoint",
-                           missing_hint="run `stylestream train` first",
-                           map_location=map_location)
+    payload = load_payload(path, MODEL_FORMAT, "run `stylestream train` first", map_location)
     model = FusionRanker(FusionConfig.from_dict(payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()

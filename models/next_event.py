@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoint_io import load_payload, save_atomically
+from models.checkpoints import load_payload, save_payload
 
 MODEL_FORMAT = "stylestream-next-event/1"
 LOSSES: tuple[str, ...] = ("listwise", "bpr")
@@ -215,10 +215,9 @@ def save_ranker(path: str | Path, model: NextEventRanker, *, version: str,
                 feature_names: tuple[str, ...], extra: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint atomically (temp file + rename: a hot-reloading worker never reads
     half a file)."""
-    payload = {"format": MODEL_FORMAT, "version": version, "config": asdict(model.config),
-               "features": list(feature_names), "state_dict": model.state_dict(),
-               "extra": extra or {}}
-    return save_atomically(payload, path)
+    return save_payload(path, {"format": MODEL_FORMAT, "version": version,
+                               "config": asdict(model.config), "features": list(feature_names),
+                               "state_dict": model.state_dict(), "extra": extra or {}})
 
 
 @dataclass
@@ -231,9 +230,8 @@ class RankerCheckpoint:
 
 def load_ranker(path: str | Path) -> RankerCheckpoint:
     """Load with ``weights_only=True``; clear errors for a missing or foreign file."""
-    payload = load_payload(path, MODEL_FORMAT, what="ranker checkpoint",
-                           missing_hint="run `stylestream evaluate --protocol replay` "
-                                        "(it trains one)")
+    payload = load_payload(path, MODEL_FORMAT,
+                           "run `stylestream evaluate --protocol replay` (it trains one)")
     model = NextEventRanker(RankerConfig.from_dict(payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -81,22 +81,22 @@ def metric_total(port: int, name: str) -> float:
 
 
 def plain_agent_app(settings: Settings) -> faust.App:
-    """The baseline: the product's ingest parts (same validation, same Lua) driven by a plain
-    Faust agent that takes one event per iteration and sends each refresh trigger through
-    Faust's buffered send."""
-    from streams import metrics
-    from streams.app import build_ingest, refresh_message
+    """The baseline: the product's ingest parts (same validation, same Lua, same retries)
+    driven by a plain Faust agent that takes one event per iteration and sends each refresh
+    trigger through Faust's buffered send."""
+    from streams.app import Triggers, build_ingest, refresh_message
 
     parts = build_ingest(settings)
+
+    async def send_one_by_one(triggers: Triggers) -> None:
+        for user, (newest, events) in triggers.items():
+            await parts.refresh_topic.send(key=user.encode(),
+                                           value=refresh_message(user, newest, events))
 
     @parts.app.agent(parts.events_topic, name="ingest")
     async def ingest_single(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            applied = await parts.apply([event])
-            for user, (newest, events) in applied.items():
-                await parts.refresh_topic.send(key=user.encode(),
-                                               value=refresh_message(user, newest, events))
-            metrics.REFRESHES.inc(len(applied))
+            await parts.process([event], send_one_by_one)
 
     return parts.app
 

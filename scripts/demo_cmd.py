@@ -23,7 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,11 +78,11 @@ class Board:
 
 
 def consume_recommendations(bootstrap: str, topic: str, board: Board,
-                            stop: threading.Event) -> None:
+                            stop: threading.Event, **client_kwargs: Any) -> None:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                             consumer_timeout_ms=200, fetch_max_wait_ms=10)
+                             consumer_timeout_ms=200, fetch_max_wait_ms=10, **client_kwargs)
     try:
         while not stop.is_set():
             for record in consumer:
@@ -184,8 +184,14 @@ def run(args: argparse.Namespace) -> int:
     from scripts.embedded import free_port, services_for, stop_processes
     from scripts.simulate_cmd import ProduceStats, produce_paced
     from streams.config import load_settings
+    from streams.redact import redact
+    from streams.security import kafka_client_kwargs
 
     settings = load_settings()
+    if settings.kafka_url and settings.redis_url:
+        from streams.probes import preflight
+
+        preflight(settings, redis=True)  # before minutes of model preparation
     home = Path(args.home or settings.home)
     catalog_dir = home / "demo-catalog"
     if not (catalog_dir / "catalog.jsonl").exists():
@@ -216,15 +222,17 @@ def run(args: argparse.Namespace) -> int:
                                     stdout=(logs / f"{name}.log").open("wb"),
                                     stderr=subprocess.STDOUT)
                    for name, cmd in commands.items()]
-        print(f"Kafka {live.kafka_bootstrap}  Redis {live.redis}\nmetrics: "
+        print(f"Kafka {live.kafka_bootstrap}  Redis {redact(live.redis)}\nmetrics: "
               f"http://127.0.0.1:{ports['stream']}/metrics (ingest), "
               f"http://127.0.0.1:{ports['rerank']}/metrics (rerank); worker logs in {logs}\n"
               f"live web view: http://127.0.0.1:{ports['web']}/", flush=True)
         board = Board(record=(home / "lists.jsonl").open("w", encoding="utf-8"))
         reader = threading.Thread(target=consume_recommendations, daemon=True, args=(
-            live.kafka_bootstrap, live.topics.recommendations, board, stop))
+            live.kafka_bootstrap, live.topics.recommendations, board, stop),
+            kwargs=kafka_client_kwargs(live, "kafka-python"))
         reader.start()
-        producer = KafkaProducer(bootstrap_servers=live.kafka_bootstrap, linger_ms=5)
+        producer = KafkaProducer(bootstrap_servers=live.kafka_bootstrap, linger_ms=5,
+                                 **kafka_client_kwargs(live, "kafka-python"))
         if not wait_until_serving(producer, live.topics.events, board, workers, stop):
             print(f"stylestream demo: the workers did not serve a first list within "
                   f"{WARMUP_SECONDS:.0f}s; see {logs}", file=sys.stderr)

@@ -24,8 +24,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streams.config import Settings, Topics, strip_scheme
+from streams.security import kafka_client_kwargs
 
 
 class ServiceError(RuntimeError):
@@ -90,8 +92,11 @@ def stop_processes(*procs: subprocess.Popen, timeout: float = 20.0) -> None:
             proc.wait(timeout=timeout)
 
 
-def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 20.0) -> None:
-    """Create each topic with its partition count; existing topics are left as they are."""
+def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 20.0,
+                  **client_kwargs: Any) -> None:
+    """Create each topic with its partition count; existing topics are left as they are.
+
+    ``client_kwargs`` (SASL / TLS) come from :func:`streams.security.kafka_client_kwargs`."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -100,7 +105,7 @@ def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 2
     while time.monotonic() < deadline:
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stylestream-admin",
-                                     request_timeout_ms=5000)
+                                     request_timeout_ms=5000, **client_kwargs)
             break
         except Exception as exc:  # broker still starting: retry until the deadline
             last = exc
@@ -142,17 +147,29 @@ class EmbeddedServices:
         self.stop()
 
 
+def redis_command(port: int, workdir: str, persist: bool = False) -> list[str]:
+    """The redis-server command line of the embedded Redis (``persist``: an append-only file
+    in ``workdir``, fsynced per write, so that a restarted server keeps its data)."""
+    return [str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "yes" if persist else "no",
+            *(["--appendfsync", "always"] if persist else []),
+            "--dir", workdir, "--protected-mode", "yes"]
+
+
 def start_services(partitions: int = 4, topics: Topics | None = None,
                    workdir: str | None = None, detach: bool = False,
-                   timeout: float = 20.0) -> EmbeddedServices:
-    """Start Tansu and Redis on free loopback ports and pre-create the contract's topics.
+                   timeout: float = 20.0, kafka_port: int | None = None,
+                   redis_port: int | None = None, redis_persist: bool = False
+                   ) -> EmbeddedServices:
+    """Start Tansu and Redis on loopback ports (free ones unless given) and pre-create the
+    contract's topics.
 
     ``detach=True`` puts both in their own process session so they outlive this process
     (``stylestream up --detach``); otherwise they die with it.
     """
     workdir = str(Path(workdir or tempfile.mkdtemp(prefix="stylestream-")).resolve())
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    kafka_port, redis_port = free_port(), free_port()
+    kafka_port, redis_port = kafka_port or free_port(), redis_port or free_port()
     url = f"tcp://127.0.0.1:{kafka_port}"
     popen_kw: dict = {"start_new_session": detach, "cwd": workdir}
     kafka_log = open(Path(workdir) / "tansu.log", "ab")  # noqa: SIM115 - owned by the child
@@ -162,9 +179,8 @@ def start_services(partitions: int = 4, topics: Topics | None = None,
         stdout=kafka_log, stderr=subprocess.STDOUT, **popen_kw)
     redis_log = open(Path(workdir) / "redis.log", "ab")  # noqa: SIM115 - owned by the child
     redis_proc = subprocess.Popen(
-        [str(redis_binary()), "--port", str(redis_port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", workdir, "--protected-mode", "yes"],
-        stdout=redis_log, stderr=subprocess.STDOUT, **popen_kw)
+        redis_command(redis_port, workdir, redis_persist), stdout=redis_log,
+        stderr=subprocess.STDOUT, **popen_kw)
     procs = (kafka, redis_proc)
     try:
         wait_for_port("127.0.0.1", kafka_port, timeout, kafka, "Tansu broker")
@@ -183,8 +199,12 @@ def start_services(partitions: int = 4, topics: Topics | None = None,
 def services_for(settings: Settings) -> Iterator[Settings]:
     """Use the services named in ``settings``; start embedded ones for whatever is unset."""
     if settings.kafka_url and settings.redis_url:
+        from streams.probes import preflight
+
+        preflight(settings, redis=True)
         create_topics(strip_scheme(settings.kafka_url),
-                      settings.topics.partitions(settings.partitions))
+                      settings.topics.partitions(settings.partitions),
+                      **kafka_client_kwargs(settings, "kafka-python"))
         yield settings
         return
     with start_services(settings.partitions, settings.topics) as svc:

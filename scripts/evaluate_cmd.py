@@ -222,8 +222,7 @@ def _replay(args: argparse.Namespace) -> int:
     lists = None
     if not args.offline:
         with services_for(settings) as live:
-            lists = replay_live(before, kafka=live.kafka_bootstrap, redis_url=live.redis,
-                                rerank_args=["--ranker", str(ranker)],
+            lists = replay_live(before, live, rerank_args=["--ranker", str(ranker)],
                                 show_progress=not args.no_progress, log_dir=models)
         if args.lists_out:
             Path(args.lists_out).write_text(json.dumps(lists), encoding="utf-8")

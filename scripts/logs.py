@@ -26,6 +26,11 @@ NOISY_LOGGERS: tuple[str, ...] = ("kafka", "aiokafka", "faust", "mode", "faiss.l
 #: 0.13s (>0.100s threshold)" on a busy machine): ERROR and above only, unless ``--verbose``
 DIAGNOSTIC_LOGGERS: tuple[str, ...] = ("kafka.net.selector",)
 
+#: Kafka clients that log every failed reconnect (10 lines/s in an outage): the commands report
+#: a service failure themselves (one line, ``streams.errors``; the workers' "unavailable" /
+#: "back" lines), so these only speak under ``--verbose``/``--debug``
+CHATTY_LOGGERS: tuple[str, ...] = ("kafka", "aiokafka")
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 #: attributes every LogRecord has; anything else came from ``extra=`` and goes into the JSON
@@ -82,5 +87,7 @@ def setup_logging(verbose: bool = False, log_format: str | None = None) -> str:
         logging.getLogger(noisy).setLevel(logging.NOTSET if verbose else logging.WARNING)
     for diagnostic in DIAGNOSTIC_LOGGERS:
         logging.getLogger(diagnostic).setLevel(logging.NOTSET if verbose else logging.ERROR)
+    for chatty in CHATTY_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.NOTSET if verbose else logging.CRITICAL)
     logging.captureWarnings(fmt == "json")  # a bare warning would break the JSON stream
     return fmt

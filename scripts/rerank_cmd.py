@@ -8,6 +8,7 @@ import logging
 import signal
 
 from scripts.logs import add_log_format_argument
+from scripts.stream_cmd import add_service_arguments
 from streams.config import load_settings
 
 log = logging.getLogger(__name__)
@@ -39,22 +40,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-catalog-updates", action="store_true",
                    help="do not onboard new items from catalog-updates while running")
     p.add_argument("--max-batch", type=int, default=256, help="triggers per micro-batch at most")
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help="serve Prometheus metrics on this port (default: none)")
+    add_service_arguments(p)
     add_log_format_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from serving.pipeline import ServingOptions, build_worker
+    from streams.health import HealthState, start_health_server
+    from streams.probes import check_services, wait_for_services
     from streams.runtime import settle_heap
 
     settings = load_settings()
     settings.kafka_bootstrap  # noqa: B018 - validate now, with a clear message
+    settings.redis  # noqa: B018
+    health = HealthState("rerank")
     if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+        start_health_server(health, args.metrics_port, args.metrics_host or settings.metrics_host)
+    topics = settings.topics
+    asyncio.run(wait_for_services(
+        lambda: check_services(settings, [topics.refresh, topics.recommendations]), "rerank",
+        args.wait, on_failure=health.record_failure))
 
     log.info("rerank worker: Kafka %s, metrics port %s, network %s", settings.kafka_bootstrap,
              args.metrics_port or "off", args.checkpoint or "none (co-visitation)")
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                                  follow_catalog=not args.no_catalog_updates,
                                  ranker=args.ranker, event_clock=args.event_clock)
         worker = build_worker(settings, options, max_batch=args.max_batch)
+        worker.health = health
         settle_heap()  # catalog, index and scorer are loaded: keep the collector off them
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

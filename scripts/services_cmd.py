@@ -8,6 +8,7 @@ import time
 
 from scripts.embedded import create_topics, start_services, stop_detached, write_state
 from streams.config import load_settings
+from streams.security import kafka_client_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,8 +60,12 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_topics(args: argparse.Namespace) -> int:
+    from streams.probes import preflight
+
     settings = load_settings()
     partitions = settings.topics.partitions(settings.partitions)
-    create_topics(settings.kafka_bootstrap, partitions)
+    preflight(settings)  # unreachable or silent broker: one clear line, at once
+    create_topics(settings.kafka_bootstrap, partitions,
+                  **kafka_client_kwargs(settings, "kafka-python"))
     print("topics ready: " + ", ".join(f"{t} ({n})" for t, n in partitions.items()))
     return 0

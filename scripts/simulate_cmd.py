@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from models.demo_catalog import load_stores
     from models.simulation import ShopperSimulator
     from streams.config import load_settings
+    from streams.security import kafka_client_kwargs
 
     settings = load_settings()
     if args.events is None and args.seconds is None:
@@ -107,7 +108,12 @@ def run(args: argparse.Namespace) -> int:
     stores = {s.store_id: (s.lat, s.lon) for s in load_stores(args.catalog).values()}
     simulator = ShopperSimulator(list(catalog.values()), n_users=args.users, seed=args.seed,
                                  stores=stores, weights=settings.decay.weights)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    from streams.probes import preflight
+
+    preflight(settings, topics=[settings.topics.events])
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
+                             max_block_ms=int(settings.service_timeout * 1000),
+                             **kafka_client_kwargs(settings, "kafka-python"))
     stats = produce_paced(producer, settings.topics.events, simulator.events(10**12),
                           args.rate, threading.Event(), ProduceStats(), args.events,
                           args.seconds, args.wall_clock, args.bad_share, args.seed)

@@ -35,7 +35,15 @@ def run_scores(args: argparse.Namespace) -> int:
         return 2
 
     async def read() -> list[tuple[str, float]]:
-        store = ScoreStore.from_url(settings.redis, settings.decay)
+        import redis.asyncio as aioredis
+
+        from streams.security import redis_client_kwargs
+
+        t = settings.service_timeout
+        store = ScoreStore(aioredis.Redis.from_url(settings.redis, decode_responses=True,
+                                                   socket_timeout=t, socket_connect_timeout=t,
+                                                   **redis_client_kwargs(settings)),
+                           settings.decay)
         try:
             return await store.user_top(args.user, at, args.top)
         finally:
@@ -49,8 +57,12 @@ def run_recs(args: argparse.Namespace) -> int:
     import redis
 
     from serving.worker import REC_KEY_PREFIX
+    from streams.security import redis_client_kwargs
 
-    client = redis.Redis.from_url(load_settings().redis)
+    settings = load_settings()
+    t = settings.service_timeout
+    client = redis.Redis.from_url(settings.redis, socket_timeout=t, socket_connect_timeout=t,
+                                  **redis_client_kwargs(settings))
     raw = client.get(REC_KEY_PREFIX + args.user)
     if raw is None:
         print(f"stylestream recs: no recommendations for {args.user!r} yet", file=sys.stderr)

@@ -12,31 +12,50 @@ from streams.config import Settings, load_settings
 log = logging.getLogger(__name__)
 
 
+def add_service_arguments(p: argparse.ArgumentParser) -> None:
+    """``--metrics-port``, ``--metrics-host`` and ``--wait``, shared by both workers."""
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve /metrics, /healthz and /readyz on this port (default: none)")
+    p.add_argument("--metrics-host", default=None,
+                   help="address of that server (default: STYLESTREAM_METRICS_HOST, else "
+                        "127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                   help="give up when Kafka and Redis are not ready within SECONDS of start "
+                        "(default: wait for ever, with backoff)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stream", help="run the Faust ingest worker")
     p.add_argument("--batch-max", type=int, default=Settings.batch_max,
                    help="events per batch at most (default %(default)s)")
     p.add_argument("--batch-within", type=float, default=Settings.batch_within,
                    help="seconds a batch may wait to fill (default %(default)s)")
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help="serve Prometheus metrics on this port (default: none)")
+    add_service_arguments(p)
     add_log_format_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from streams.app import create_app, run_worker
+    from streams.errors import redact_url
+    from streams.health import HealthState, start_health_server
+    from streams.probes import check_services, wait_for_services
 
     settings = replace(load_settings(), batch_max=args.batch_max,
                        batch_within=args.batch_within)
     settings.kafka_bootstrap  # noqa: B018 - validate now, with a clear message
     settings.redis  # noqa: B018
+    health = HealthState("stream")
     if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+        start_health_server(health, args.metrics_port, args.metrics_host or settings.metrics_host)
     log.info("ingest worker: Kafka %s, Redis %s, metrics port %s", settings.kafka_bootstrap,
-             settings.redis, args.metrics_port or "off")
-    app = create_app(settings)
+             redact_url(settings.redis), args.metrics_port or "off")
+    topics = settings.topics
+    needed = [topics.events, topics.dead_letter, topics.refresh]
+    asyncio.run(wait_for_services(lambda: check_services(settings, needed), "stream",
+                                  args.wait, on_failure=health.record_failure))
+    app = create_app(settings, health=health)
     run_worker(app)
     return 0

@@ -31,10 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from serving.live_feed import follow_topic, parse_json, valid_recommendation
     from streams.config import load_settings
+    from streams.probes import preflight
+    from streams.security import kafka_client_kwargs
 
     settings = load_settings()
     bootstrap = settings.kafka_bootstrap
     topic = args.topic or settings.topics.recommendations
+    preflight(settings, topics=[topic])  # refused, silent, no such topic: one line (cli)
     users = set(args.user or ())
 
     async def main() -> int:
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
                   f"consumer group) from {start}", file=sys.stderr, flush=True)
 
         records = follow_topic(bootstrap, topic, from_beginning=args.from_beginning, stop=stop,
-                               on_assigned=assigned)
+                               on_assigned=assigned,
+                               client_kwargs=kafka_client_kwargs(settings, "aiokafka"))
         async with contextlib.aclosing(records):
             async for record in records:
                 message = parse_json(record.value)

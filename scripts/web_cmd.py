@@ -35,9 +35,13 @@ def default_catalog(home: str) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from serving.webview import CatalogImages, serve
     from streams.config import load_settings
+    from streams.probes import preflight
+    from streams.security import kafka_client_kwargs
 
     settings = load_settings()
     bootstrap = settings.kafka_bootstrap
+    topics = settings.topics
+    preflight(settings, topics=[topics.recommendations, topics.events])  # one line (cli)
     catalog_dir = Path(args.catalog) if args.catalog else default_catalog(settings.home)
     try:
         catalog = CatalogImages.open(catalog_dir)
@@ -58,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await serve(bootstrap, settings.topics.recommendations, settings.topics.events, catalog,
-                    args.host, args.port, args.backlog, stop, on_ready=ready)
+                    args.host, args.port, args.backlog, stop, on_ready=ready,
+                    kafka_kwargs=kafka_client_kwargs(settings, "aiokafka"))
 
     try:
         asyncio.run(main())

@@ -25,8 +25,13 @@ cannot be extended consistently; then (logged once) items join the rule catalog 
 
 Our reading where the design is silent: a record for an id that already exists *replaces* it
 (features re-encoded, catalog entry overwritten); within one micro-batch the last record of an
-id wins; ``image`` may be absolute or relative to the catalog directory, and a missing or
-unreadable image is not an error (the item is encoded like an item without a picture).
+id wins; ``image`` is relative to the catalog directory (or absolute inside it or one of its
+image roots) and may not leave it: absolute paths elsewhere, ``..`` and symbolic links that lead
+out are refused as invalid with the reason (:func:`models.catalog.resolve_image`); a missing
+or unreadable image is not an error (the item is encoded like an item without a picture).
+Records larger than the ``STYLESTREAM_MAX_MESSAGE_BYTES`` limit, item ids longer than
+``STYLESTREAM_MAX_ID_LENGTH`` or with control characters, and values of the wrong type are
+refused with their reason (``tests/test_fuzz_input.py``).
 """
 
 from __future__ import annotations
@@ -43,12 +48,19 @@ import numpy as np
 import torch
 from prometheus_client import Counter
 
-from models.catalog import CatalogItem
+from models.catalog import (
+    CatalogItem,
+    UnsafeImagePath,
+    image_path_problem,
+    image_roots,
+    resolve_image,
+)
 from models.feature_store import Encoders, ExtractConfig, FeatureStore, encode_items
 from models.fusion import FusionConfig, FusionRanker, ItemFeatures
 from serving.fusion_scorer import FusionScorer
 from serving.rule_scorer import RuleScorer
 from serving.scorer import Scorer
+from streams.config import InputLimits
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +77,50 @@ _OPTIONAL_TEXT = ("gender", "colour", "description")
 _OPTIONAL_NULLABLE_TEXT = ("image", "store_id")
 
 
+DEFAULT_LIMITS = InputLimits()
+
+
 class CatalogRecordError(ValueError):
     """A catalog-updates record that cannot become a :class:`CatalogItem`; says why."""
 
 
-def parse_catalog_update(key: bytes | None, value: bytes | None) -> CatalogItem:
+def _short(value: object) -> str:
+    """A bounded repr for messages (hostile values may be megabytes long)."""
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_catalog_update(key: bytes | None, value: bytes | None,
+                         limits: InputLimits = DEFAULT_LIMITS) -> CatalogItem:
     """One ``catalog-updates`` record → :class:`CatalogItem`, or :class:`CatalogRecordError`.
 
     Required: ``item_id`` (string or integer), ``title``, ``category``, ``group`` (non-empty
     strings). Optional fields must have the types of :class:`CatalogItem`; unknown fields are
-    ignored. A message key, when present, must equal the item id (the topic is keyed by it)."""
+    ignored. A message key, when present, must equal the item id (the topic is keyed by it).
+    Never raises anything else, whatever the bytes."""
+    try:
+        return _parse_catalog_update(key, value, limits)
+    except CatalogRecordError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - bad input must never stop the rerank worker
+        raise CatalogRecordError(f"record could not be checked ({type(exc).__name__})") from None
+
+
+def _parse_catalog_update(key: bytes | None, value: bytes | None,
+                          limits: InputLimits) -> CatalogItem:
     if not value:
         raise CatalogRecordError("empty message value")
+    if len(value) > limits.max_message_bytes or (key and len(key) > limits.max_message_bytes):
+        raise CatalogRecordError(f"record has {len(value)} bytes, more than the "
+                                 f"{limits.max_message_bytes} accepted")
     try:
         data = json.loads(value.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CatalogRecordError(f"value is not UTF-8: {exc}") from exc
     except ValueError as exc:
         raise CatalogRecordError(f"value is not JSON: {exc}") from exc
+    except RecursionError:
+        raise CatalogRecordError("value is not JSON: it nests too deeply") from None
     if not isinstance(data, dict):
         raise CatalogRecordError(f"value must be a JSON object, got {type(data).__name__}")
     raw_id = data.get("item_id")
@@ -91,42 +129,63 @@ def parse_catalog_update(key: bytes | None, value: bytes | None) -> CatalogItem:
     for name in REQUIRED:
         if not isinstance(data.get(name), str) or not data[name].strip():
             raise CatalogRecordError(f"field {name!r} must be a non-empty string, "
-                                     f"got {data.get(name)!r}")
+                                     f"got {_short(data.get(name))}")
+    item_id = data["item_id"]
+    if len(item_id) > limits.max_id_length or not item_id.isprintable():
+        raise CatalogRecordError(f"item_id {_short(item_id)} is longer than "
+                                 f"{limits.max_id_length} characters or has control characters")
     for name in _OPTIONAL_TEXT:
         if name in data and not isinstance(data[name], str):
-            raise CatalogRecordError(f"field {name!r} must be a string, got {data[name]!r}")
+            raise CatalogRecordError(f"field {name!r} must be a string, got "
+                                     f"{_short(data[name])}")
     for name in _OPTIONAL_NULLABLE_TEXT:
         if data.get(name) is not None and not isinstance(data[name], str):
             raise CatalogRecordError(f"field {name!r} must be a string or null, "
-                                     f"got {data[name]!r}")
+                                     f"got {_short(data[name])}")
+    if data.get("image") is not None:
+        problem = image_path_problem(data["image"], allow_absolute=True)
+        if problem:
+            raise CatalogRecordError(problem)
     price = data.get("price")
     if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)
-                              or not math.isfinite(price) or price < 0):
+                              or isinstance(price, float) and not math.isfinite(price)
+                              or not 0 <= price <= 1e15):
         raise CatalogRecordError(f"field 'price' must be a finite number >= 0 or null, "
-                                 f"got {price!r}")
+                                 f"got {_short(price)}")
     extra = data.get("extra", {})
     if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
-        raise CatalogRecordError(f"field 'extra' must map strings to strings, got {extra!r}")
+        raise CatalogRecordError(f"field 'extra' must map strings to strings, got "
+                                 f"{_short(extra)}")
     if key is not None:
         try:
             key_id = key.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CatalogRecordError(f"message key is not UTF-8: {exc}") from exc
-        if key_id != data["item_id"]:
-            raise CatalogRecordError(f"message key {key_id!r} differs from item_id "
-                                     f"{data['item_id']!r}")
+        if key_id != item_id:
+            raise CatalogRecordError(f"message key {_short(key_id)} differs from item_id "
+                                     f"{_short(item_id)}")
+    if isinstance(price, int):
+        data["price"] = float(price)
     return CatalogItem.from_dict(data)
 
 
-def read_updates(records: Iterable[tuple[bytes | None, bytes | None]]) -> list[CatalogItem]:
+def read_updates(records: Iterable[tuple[bytes | None, bytes | None]],
+                 limits: InputLimits = DEFAULT_LIMITS,
+                 catalog_dir: str | Path | None = None) -> list[CatalogItem]:
     """The valid items of a micro-batch of (key, value) records, last record per id winning;
-    invalid records are logged with their reason and counted."""
+    invalid records are logged with their reason and counted. With ``catalog_dir``, an image
+    path outside it and its image roots (absolute, or through a symbolic link) is refused."""
     items: dict[str, CatalogItem] = {}
     for key, value in records:
         try:
-            item = parse_catalog_update(key, value)
+            item = parse_catalog_update(key, value, limits)
+            if catalog_dir is not None and item.image:
+                try:
+                    resolve_image(catalog_dir, item.image, image_roots(catalog_dir))
+                except UnsafeImagePath as exc:
+                    raise CatalogRecordError(str(exc)) from None
         except CatalogRecordError as exc:
-            log.warning("catalog update skipped (key %r): %s", key, exc)
+            log.warning("catalog update skipped (key %s): %s", _short(key), exc)
             CATALOG_UPDATES.labels("invalid").inc()
             continue
         items.pop(item.item_id, None)
@@ -174,8 +233,9 @@ class ItemOnboarder:
     """
 
     def __init__(self, store: FeatureStore | None = None, catalog_dir: str | Path | None = None,
-                 encoders: Encoders | None = None) -> None:
+                 encoders: Encoders | None = None, limits: InputLimits | None = None) -> None:
         self.store = store
+        self.limits = limits or InputLimits()
         catalog = catalog_dir or (store.meta.get("catalog") if store is not None else None)
         self.catalog_dir = Path(str(catalog)) if catalog else None
         self._encoders = encoders
@@ -183,7 +243,9 @@ class ItemOnboarder:
         self._lock = threading.Lock()
         self._warned = False
 
-    read = staticmethod(read_updates)
+    def read(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> list[CatalogItem]:
+        """:func:`read_updates` under this worker's limits and catalog directory."""
+        return read_updates(records, self.limits, self.catalog_dir)
 
     # ---- encoding (thread) -----------------------------------------------------------------
     def encoders(self) -> Encoders:

@@ -18,8 +18,9 @@ import asyncio
 import json
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -30,18 +31,20 @@ from streams.transport import fetch_wait_ms
 async def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = False,
                        backlog: int = 0, stop: asyncio.Event | None = None,
                        poll_ms: int = 200,
-                       on_assigned: Callable[[list[int]], None] | None = None) -> AsyncIterator:
+                       on_assigned: Callable[[list[int]], None] | None = None,
+                       client_kwargs: Mapping[str, Any] | None = None) -> AsyncIterator:
     """Yield the records of every partition of ``topic`` as they arrive, with no consumer group.
 
     Starts at the end of each partition, ``backlog`` records before it (so a watcher opened
     mid-stream has something to show), or at the beginning when ``from_beginning``. Ends when
     ``stop`` is set. ``on_assigned(partitions)`` is called once the start offsets are set.
     Raises :class:`LookupError` when the topic does not exist and :class:`ConnectionError`
-    when the broker cannot be reached.
+    when the broker cannot be reached. ``client_kwargs``: SASL/TLS arguments
+    (:func:`streams.security.kafka_client_kwargs` for ``"aiokafka"``).
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=fetch_wait_ms())
+                                fetch_max_wait_ms=fetch_wait_ms(), **(client_kwargs or {}))
     try:
         await consumer.start()
     except KafkaError as exc:

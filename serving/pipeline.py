@@ -150,8 +150,9 @@ def build_worker(settings: Settings, options: ServingOptions | None = None,
         from serving.catalog_updates import ItemOnboarder
 
         # content is the FeatureStore whenever features are given (build_scorer)
-        onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir)
-    store = ScoreStore.from_url(settings.redis, settings.decay)
+        onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir,
+                                  limits=settings.limits)
+    store = ScoreStore.from_settings(settings)
     vectors = ({} if content is None else
                dict(zip(cast(Any, content).ids, cast(Any, content).visual, strict=True)))
     return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,

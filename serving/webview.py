@@ -18,9 +18,11 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -198,13 +200,15 @@ def create_app(board: LiveBoard, catalog: CatalogImages) -> web.Application:
 
 
 async def feed_board(board: LiveBoard, bootstrap: str, recommendations: str, events: str,
-                     backlog: int, stop: asyncio.Event) -> None:
+                     backlog: int, stop: asyncio.Event,
+                     kafka_kwargs: Mapping[str, Any] | None = None) -> None:
     """Keep ``board`` fed from both topics until ``stop``; a broker outage is retried."""
 
     async def one(topic: str, add) -> None:
         while not stop.is_set():
             try:
-                async for record in follow_topic(bootstrap, topic, backlog=backlog, stop=stop):
+                async for record in follow_topic(bootstrap, topic, backlog=backlog, stop=stop,
+                                                 client_kwargs=kafka_kwargs):
                     add(parse_json(record.value))
             except asyncio.CancelledError:
                 raise
@@ -219,7 +223,7 @@ async def feed_board(board: LiveBoard, bootstrap: str, recommendations: str, eve
 
 async def serve(bootstrap: str, recommendations: str, events: str, catalog: CatalogImages,
                 host: str, port: int, backlog: int, stop: asyncio.Event,
-                on_ready=None) -> None:
+                on_ready=None, kafka_kwargs: Mapping[str, Any] | None = None) -> None:
     """Run the web view until ``stop`` is set; ``on_ready(url)`` once it accepts requests."""
     board = LiveBoard()
     app = create_app(board, catalog)
@@ -228,7 +232,7 @@ async def serve(bootstrap: str, recommendations: str, events: str, catalog: Cata
     site = web.TCPSite(runner, host, port)
     await site.start()
     feeder = asyncio.create_task(feed_board(board, bootstrap, recommendations, events,
-                                            backlog, stop))
+                                            backlog, stop, kafka_kwargs))
     try:
         bound = site._server.sockets[0].getsockname()[1] if site._server else port  # noqa: SLF001
         if on_ready is not None:

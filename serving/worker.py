@@ -20,6 +20,7 @@ event loop, between two refresh micro-batches (new-item cold start without a res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -29,7 +30,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from redis.exceptions import RedisError
@@ -39,6 +40,9 @@ from serving.diversity import DiversityConfig, ItemFacts, final_list
 from serving.recall import ContentIndex, RecallConfig, excluded_items, recall_candidates
 from serving.scorer import ScoredItem, Scorer, ShopperContext
 from streams.config import Settings
+from streams.errors import classify
+from streams.health import HealthState, keep_probing
+from streams.security import kafka_client_kwargs
 from streams.store import ScoreStore
 from streams.transport import fetch_wait_ms
 
@@ -123,6 +127,8 @@ class RerankWorker:
         #: the reasons' "2 days ago" and the published scores' scale depend on it
         self.event_clock = event_clock
         self.producer: AIOKafkaProducer | None = None
+        #: ``/readyz`` state, when the worker serves health (``stylestream rerank``)
+        self.health: HealthState | None = None
         self.partitioner = DefaultPartitioner()  # the producer's: key -> partition
         metrics.MODEL_VERSION.labels(scorer.version).set(1)
 
@@ -240,6 +246,7 @@ class RerankWorker:
             except (RedisError, KafkaError, OSError) as exc:
                 if stop.is_set():
                     raise
+                self._note_failure(exc)
                 log.warning("services unavailable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 5.0)
@@ -247,6 +254,51 @@ class RerankWorker:
                 log.exception("rerank of a micro-batch failed; its triggers are skipped")
                 metrics.FAILED_BATCHES.inc()
                 return []
+
+    def _note_failure(self, exc: BaseException) -> None:
+        failure = classify(exc, self.settings.kafka_bootstrap, self.settings.redis)
+        if self.health is not None and failure is not None:
+            self.health.record_failure(failure)
+
+    async def _start_with_retry(self, client: AIOKafkaConsumer | AIOKafkaProducer, what: str,
+                                stop: asyncio.Event) -> bool:
+        """``client.start()``, retried with capped exponential backoff (a log line per
+        attempt) while Kafka is unreachable; False when ``stop`` was set first."""
+        delay = 0.5
+        attempt = 0
+        while not stop.is_set():
+            attempt += 1
+            try:
+                await client.start()
+                return True
+            except KafkaError as exc:
+                self._note_failure(exc)
+                log.warning("%s: Kafka unavailable (attempt %d: %s); next try in %.1fs", what,
+                            attempt, exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(2 * delay, 10.0)
+        return False
+
+    async def _commit_with_retry(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Commit consumed offsets, retrying while Kafka is unreachable. A commit refused
+        after a rebalance is given up: the new owner re-sends those lists (at-least-once)."""
+        delay = 0.1
+        while True:
+            try:
+                await consumer.commit()
+                return
+            except CommitFailedError as exc:
+                log.warning("offset commit refused after a rebalance (%s); the triggers will "
+                            "be handled again", exc)
+                return
+            except KafkaError as exc:
+                if stop.is_set():
+                    raise
+                self._note_failure(exc)
+                log.warning("offset commit failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
     async def onboard(self, records: list[tuple[bytes | None, bytes | None]]) -> int:
         """Onboard a micro-batch of ``catalog-updates`` (key, value) records; returns how many
@@ -278,8 +330,9 @@ class RerankWorker:
         consumer = AIOKafkaConsumer(
             self.settings.topics.catalog, bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
-            fetch_max_wait_ms=fetch_wait_ms())
-        await consumer.start()
+            fetch_max_wait_ms=fetch_wait_ms(), **kafka_client_kwargs(self.settings, "aiokafka"))
+        if not await self._start_with_retry(consumer, "catalog-updates consumer", stop):
+            return
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=self.max_batch)
@@ -298,17 +351,34 @@ class RerankWorker:
             self.settings.topics.refresh, bootstrap_servers=bootstrap,
             group_id=self.settings.rerank_group, auto_offset_reset="earliest",
             enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000,
-            fetch_max_wait_ms=fetch_wait_ms())
+            fetch_max_wait_ms=fetch_wait_ms(), **kafka_client_kwargs(self.settings, "aiokafka"))
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2,
                                          enable_idempotence=False,
                                          max_batch_size=256 * 1024,
-                                         partitioner=self.partitioner)
-        await consumer.start()
-        await self.producer.start()
+                                         partitioner=self.partitioner,
+                                         **kafka_client_kwargs(self.settings, "aiokafka"))
+        health = self.health
+        probing = None
+        if health is not None:
+            topics = self.settings.topics
+            probing = asyncio.create_task(keep_probing(
+                health, self.settings, [topics.refresh, topics.recommendations], stop),
+                name="health-probe")
+            health.consuming = lambda: bool(consumer.assignment())
+        if not (await self._start_with_retry(consumer, "rec-refresh consumer", stop)
+                and await self._start_with_retry(self.producer, "recommendations producer",
+                                                 stop)):
+            await consumer.stop()
+            await self.producer.stop()
+            if probing is not None:
+                await probing
+            return
         catalog = (asyncio.create_task(self.follow_catalog(stop), name="catalog-updates")
                    if self.onboarder is not None else None)
         try:
             while not stop.is_set():
+                if health is not None:
+                    health.loop_tick()
                 if catalog is not None and catalog.done():
                     log.error("catalog-updates consumer stopped (%r): new items are no longer "
                               "onboarded; refreshes go on", catalog.exception())
@@ -317,8 +387,12 @@ class RerankWorker:
                 records = [r for part in batches.values() for r in part]
                 if not records:
                     continue
+                if health is not None:
+                    health.batch_started()
                 messages = await self.handle_with_retry([r.value for r in records], stop)
-                await consumer.commit()
+                await self._commit_with_retry(consumer, stop)
+                if health is not None:
+                    health.batch_done()
                 if on_published is not None and messages:
                     on_published(messages)
         finally:
@@ -328,3 +402,6 @@ class RerankWorker:
                 await asyncio.gather(catalog, return_exceptions=True)
             await consumer.stop()
             await self.producer.stop()
+            if probing is not None:
+                probing.cancel()
+                await asyncio.gather(probing, return_exceptions=True)

@@ -7,8 +7,13 @@ Dataflow on one screen (the faust ``withdrawals.py`` habit)::
           └──────────────────────────────────────────────▶ rec-refresh (one per user per batch)
 
 Processing is at-least-once (Tansu rejects the idempotent producer): a redelivered event is a
-duplicate by ``event_id`` inside the Lua script and changes nothing. Redis being unreachable is
-not bad input: the batch is retried with backoff and not acknowledged until it is applied.
+duplicate by ``event_id`` inside the Lua script and changes nothing, whatever its event time
+(seen ids are kept by arrival time); global increments a dead worker left pending are counted
+by the next batch on their shards or by the ``count_pending`` timer (streams/store.py). Redis
+being unreachable is not bad input: the batch is retried with backoff and not acknowledged
+until it is applied; the same holds for the refresh triggers while Kafka is unreachable. With a
+:class:`~streams.health.HealthState` the app probes both services every few seconds and marks
+each batch, for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -22,15 +27,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
-from streams.store import BatchResult, ScoreStore
+from streams.errors import classify
+from streams.health import HealthState, keep_probing
+from streams.redact import install_log_redaction, redact
+from streams.security import kafka_client_kwargs
+from streams.store import PENDING_GRACE_SECONDS, BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
+
+#: The refresh triggers of one batch: user → (newest event time applied, events of the batch).
+Triggers = dict[str, tuple[float, int]]
+#: Sends a batch's triggers (raising ``KafkaError`` while Kafka is unreachable).
+Sender = Callable[[Triggers], Awaitable[None]]
+
 
 def refresh_message(user_id: str, source_event_time: float, events: int) -> bytes:
     """The ``rec-refresh`` trigger: which user, and the newest event time that caused it."""
@@ -39,29 +55,39 @@ def refresh_message(user_id: str, source_event_time: float, events: int) -> byte
                       separators=(",", ":")).encode()
 
 
-#: Per user of a batch: the newest event time applied and how many events the batch had.
-Applied = dict[str, tuple[float, int]]
-
-
 @dataclass
 class IngestParts:
-    """The ingest app without its agent: topics, and the two halves of handling a batch.
-
-    ``apply`` validates a batch (invalid records to the dead-letter topic), applies the valid
-    events to Redis (retrying while Redis is unreachable) and says which users changed;
-    ``publish`` sends their refresh triggers. :func:`create_app` joins them in the batched
-    agent; the ingest benchmark builds its one-event-at-a-time baseline from the same parts.
-    """
+    """The ingest app without its agent: the topics, and ``process(batch, send=None)``, which
+    validates a batch (invalid records to the dead-letter topic), applies it to Redis (retried
+    while Redis is unreachable) and sends the refresh triggers with ``send`` (default: all of
+    the batch handed to the producer, one wait; retried while Kafka is unreachable).
+    :func:`create_app` drives it with the batched agent; the ingest benchmark builds its plain
+    one-event agent from the same parts."""
 
     app: faust.App
     events_topic: faust.TopicT
     refresh_topic: faust.TopicT
-    apply: Callable[[Sequence[faust.types.EventT]], Awaitable[Applied]]
-    publish: Callable[[Applied], Awaitable[None]]
+    process: Callable[..., Awaitable[None]]
 
 
-def build_ingest(settings: Settings, app_id: str = "stylestream-ingest") -> IngestParts:
-    """The Faust app, its topics, the Redis store task and the batch handlers (no agent)."""
+def create_app(settings: Settings, app_id: str = "stylestream-ingest",
+               health: HealthState | None = None) -> faust.App:
+    """The ingest app: batches of up to ``settings.batch_max`` events, closed after
+    ``settings.batch_within`` seconds at the latest. ``health`` is kept up to date for
+    ``/readyz``."""
+    parts = build_ingest(settings, app_id, health)
+
+    @parts.app.agent(parts.events_topic, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
+            await parts.process(batch)
+
+    return parts.app
+
+
+def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
+                 health: HealthState | None = None) -> IngestParts:
+    """The Faust app, its topics, store task, probes and timers, and the batch handler."""
     app = faust.App(
         app_id,
         broker=f"stylestream://{settings.kafka_bootstrap}",  # streams/transport.py
@@ -81,6 +107,7 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest") -> Inge
         stream_buffer_maxsize=8192,
         web_enabled=False,
         store="memory://",
+        **kafka_client_kwargs(settings, "faust"),  # SASL / TLS (streams/security.py)
     )
     topics = settings.topics
     events_topic = app.topic(topics.events, value_type=bytes, key_type=bytes,
@@ -93,7 +120,34 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest") -> Inge
 
     @app.task
     async def open_store() -> None:
-        state["store"] = ScoreStore.from_url(settings.redis, settings.decay)
+        state["store"] = ScoreStore.from_settings(settings)
+        if health is not None:
+            health.consuming = lambda: bool(app.consumer.assignment())
+
+    if health is not None:
+        @app.task
+        async def probe_services() -> None:
+            # a loop of its own rather than app.timer: a probe of a silent service may outlast
+            # the interval (Faust would log each overlap); Faust cancels the task at shutdown
+            await keep_probing(health, settings, [topics.events], asyncio.Event())
+
+    def note_failure(exc: BaseException) -> None:
+        failure = classify(exc, settings.kafka_bootstrap, settings.redis)
+        if health is not None and failure is not None:
+            health.record_failure(failure)
+
+    @app.timer(interval=PENDING_GRACE_SECONDS)
+    async def count_pending() -> None:
+        """Popularity/co-visitation increments a dead worker left pending, counted once."""
+        if "store" not in state:
+            return
+        try:
+            counted = await state["store"].drain_pending()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("Redis unavailable (%s); pending global increments wait", exc)
+            return
+        if counted:
+            log.info("counted %d pending global entries left by a dead worker", counted)
 
     async def apply_with_retry(valid: list[BehaviorEvent]) -> BatchResult:
         while "store" not in state:
@@ -105,6 +159,7 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest") -> Inge
                 result = await state["store"].apply_batch(valid)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 metrics.REDIS_RETRIES.inc()
+                note_failure(exc)
                 log.warning("Redis unavailable (%s); retrying batch of %d in %.1fs",
                             exc, len(valid), delay)
                 await asyncio.sleep(delay)
@@ -113,23 +168,59 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest") -> Inge
             metrics.UPDATE_LATENCY.observe(time.perf_counter() - started)
             return result
 
-    async def apply(batch: Sequence[faust.types.EventT]) -> Applied:
+    async def send_batched(triggers: Triggers) -> None:
+        # hand every trigger to the producer first, then wait for all acknowledgements
+        # (one wait per batch instead of Faust's per-message bookkeeping)
+        pending = [await app.producer.send(
+            topics.refresh, user.encode(), refresh_message(user, newest, events),
+            partition=None, timestamp=None, headers=None)
+            for user, (newest, events) in triggers.items()]
+        await asyncio.gather(*pending)
+
+    async def send_refreshes(triggers: Triggers, send: Sender) -> None:
+        """Emit the batch's triggers; while Kafka fails, retry them all with backoff (a
+        repeated trigger only makes the rerank worker refresh a list once more)."""
+        delay = 0.1
+        while True:
+            try:
+                await send(triggers)
+                return
+            except KafkaError as exc:
+                metrics.KAFKA_RETRIES.inc()
+                note_failure(exc)
+                log.warning("Kafka unavailable (%s); retrying %d refresh triggers in %.1fs",
+                            exc, len(triggers), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def process(batch: Sequence[faust.types.EventT], send: Sender | None = None) -> None:
+        if health is not None:
+            health.batch_started()
+        try:
+            await process_batch(batch, send or send_batched)
+        finally:
+            if health is not None:
+                health.batch_done()
+
+    async def process_batch(batch: Sequence[faust.types.EventT], send: Sender) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         valid: list[BehaviorEvent] = []
         counts: dict[str, int] = {}
         for event in batch:
             message = event.message
             try:
-                parsed = parse_event(message.value)
+                parsed = parse_event(message.value, limits=settings.limits)
             except InvalidEvent as error:
                 metrics.INVALID.labels(error.reason).inc()
-                await dlq_topic.send(key=message.key, value=dead_letter_record(
-                    message.value, error, message.topic, message.partition, message.offset))
+                key = message.key[:1024] if message.key else message.key  # a hostile key too
+                await dlq_topic.send(key=key, value=dead_letter_record(
+                    message.value, error, message.topic, message.partition, message.offset,
+                    keep_bytes=settings.limits.max_message_bytes))
                 continue
             valid.append(parsed)
             counts[parsed.behavior] = counts.get(parsed.behavior, 0) + 1
         if not valid:
-            return {}
+            return
         result = await apply_with_retry(valid)
         for behavior, n in counts.items():
             metrics.EVENTS.labels(behavior).inc(n)
@@ -137,36 +228,16 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest") -> Inge
         per_user: dict[str, int] = {}
         for e in valid:
             per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
-        return {user: (newest, per_user[user]) for user, newest in result.users.items()}
-
-    async def publish(applied: Applied) -> None:
-        # hand every trigger to the producer first, then wait for all acknowledgements
-        # (one wait per batch instead of Faust's per-message bookkeeping)
-        pending = [await app.producer.send(
-            topics.refresh, user.encode(), refresh_message(user, newest, events),
-            partition=None, timestamp=None, headers=None)
-            for user, (newest, events) in applied.items()]
-        await asyncio.gather(*pending)
-        metrics.REFRESHES.inc(len(applied))
+        await send_refreshes({user: (newest, per_user[user])
+                              for user, newest in result.users.items()}, send)
+        metrics.REFRESHES.inc(len(result.users))
 
     @app.on_after_configured.connect
     def _configured(app: faust.App, **_: Any) -> None:
-        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap, settings.redis)
+        log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap,
+                 redact(settings.redis))
 
-    return IngestParts(app, events_topic, refresh_topic, apply, publish)
-
-
-def create_app(settings: Settings, app_id: str = "stylestream-ingest") -> faust.App:
-    """The ingest app: batches of up to ``settings.batch_max`` events, closed after
-    ``settings.batch_within`` seconds at the latest."""
-    parts = build_ingest(settings, app_id)
-
-    @parts.app.agent(parts.events_topic, name="ingest")
-    async def ingest(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
-            await parts.publish(await parts.apply(batch))
-
-    return parts.app
+    return IngestParts(app, events_topic, refresh_topic, process)
 
 
 def run_worker(app: faust.App, loglevel: str = "warning") -> None:
@@ -179,7 +250,15 @@ def run_worker(app: faust.App, loglevel: str = "warning") -> None:
     if handlers:
         app.conf.loghandlers = handlers
         keep["logging_config"] = {"version": 1, "incremental": True}
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, **keep)
+    worker = RedactingWorker(app, loglevel=loglevel, quiet=True, **keep)
     if handlers:
         worker.spinner = None  # no terminal spinner codes in log files, no handler re-levelled
     worker.execute_from_commandline()
+
+
+class RedactingWorker(faust.Worker):
+    """Faust's worker, with secrets masked in the logging it sets up (streams/redact.py)."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        install_log_redaction(logger)

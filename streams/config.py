@@ -12,10 +12,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.behaviors import BEHAVIORS, DEFAULT_WEIGHTS
+from streams.redact import redact, register_secret
 
 T = TypeVar("T")
 
@@ -69,7 +71,11 @@ class DecaySettings(BaseModel):
     rebase_bound: float = Field(50.0, gt=0.0, le=500.0)
     max_items_per_user: int = Field(500, ge=1)
     ttl_seconds: int = Field(90 * 86400, ge=60)
+    #: Dedupe window in PROCESSING time: a user's seen event ids are forgotten this long after
+    #: they arrived (never by event time), so it must exceed any redelivery delay.
     dedupe_ttl_seconds: int = Field(7 * 86400, ge=60)
+    #: Most seen event ids kept per user inside the window (earliest arrivals forgotten first).
+    dedupe_max_ids: int = Field(100_000, ge=1)
 
     @field_validator("weights")
     @classmethod
@@ -88,6 +94,65 @@ class DecaySettings(BaseModel):
         return self.decay_per_day / 86400.0
 
 
+class InputLimits(BaseModel):
+    """What hostile or broken input may not exceed (event contract and catalog updates)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: Largest message value accepted (bytes); larger ones are dead-lettered / refused unread.
+    max_message_bytes: int = Field(256 * 1024, ge=256)
+    #: Longest identifier (event, user, item, session, store id) in characters.
+    max_id_length: int = Field(256, ge=8)
+    #: Earliest accepted event time (epoch s; default 2000-01-01: earlier is a unit error).
+    min_timestamp: float = Field(946_684_800.0, ge=0.0)
+    #: Producer clock skew allowed: later event times are refused as "from the future".
+    max_future_seconds: float = Field(86_400.0, ge=0.0)
+
+
+#: ``STYLESTREAM_KAFKA_SECURITY_PROTOCOL`` values (Kafka's own names).
+KAFKA_SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: ``STYLESTREAM_KAFKA_SASL_MECHANISM`` values.
+KAFKA_SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client authenticates (SASL) and encrypts (TLS): ``STYLESTREAM_KAFKA_*``.
+
+    Turned into client arguments in one place only: :func:`streams.security.kafka_client_kwargs`.
+    Passwords are left out of ``repr`` and masked in logs (:mod:`streams.redact`).
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+@dataclass(frozen=True)
+class RedisSecurity:
+    """Redis ACL credentials and TLS files (``STYLESTREAM_REDIS_*``); TLS itself is chosen by a
+    ``rediss://`` URL. Turned into client arguments by :func:`streams.security.redis_client_kwargs`.
+    """
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a worker needs to start: service URLs, topics, decay parameters."""
@@ -97,8 +162,15 @@ class Settings:
     home: str = "var"
     partitions: int = 4
     log_format: str = "text"
+    #: seconds a command or probe waits for Kafka or Redis to answer (STYLESTREAM_SERVICE_TIMEOUT)
+    service_timeout: float = 5.0
+    #: address the workers' metrics/health server binds (STYLESTREAM_METRICS_HOST)
+    metrics_host: str = "127.0.0.1"
     decay: DecaySettings = field(default_factory=DecaySettings)
+    limits: InputLimits = field(default_factory=InputLimits)
     topics: Topics = field(default_factory=Topics)
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    redis_security: RedisSecurity = field(default_factory=RedisSecurity)
     #: behaviours that take an item out of a shopper's lists (STYLESTREAM_EXCLUDE_BEHAVIORS)
     exclude_behaviors: frozenset[str] = frozenset({"purchase"})
     #: diversity step: items of one catalog category in a Top-5 at most
@@ -192,17 +264,31 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER",
                                         defaults.max_items_per_user),
             ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", defaults.ttl_seconds),
+            dedupe_ttl_seconds=_env_int(env, "STYLESTREAM_DEDUPE_WINDOW_SECONDS",
+                                        defaults.dedupe_ttl_seconds),
+            dedupe_max_ids=_env_int(env, "STYLESTREAM_DEDUPE_MAX_IDS", defaults.dedupe_max_ids),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"invalid decay setting {'.'.join(map(str, first['loc']))}: "
-                          f"{first['msg']}") from exc
+        name = '.'.join(map(str, first['loc']))
+        variable = DECAY_VARIABLES.get(name.split(".")[0], "STYLESTREAM_WEIGHTS")
+        raise ConfigError(f"{variable}: invalid decay setting {name}: {first['msg']}") from exc
+    limits = _input_limits(env)
     partitions = _env_int(env, "STYLESTREAM_PARTITIONS", Settings.partitions)
     if partitions < 1:
         raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
+    service_timeout = _env_float(env, "STYLESTREAM_SERVICE_TIMEOUT", 5.0)
+    if not 0 < service_timeout <= 600:
+        raise ConfigError(f"STYLESTREAM_SERVICE_TIMEOUT={service_timeout!r}: expected seconds "
+                          "in (0, 600]")
+    metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or "127.0.0.1").strip()
+    if not metrics_host or any(c.isspace() or c == "/" for c in metrics_host):
+        raise ConfigError(f"STYLESTREAM_METRICS_HOST={metrics_host!r}: expected an address to "
+                          "bind, e.g. 127.0.0.1 or 0.0.0.0")
     redis_url = env.get("STYLESTREAM_REDIS") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"STYLESTREAM_REDIS={redis_url!r}: expected redis://host:port/db")
+        raise ConfigError(f"STYLESTREAM_REDIS={redact(redis_url)!r}: expected "
+                          "redis://host:port/db")
     exclude = Settings.exclude_behaviors
     if env.get("STYLESTREAM_EXCLUDE_BEHAVIORS") is not None:
         exclude = frozenset(b.strip() for b in env["STYLESTREAM_EXCLUDE_BEHAVIORS"].split(",")
@@ -232,5 +318,119 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         home=env.get("STYLESTREAM_HOME") or Settings.home,
         partitions=partitions,
         log_format=log_format_from_env(env),
+        service_timeout=service_timeout,
+        metrics_host=metrics_host,
         decay=decay,
+        limits=limits,
+        kafka_security=kafka_security_from_env(env),
+        redis_security=redis_security_from_env(env, redis_url),
     )
+
+
+def _env_file(env: dict[str, str], name: str) -> str | None:
+    """A path setting that must name a readable file when set."""
+    raw = env.get(name) or None
+    if raw is not None and not (os.path.isfile(raw) and os.access(raw, os.R_OK)):
+        raise ConfigError(f"{name}={raw!r}: no readable file there")
+    return raw
+
+
+def kafka_security_from_env(env: dict[str, str]) -> KafkaSecurity:
+    """``STYLESTREAM_KAFKA_SECURITY_PROTOCOL``, ``_SASL_*`` and ``_SSL_*``, checked together."""
+    protocol = (env.get("STYLESTREAM_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").strip().upper()
+    if protocol not in KAFKA_SECURITY_PROTOCOLS:
+        raise ConfigError(f"STYLESTREAM_KAFKA_SECURITY_PROTOCOL={protocol!r}: expected one of "
+                          f"{', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+    mechanism = (env.get("STYLESTREAM_KAFKA_SASL_MECHANISM") or "PLAIN").strip().upper()
+    if mechanism not in KAFKA_SASL_MECHANISMS:
+        raise ConfigError(f"STYLESTREAM_KAFKA_SASL_MECHANISM={mechanism!r}: expected one of "
+                          f"{', '.join(KAFKA_SASL_MECHANISMS)}")
+    username = env.get("STYLESTREAM_KAFKA_SASL_USERNAME") or None
+    password = env.get("STYLESTREAM_KAFKA_SASL_PASSWORD") or None
+    register_secret(password)
+    security = KafkaSecurity(
+        protocol=protocol, sasl_mechanism=mechanism, sasl_username=username,
+        sasl_password=password,
+        ssl_cafile=_env_file(env, "STYLESTREAM_KAFKA_SSL_CAFILE"),
+        ssl_certfile=_env_file(env, "STYLESTREAM_KAFKA_SSL_CERTFILE"),
+        ssl_keyfile=_env_file(env, "STYLESTREAM_KAFKA_SSL_KEYFILE"))
+    if security.uses_sasl and not (username and password):
+        raise ConfigError("STYLESTREAM_KAFKA_SASL_USERNAME and STYLESTREAM_KAFKA_SASL_PASSWORD "
+                          f"are required with STYLESTREAM_KAFKA_SECURITY_PROTOCOL={protocol}")
+    if not security.uses_sasl and (username or password):
+        raise ConfigError("STYLESTREAM_KAFKA_SASL_USERNAME/_PASSWORD are set but "
+                          f"STYLESTREAM_KAFKA_SECURITY_PROTOCOL={protocol} does not authenticate: "
+                          "use SASL_PLAINTEXT or SASL_SSL")
+    tls_files = [n for n, v in (("STYLESTREAM_KAFKA_SSL_CAFILE", security.ssl_cafile),
+                                ("STYLESTREAM_KAFKA_SSL_CERTFILE", security.ssl_certfile),
+                                ("STYLESTREAM_KAFKA_SSL_KEYFILE", security.ssl_keyfile)) if v]
+    if tls_files and not security.uses_tls:
+        raise ConfigError(f"{tls_files[0]} is set but STYLESTREAM_KAFKA_SECURITY_PROTOCOL="
+                          f"{protocol} does not use TLS: use SSL or SASL_SSL")
+    if security.ssl_keyfile and not security.ssl_certfile:
+        raise ConfigError("STYLESTREAM_KAFKA_SSL_KEYFILE needs STYLESTREAM_KAFKA_SSL_CERTFILE")
+    return security
+
+
+def redis_security_from_env(env: dict[str, str], redis_url: str | None) -> RedisSecurity:
+    """``STYLESTREAM_REDIS_USERNAME``/``_PASSWORD`` (ACL) and ``_CA_FILE``/``_CERTFILE``/
+    ``_KEYFILE`` (TLS, with a ``rediss://`` URL), checked against the URL."""
+    username = env.get("STYLESTREAM_REDIS_USERNAME") or None
+    password = env.get("STYLESTREAM_REDIS_PASSWORD") or None
+    register_secret(password)
+    if redis_url:
+        url_password = urlsplit(redis_url).password
+        register_secret(url_password)
+        register_secret(unquote(url_password or ""))
+    security = RedisSecurity(
+        username=username, password=password,
+        ca_file=_env_file(env, "STYLESTREAM_REDIS_CA_FILE"),
+        certfile=_env_file(env, "STYLESTREAM_REDIS_CERTFILE"),
+        keyfile=_env_file(env, "STYLESTREAM_REDIS_KEYFILE"))
+    if username and not password:
+        raise ConfigError("STYLESTREAM_REDIS_USERNAME needs STYLESTREAM_REDIS_PASSWORD")
+    if password and redis_url and "@" in redis_url.split("://", 1)[-1].split("/", 1)[0]:
+        raise ConfigError("STYLESTREAM_REDIS_PASSWORD is set and STYLESTREAM_REDIS carries "
+                          "credentials too: give them in one place")
+    tls_files = [n for n, v in (("STYLESTREAM_REDIS_CA_FILE", security.ca_file),
+                                ("STYLESTREAM_REDIS_CERTFILE", security.certfile),
+                                ("STYLESTREAM_REDIS_KEYFILE", security.keyfile)) if v]
+    if tls_files and not (redis_url or "").startswith("rediss://"):
+        raise ConfigError(f"{tls_files[0]} is set but STYLESTREAM_REDIS is not a rediss:// URL "
+                          "(TLS)")
+    if security.keyfile and not security.certfile:
+        raise ConfigError("STYLESTREAM_REDIS_KEYFILE needs STYLESTREAM_REDIS_CERTFILE")
+    return security
+
+
+#: Environment variable of each env-driven :class:`DecaySettings` field.
+DECAY_VARIABLES: dict[str, str] = {
+    "decay_per_day": "STYLESTREAM_DECAY_PER_DAY",
+    "rebase_bound": "STYLESTREAM_REBASE_BOUND",
+    "max_items_per_user": "STYLESTREAM_MAX_ITEMS_PER_USER",
+    "ttl_seconds": "STYLESTREAM_TTL_SECONDS",
+    "dedupe_ttl_seconds": "STYLESTREAM_DEDUPE_WINDOW_SECONDS",
+    "dedupe_max_ids": "STYLESTREAM_DEDUPE_MAX_IDS",
+}
+
+#: Environment variable of each :class:`InputLimits` field.
+LIMIT_VARIABLES: dict[str, str] = {
+    "max_message_bytes": "STYLESTREAM_MAX_MESSAGE_BYTES",
+    "max_id_length": "STYLESTREAM_MAX_ID_LENGTH",
+    "min_timestamp": "STYLESTREAM_MIN_TIMESTAMP",
+    "max_future_seconds": "STYLESTREAM_MAX_FUTURE_SECONDS",
+}
+
+
+def _input_limits(env: dict[str, str]) -> InputLimits:
+    defaults = InputLimits()
+    values: dict[str, float] = {}
+    for name, variable in LIMIT_VARIABLES.items():
+        default = getattr(defaults, name)
+        reader = _env_int if isinstance(default, int) else _env_float
+        values[name] = reader(env, variable, default)
+    try:
+        return InputLimits(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{LIMIT_VARIABLES[str(first['loc'][0])]}: {first['msg']}") from exc

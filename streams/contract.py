@@ -5,6 +5,11 @@ An event is UTF-8 JSON with ``event_id``, ``user_id``, ``item_id``, ``behavior``
 "browsing") and ``timestamp`` (event time: epoch seconds, or ISO-8601 with a zone). Optional:
 ``session_id``, ``store_id``, ``lat``, ``lon``. Unknown fields are ignored.
 
+Limits (:class:`streams.config.InputLimits`, from ``STYLESTREAM_*`` settings): the message size,
+the identifier length and the accepted event-time range; hostile input of any shape (random
+bytes, deep JSON, NaN/±inf, huge numbers, control characters, wrong types) ends as an
+:class:`InvalidEvent` with its reason (``tests/test_fuzz_input.py``).
+
 :func:`parse_event` never raises anything but :class:`InvalidEvent`, whose ``reason`` is a short
 machine-readable code and whose message says what is wrong in words; the ingest agent sends such
 records to the dead-letter topic with both.
@@ -13,6 +18,7 @@ records to the dead-letter topic with both.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import time
@@ -21,14 +27,16 @@ from datetime import datetime
 from typing import Any
 
 from models.behaviors import BEHAVIORS
+from streams.config import InputLimits
 
 BEHAVIOR_ALIASES: dict[str, str] = {"click": "view", "pv": "view", "fav": "favorite",
                                     "buy": "purchase", "add_to_cart": "cart"}
-MAX_ID_LENGTH = 256
+DEFAULT_LIMITS = InputLimits()
+MAX_ID_LENGTH = DEFAULT_LIMITS.max_id_length
 #: Events before 2000-01-01 are certainly wrong (a unit or parsing error upstream).
-MIN_TIMESTAMP = 946_684_800.0
+MIN_TIMESTAMP = DEFAULT_LIMITS.min_timestamp
 #: Clock skew allowed for producers; beyond it an event is refused as "from the future".
-DEFAULT_MAX_FUTURE_SECONDS = 86_400.0
+DEFAULT_MAX_FUTURE_SECONDS = DEFAULT_LIMITS.max_future_seconds
 
 
 class InvalidEvent(ValueError):
@@ -53,7 +61,8 @@ class BehaviorEvent:
     lon: float | None = None
 
 
-def _identifier(data: dict[str, Any], name: str, required: bool = True) -> str | None:
+def _identifier(data: dict[str, Any], name: str, required: bool = True,
+                max_length: int = MAX_ID_LENGTH) -> str | None:
     value = data.get(name)
     if value is None:
         if required:
@@ -65,8 +74,8 @@ def _identifier(data: dict[str, Any], name: str, required: bool = True) -> str |
     text = str(value).strip()
     if not text:
         raise InvalidEvent(f"bad_{name}", f"{name} is empty")
-    if len(text) > MAX_ID_LENGTH:
-        raise InvalidEvent(f"bad_{name}", f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if len(text) > max_length:
+        raise InvalidEvent(f"bad_{name}", f"{name} is longer than {max_length} characters")
     if not text.isprintable():
         raise InvalidEvent(f"bad_{name}", f"{name} contains control characters")
     return text
@@ -84,20 +93,25 @@ def _parse_iso(text: str) -> datetime:
 
 
 def parse_timestamp(value: Any, now: float | None = None,
-                    max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS) -> float:
+                    max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS,
+                    min_timestamp: float = MIN_TIMESTAMP) -> float:
     """Epoch seconds (int/float/numeric string) or ISO-8601 with a zone → epoch seconds."""
     if value is None:
         raise InvalidEvent("missing_timestamp", "field 'timestamp' is required")
     if isinstance(value, bool):
         raise InvalidEvent("bad_timestamp", "timestamp must be epoch seconds or ISO-8601")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf
     elif isinstance(value, str):
         text = value.strip()
         try:
             seconds = float(text)
         except ValueError:
-            seconds = _parse_iso(text).timestamp()
+            try:
+                seconds = _parse_iso(text).timestamp()
+            except (OverflowError, OSError, ValueError):
+                raise InvalidEvent("bad_timestamp", f"timestamp {text[:40]!r} is out of "
+                                   "range") from None
     else:
         raise InvalidEvent("bad_timestamp", f"timestamp must be a number or string, got "
                                             f"{type(value).__name__}")
@@ -107,8 +121,9 @@ def parse_timestamp(value: Any, now: float | None = None,
     if seconds > now + max_future_seconds:
         hint = " (milliseconds? send seconds)" if seconds > 1e11 else ""
         raise InvalidEvent("future_timestamp", f"timestamp {seconds:.0f} is in the future{hint}")
-    if seconds < MIN_TIMESTAMP:
-        raise InvalidEvent("bad_timestamp", f"timestamp {seconds:.0f} is before 2000-01-01")
+    if seconds < min_timestamp:
+        raise InvalidEvent("bad_timestamp", f"timestamp {seconds:.0f} is before the earliest "
+                           f"accepted ({min_timestamp:.0f})")
     return seconds
 
 
@@ -118,21 +133,27 @@ def _coordinate(data: dict[str, Any], name: str, bound: float) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidEvent(f"bad_{name}", f"{name} must be a number")
-    if not math.isfinite(value) or abs(value) > bound:
+    if isinstance(value, float) and not math.isfinite(value) or abs(value) > bound:
         raise InvalidEvent(f"bad_{name}", f"{name} must lie within ±{bound}")
     return float(value)
 
 
 def validate_event(data: Any, now: float | None = None,
-                   max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS) -> BehaviorEvent:
-    """A decoded JSON value → :class:`BehaviorEvent`, or :class:`InvalidEvent`."""
+                   max_future_seconds: float | None = None,
+                   limits: InputLimits = DEFAULT_LIMITS) -> BehaviorEvent:
+    """A decoded JSON value → :class:`BehaviorEvent`, or :class:`InvalidEvent`.
+
+    ``max_future_seconds`` overrides ``limits.max_future_seconds`` (tools reading history)."""
     if not isinstance(data, dict):
         raise InvalidEvent("not_an_object", f"event must be a JSON object, got "
                                             f"{type(data).__name__}")
     raw_behavior = data.get("behavior")
     if raw_behavior is None:
         raise InvalidEvent("missing_behavior", "field 'behavior' is required")
-    behavior = str(raw_behavior).strip().lower()
+    if not isinstance(raw_behavior, str):
+        raise InvalidEvent("unknown_behavior", f"behavior must be a string, got "
+                                               f"{type(raw_behavior).__name__}")
+    behavior = raw_behavior.strip().lower()
     behavior = BEHAVIOR_ALIASES.get(behavior, behavior)
     if behavior not in BEHAVIORS:
         raise InvalidEvent("unknown_behavior", f"behavior {str(raw_behavior)[:40]!r} is not one "
@@ -141,24 +162,45 @@ def validate_event(data: Any, now: float | None = None,
     lon = _coordinate(data, "lon", 180.0)
     if (lat is None) != (lon is None):
         raise InvalidEvent("bad_location", "lat and lon must come together")
+    future = limits.max_future_seconds if max_future_seconds is None else max_future_seconds
+    n = limits.max_id_length
     return BehaviorEvent(
-        event_id=_identifier(data, "event_id"),  # type: ignore[arg-type]
-        user_id=_identifier(data, "user_id"),  # type: ignore[arg-type]
-        item_id=_identifier(data, "item_id"),  # type: ignore[arg-type]
+        event_id=_identifier(data, "event_id", max_length=n),  # type: ignore[arg-type]
+        user_id=_identifier(data, "user_id", max_length=n),  # type: ignore[arg-type]
+        item_id=_identifier(data, "item_id", max_length=n),  # type: ignore[arg-type]
         behavior=behavior,
-        timestamp=parse_timestamp(data.get("timestamp"), now, max_future_seconds),
-        session_id=_identifier(data, "session_id", required=False),
-        store_id=_identifier(data, "store_id", required=False),
+        timestamp=parse_timestamp(data.get("timestamp"), now, future, limits.min_timestamp),
+        session_id=_identifier(data, "session_id", required=False, max_length=n),
+        store_id=_identifier(data, "store_id", required=False, max_length=n),
         lat=lat,
         lon=lon,
     )
 
 
 def parse_event(raw: bytes | str | None, now: float | None = None,
-                max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS) -> BehaviorEvent:
-    """Message bytes → :class:`BehaviorEvent`; anything wrong → :class:`InvalidEvent`."""
+                max_future_seconds: float | None = None,
+                limits: InputLimits = DEFAULT_LIMITS) -> BehaviorEvent:
+    """Message bytes → :class:`BehaviorEvent`; anything wrong → :class:`InvalidEvent`.
+
+    Never raises anything else: an unforeseen failure of the checks is reported as reason
+    ``unreadable`` (the fuzz tests hold that it does not happen) rather than stopping the
+    worker."""
+    try:
+        return _parse_event(raw, now, max_future_seconds, limits)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # noqa: BLE001 - bad input must never stop the ingest worker
+        raise InvalidEvent("unreadable", f"record could not be checked "
+                                         f"({type(exc).__name__})") from None
+
+
+def _parse_event(raw: bytes | str | None, now: float | None, max_future_seconds: float | None,
+                 limits: InputLimits) -> BehaviorEvent:
     if raw is None or len(raw) == 0:
         raise InvalidEvent("empty", "message value is empty")
+    if len(raw) > limits.max_message_bytes:
+        raise InvalidEvent("too_large", f"message value has {len(raw)} bytes, more than the "
+                                        f"{limits.max_message_bytes} accepted")
     if isinstance(raw, bytes | bytearray):
         try:
             raw = raw.decode("utf-8")
@@ -171,16 +213,21 @@ def parse_event(raw: bytes | str | None, now: float | None = None,
                                        f"{exc.pos})") from None
     except RecursionError:
         raise InvalidEvent("not_json", "message value nests too deeply") from None
-    return validate_event(data, now, max_future_seconds)
+    return validate_event(data, now, max_future_seconds, limits)
 
 
 def dead_letter_record(raw: bytes | None, error: InvalidEvent, topic: str, partition: int,
-                       offset: int, failed_at: float | None = None) -> bytes:
+                       offset: int, failed_at: float | None = None,
+                       keep_bytes: int = DEFAULT_LIMITS.max_message_bytes) -> bytes:
     """The DLQ message: the original bytes (base64, exact) beside the reason and provenance.
 
     ``original_text`` repeats the bytes as text when they are valid UTF-8, for people reading.
+    A value longer than ``keep_bytes`` (refused as too large) keeps only its first ``keep_bytes``
+    bytes, flagged ``original_truncated`` with the full ``original_size`` and ``original_sha256``,
+    so the dead letter itself stays small enough to publish.
     """
     original = raw or b""
+    kept = original[:keep_bytes]
     record: dict[str, Any] = {
         "reason": error.reason,
         "detail": error.detail,
@@ -188,10 +235,13 @@ def dead_letter_record(raw: bytes | None, error: InvalidEvent, topic: str, parti
         "partition": partition,
         "offset": offset,
         "failed_at": time.time() if failed_at is None else failed_at,
-        "original_b64": base64.b64encode(original).decode("ascii"),
+        "original_b64": base64.b64encode(kept).decode("ascii"),
     }
+    if len(kept) < len(original):
+        record.update(original_truncated=True, original_size=len(original),
+                      original_sha256=hashlib.sha256(original).hexdigest())
     try:
-        record["original_text"] = original.decode("utf-8")
+        record["original_text"] = kept.decode("utf-8")
     except UnicodeDecodeError:
         pass
     return json.dumps(record, separators=(",", ":")).encode()

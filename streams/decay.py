@@ -19,8 +19,9 @@ events later than the read time T (clock skew) are counted with their (> 1) grow
 than dropped, which keeps S equal to the exact sum of Eq. 3 for any T.
 
 This module is the pure-Python reference; ``streams/lua/apply_user_events.lua`` performs the
-same update atomically in Redis. ``tests/test_decay.py`` holds this reference equal to Eq. 1–3
-summed directly, and ``tests/test_store_lua.py`` holds the script equal to this reference.
+same update (and the same dedupe by arrival time) atomically in Redis. ``tests/test_decay.py``
+holds this reference equal to Eq. 1–3 summed directly, and ``tests/test_store_lua.py`` holds the
+script equal to this reference.
 """
 
 from __future__ import annotations
@@ -72,24 +73,59 @@ class DecayedScores:
     """Reference implementation of the streaming score store (same rules as the Lua script).
 
     ``apply`` returns ``"applied"``, ``"duplicate"`` (event id seen before) and performs the
-    rebase and the per-user cap exactly as the Lua script does.
+    rebase and the per-user cap exactly as the Lua script does. Seen ids are remembered with
+    their *arrival* time ``now`` (never their event time); :meth:`apply_batch` forgets, after
+    the batch, those of its users that arrived more than ``dedupe_window`` seconds before
+    ``now`` and, beyond ``dedupe_max_ids`` per user, the earliest arrivals (ties: lowest id) —
+    the Lua script's rule, call by call. Plain :meth:`apply` never forgets.
     """
 
     def __init__(self, weights: Mapping[str, float], decay_per_day: float,
-                 rebase_bound: float = 50.0, max_items: int | None = None) -> None:
+                 rebase_bound: float = 50.0, max_items: int | None = None,
+                 dedupe_window: float = math.inf, dedupe_max_ids: int | None = None) -> None:
         self.weights = dict(weights)
         self.decay_per_day = decay_per_day
         self.rebase_bound = rebase_bound
         self.max_items = max_items
+        self.dedupe_window = dedupe_window
+        self.dedupe_max_ids = dedupe_max_ids
         self.users: dict[str, UserState] = defaultdict(UserState)
         # dedupe is per user (the Lua script keeps a user's seen ids under the user's hash tag;
-        # a redelivered event carries the same user)
-        self.seen: set[tuple[str, str]] = set()
+        # a redelivered event carries the same user): user -> event id -> arrival time
+        self.seen: dict[str, dict[str, float]] = defaultdict(dict)
 
-    def apply(self, event_id: str, user: str, item: str, behavior: str, t: float) -> str:
-        if (user, event_id) in self.seen:
+    def apply_batch(self, events: Iterable[tuple[str, str, str, str, float]], now: float,
+                    ) -> list[str]:
+        """``(event_id, user, item, behavior, t)`` events arriving together at ``now`` (one
+        Lua call), then the forgetting rule for the users with an applied event."""
+        statuses, touched = [], {}
+        for event_id, user, item, behavior, t in events:
+            status = self.apply(event_id, user, item, behavior, t, now)
+            statuses.append(status)
+            if status == "applied":
+                touched[user] = None
+        for user in touched:
+            self.forget(user, now)
+        return statuses
+
+    def forget(self, user: str, now: float) -> None:
+        """Drop ``user``'s seen ids older than the window (in arrival time), then the earliest
+        arrivals beyond the count cap."""
+        seen = self.seen[user]
+        horizon = now - self.dedupe_window
+        for event_id in [e for e, arrived in seen.items() if arrived < horizon]:
+            del seen[event_id]
+        if self.dedupe_max_ids is not None and len(seen) > self.dedupe_max_ids:
+            ranked = sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+            for event_id, _ in ranked[: len(seen) - self.dedupe_max_ids]:
+                del seen[event_id]
+
+    def apply(self, event_id: str, user: str, item: str, behavior: str, t: float,
+              now: float = 0.0) -> str:
+        seen = self.seen[user]
+        if event_id in seen:
             return "duplicate"
-        self.seen.add((user, event_id))
+        seen[event_id] = now
         state = self.users[user]
         if state.ref is None:
             state.ref = t

@@ -19,3 +19,5 @@ UPDATE_LATENCY = Histogram("stylestream_score_update_seconds",
                                     0.5, 1.0))
 REDIS_RETRIES = Counter("stylestream_redis_retries_total",
                         "Batches retried because Redis could not be reached")
+KAFKA_RETRIES = Counter("stylestream_kafka_retries_total",
+                        "Sends retried because Kafka could not be reached")

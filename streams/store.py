@@ -7,16 +7,33 @@ popularity and co-visitation counters). Both are loaded once and called by SHA (
 
 Reads turn accumulators into scores at a time ``T``: ``S = A · exp(−λ (T − r))``.
 
-Global counters are updated only for events the user script applied, after it: a crash between
-the two calls can under-count popularity/co-visitation for that batch (never double-count);
-user scores stay exact either way, since the user script is the deduplicating one.
+Exactly once under crashes and redeliveries:
+
+- the user script dedupes by ``event_id`` per user, remembering ids by *arrival* time (the
+  Redis server clock unless ``now`` is given) for ``dedupe_ttl_seconds`` and at most
+  ``dedupe_max_ids`` per user, so a redelivered event of any event-time age changes nothing;
+- in the same atomic step it records the global increments of the events it applied as a
+  *pending entry* of its shard (``ss:{s<k>}:pending``); the global script counts an entry at most
+  once (its id goes into ``ss:{g}:applied``), and only then is the entry deleted. A worker that
+  dies between the calls leaves its entries pending; the next call on that shard (the
+  redelivered batch touches the same shards) or the ingest worker's timer
+  (:meth:`ScoreStore.drain_pending`) returns them once they are older than
+  :data:`PENDING_GRACE_SECONDS`, and they are counted then — popularity and co-visitation are
+  neither lost nor counted twice.
+- the applied set stays small: a deleted entry's id is forgotten :data:`FORGET_AFTER_SECONDS`
+  later (the next global call carries it); only ids of a worker that died between counting and
+  telling stay, for the dedupe window. The one interleaving left uncovered needs two callers
+  each stalled longer than the grace period between their two scripts (one reading the other's
+  entry as a leftover just before its deletion).
 """
 
 from __future__ import annotations
 
 import math
+import time
+import uuid
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -26,8 +43,9 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from models.behaviors import BEHAVIOR_RANK
-from streams.config import DecaySettings
+from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
+from streams.security import redis_client_kwargs
 
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
 RANK_TEXT: dict[str, str] = {k: str(v) for k, v in BEHAVIOR_RANK.items()}
@@ -61,6 +79,30 @@ def user_keys(user_id: str) -> list[str]:
 
 
 GLOBAL_KEYS = [f"ss:{GLOBAL_TAG}:pop", f"ss:{GLOBAL_TAG}:meta", f"ss:{GLOBAL_TAG}:cvkeys"]
+#: Pending-entry ids already counted by the global script (see the module docstring).
+GLOBAL_APPLIED_KEY = f"ss:{GLOBAL_TAG}:applied"
+#: A shard's pending entry older than this is taken to be left by a dead caller and is counted
+#: by whoever touches the shard next (younger ones belong to a caller still at work; counting
+#: them twice would be harmless, only wasteful).
+PENDING_GRACE_SECONDS = 30.0
+#: A deleted entry's id stays in the applied set this much longer, so that a caller that read
+#: the entry as a leftover just before it was deleted still finds it counted.
+FORGET_AFTER_SECONDS = 2 * PENDING_GRACE_SECONDS
+
+
+def pending_key(prefix: str) -> str:
+    """The pending-entry hash of a shard (``prefix`` from :func:`shard_prefix`)."""
+    return prefix + "pending"
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """Global increments recorded by the user script: id, packed popularity, packed pairs."""
+
+    shard: str
+    entry_id: str
+    popularity: str
+    covisits: str
 
 
 @dataclass
@@ -83,6 +125,9 @@ class ScoreStore:
         self._lam_text = repr(self.lam)
         self.covisit_fanout = covisit_fanout
         self.covisit_cap = covisit_cap
+        #: seconds after deleting an entry before its id leaves the applied set
+        self.forget_after = FORGET_AFTER_SECONDS
+        self._released: deque[tuple[float, str]] = deque()
         self._user_script = client.register_script(_lua("apply_user_events.lua"))
         self._global_script = client.register_script(_lua("apply_global_events.lua"))
         self._profiles_script = client.register_script(_lua("read_profiles.lua"))
@@ -91,6 +136,14 @@ class ScoreStore:
     @classmethod
     def from_url(cls, url: str, decay: DecaySettings, **kwargs: int) -> ScoreStore:
         return cls(aioredis.Redis.from_url(url, decode_responses=True), decay, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: int) -> ScoreStore:
+        """The store at ``settings.redis``, with its ACL credentials and TLS files
+        (:func:`streams.security.redis_client_kwargs`)."""
+        client = aioredis.Redis.from_url(settings.redis, decode_responses=True,
+                                         **redis_client_kwargs(settings))
+        return cls(client, settings.decay, **kwargs)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -131,49 +184,112 @@ class ScoreStore:
 
     # --- writes ---------------------------------------------------------------------------
 
-    def _user_args(self, events: list[BehaviorEvent]) -> list[str | float | int]:
+    def _user_args(self, events: list[BehaviorEvent], now: float | None, entry_id: str,
+                   ) -> list[str | float | int]:
         d = self.decay
         packed = RS.join(US.join((e.user_id, e.event_id, e.item_id, repr(d.weights[e.behavior]),
                                   RANK_TEXT[e.behavior], repr(e.timestamp),
                                   f"{e.lat!r},{e.lon!r}" if e.lat is not None else ""))
                          for e in events)
         return [self._lam_text, d.rebase_bound, d.max_items_per_user, d.ttl_seconds,
-                d.dedupe_ttl_seconds, self.covisit_fanout, packed]
+                d.dedupe_ttl_seconds, self.covisit_fanout, packed,
+                "" if now is None else repr(now), d.dedupe_max_ids, entry_id,
+                repr(PENDING_GRACE_SECONDS)]
 
-    async def apply_batch(self, events: list[BehaviorEvent]) -> BatchResult:
-        """Apply a batch atomically per user; duplicates (by ``event_id``) change nothing."""
+    async def apply_batch(self, events: list[BehaviorEvent], now: float | None = None,
+                          ) -> BatchResult:
+        """Apply a batch atomically per user; duplicates (by ``event_id``) change nothing.
+
+        ``now``: the arrival time the seen ids are kept by (default: the Redis server clock;
+        tests and tools that replay history may pass their own). Then the batch's global
+        increments, and any a dead caller left pending on the same shards, are counted once.
+        """
+        result, entries = await self.apply_users(events, now)
+        await self.apply_globals(entries, now)
+        return result
+
+    async def apply_users(self, events: list[BehaviorEvent], now: float | None = None,
+                          ) -> tuple[BatchResult, list[PendingEntry]]:
+        """The first step of :meth:`apply_batch`: user scores, seen ids and pending entries."""
         result = BatchResult()
         if not events:
-            return result
+            return result, []
         by_shard: dict[str, list[BehaviorEvent]] = defaultdict(list)
         for event in events:
             by_shard[shard_prefix(event.user_id)].append(event)
+        batch = uuid.uuid4().hex[:16]
         replies = await self._pipelined_script(
-            self._user_script, [([prefix], self._user_args(shard_events))
+            self._user_script, [([prefix], self._user_args(shard_events, now, batch + prefix))
                                 for prefix, shard_events in by_shard.items()])
-        popularity: list[str] = []
-        covisits: list[str] = []
-        for shard_events, reply in zip(by_shard.values(), replies, strict=True):
-            for k, event in enumerate(shard_events):
-                status, partners = int(reply[2 * k]), reply[2 * k + 1]
-                if not status:
+        entries: list[PendingEntry] = []
+        for (prefix, shard_events), reply in zip(by_shard.items(), replies, strict=True):
+            for event, status in zip(shard_events, reply, strict=False):
+                if not int(status):
                     result.duplicates += 1
                     continue
                 result.applied += 1
-                tail = f"{US}{self.decay.weights[event.behavior]!r}{US}{event.timestamp!r}"
-                popularity.append(event.item_id + tail)
-                for other in partners.split(US) if partners else ():
-                    covisits.append(f"{event.item_id}{US}{other}{tail}")
                 user = event.user_id
                 if event.timestamp > result.users.get(user, -math.inf):
                     result.users[user] = event.timestamp
-        if popularity:
-            await self._global_script(
-                keys=GLOBAL_KEYS,
-                args=[self._lam_text, self.decay.rebase_bound, self.covisit_cap,
-                      self.decay.ttl_seconds, COVIS_PREFIX, RS.join(popularity),
-                      RS.join(covisits)])
-        return result
+            tail = reply[len(shard_events):]
+            entries.extend(PendingEntry(prefix, *tail[k:k + 3]) for k in range(0, len(tail), 3))
+        return result, entries
+
+    async def drain_pending(self, now: float | None = None) -> int:
+        """Count every shard's pending entries older than :data:`PENDING_GRACE_SECONDS` (left
+        by a caller that died between the scripts, whose shards no later batch touched); the
+        ingest worker calls this on a timer. Returns how many entries were counted."""
+        prefixes = [f"ss:{{s{k}}}:" for k in range(USER_SHARDS)]
+        replies = await self._pipelined_script(
+            self._user_script, [([prefix], self._user_args([], now, "")) for prefix in prefixes])
+        entries = [PendingEntry(prefix, *reply[k:k + 3])
+                   for prefix, reply in zip(prefixes, replies, strict=True)
+                   for k in range(0, len(reply), 3)]
+        await self.apply_globals(entries, now)
+        return len(entries)
+
+    async def apply_globals(self, entries: list[PendingEntry], now: float | None = None) -> None:
+        """The second step: count pending entries in popularity and co-visitation (each entry
+        at most once, whoever calls), then delete them from their shards."""
+        if not entries:
+            return
+        await self.count_globals(entries, now)
+        await self.release_pending(entries)
+
+    async def count_globals(self, entries: list[PendingEntry], now: float | None = None) -> None:
+        """Run the global script on ``entries`` (those counted before are skipped there). Also
+        hands it the ids of entries deleted at least :attr:`forget_after` seconds ago, which it
+        forgets: the applied-id set holds only entries not yet known to be deleted (plus, for
+        the dedupe window, those of a caller that died before telling)."""
+        if not entries:
+            return
+        cutoff = time.monotonic() - self.forget_after
+        forget: list[str] = []
+        while self._released and self._released[0][0] <= cutoff:
+            forget.append(self._released.popleft()[1])
+        args: list[str | float | int] = [
+            self._lam_text, self.decay.rebase_bound, self.covisit_cap, self.decay.ttl_seconds,
+            COVIS_PREFIX, "" if now is None else repr(now), self.decay.dedupe_ttl_seconds,
+            US.join(forget)]
+        for entry in entries:
+            args += [entry.entry_id, entry.popularity, entry.covisits]
+        try:
+            await self._global_script(keys=[*GLOBAL_KEYS, GLOBAL_APPLIED_KEY], args=args)
+        except BaseException:
+            self._released.extendleft((cutoff, entry_id) for entry_id in reversed(forget))
+            raise
+
+    async def release_pending(self, entries: list[PendingEntry]) -> None:
+        """Delete counted entries from their shards' pending hashes."""
+        by_shard: dict[str, list[str]] = defaultdict(list)
+        for entry in entries:
+            by_shard[entry.shard].append(entry.entry_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, ids in by_shard.items():
+                pipe.hdel(pending_key(shard), *ids)
+            await pipe.execute()
+        released = time.monotonic()
+        self._released.extend((released, entry.entry_id) for entry in entries)
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -39,6 +39,17 @@ def module_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
         yield svc
 
 
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets() -> Iterator[None]:
+    """Each test starts with no registered secret: a test that loads settings with a one-letter
+    password must not mask that letter in every later test's output."""
+    from streams import redact
+
+    yield
+    with redact._lock:
+        redact._secrets.clear()
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory):
     """The fusion network trained on :func:`tests.fusion_toy.toy_problem`, saved as a

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from kafka import KafkaConsumer, KafkaProducer
 
 from scripts.embedded import EmbeddedServices, stop_processes
+from streams.config import load_settings
+from streams.security import kafka_client_kwargs
 
 
 @contextlib.contextmanager
@@ -29,8 +31,14 @@ def running(services: EmbeddedServices, *commands: list[str],
         stop_processes(*procs)
 
 
+def client_kwargs(services: EmbeddedServices) -> dict:
+    """The SASL/TLS arguments the product's helper derives from ``services.env()``."""
+    return kafka_client_kwargs(load_settings(services.env()), "kafka-python")
+
+
 def produce(services: EmbeddedServices, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=services.kafka_url, linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=services.kafka_url, linger_ms=5,
+                             **client_kwargs(services))
     for key, value in records:
         producer.send(topic, key=key, value=value)
     producer.flush()
@@ -46,7 +54,8 @@ def read_until(services: EmbeddedServices, topic: str, done: Callable[[list], bo
                timeout: float = 60.0) -> list:
     """Read ``topic`` from the beginning until ``done(records)`` or the timeout."""
     consumer = KafkaConsumer(topic, bootstrap_servers=services.kafka_url,
-                             auto_offset_reset="earliest", consumer_timeout_ms=500)
+                             auto_offset_reset="earliest", consumer_timeout_ms=500,
+                             **client_kwargs(services))
     records: list = []
     deadline = time.monotonic() + timeout
     try:

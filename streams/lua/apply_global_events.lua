@@ -11,13 +11,20 @@ then live on one slot; they take one call per batch).
 KEYS[1]  ss:{g}:pop     ZSET  item -> P(i)
 KEYS[2]  ss:{g}:meta    HASH  ref (R)
 KEYS[3]  ss:{g}:cvkeys  SET   items that have a co-visitation set (for the rare rebase)
+KEYS[4]  ss:{g}:applied ZSET  pending-entry id -> when it was counted (makes a retry a no-op)
 
 ARGV[1]  lambda per second     ARGV[2]  rebase bound      ARGV[3]  co-visitation set cap
 ARGV[4]  key TTL seconds       ARGV[5]  co-visitation key prefix (e.g. "ss:{g}:cv:")
-ARGV[6]  popularity entries packed in one string: records separated by \30, fields by \31:
-         item, weight, t
-ARGV[7]  co-visitation pairs packed the same way: item a, item b, weight, t
-         (each pair is counted both ways: C(a,b) and C(b,a))
+ARGV[6]  "now" (epoch s) or "" for the server clock
+ARGV[7]  seconds an entry id stays in KEYS[4] at most (the dedupe window)
+ARGV[8]  entry ids to forget now, separated by \31 (their entries were deleted a while ago)
+ARGV[9], ARGV[10], ARGV[11], ...  triples, one per pending entry (apply_user_events.lua writes
+         them atomically with the user updates): entry id, popularity records packed in one
+         string (records separated by \30, fields by \31: item, weight, t), co-visitation
+         pairs packed the same way (item a, item b, weight, t; each pair is counted both ways:
+         C(a,b) and C(b,a)). An entry whose id is in KEYS[4] was counted before and is skipped,
+         so the counters are exact when a caller dies between the two scripts and a later one
+         counts its entries again.
 
 Returns  R after the update (as a string).
 ]]
@@ -39,8 +46,22 @@ local function records(text)
   for _, record in ipairs(split(text, '\30')) do out[#out + 1] = split(record, '\31') end
   return out
 end
-local popularity = records(ARGV[6])
-local covisits = records(ARGV[7])
+local now = tonumber(ARGV[6])
+if now == nil then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
+end
+local popularity, covisits = {}, {}
+for _, done in ipairs(split(ARGV[8], '\31')) do redis.call('ZREM', KEYS[4], done) end
+for j = 9, #ARGV, 3 do
+  if not redis.call('ZSCORE', KEYS[4], ARGV[j]) then
+    redis.call('ZADD', KEYS[4], fmt(now), ARGV[j])
+    for _, f in ipairs(records(ARGV[j + 1])) do popularity[#popularity + 1] = f end
+    for _, f in ipairs(records(ARGV[j + 2])) do covisits[#covisits + 1] = f end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. fmt(now - tonumber(ARGV[7])))
+redis.call('EXPIRE', KEYS[4], math.max(ttl, math.ceil(tonumber(ARGV[7]))))
 
 local ref = tonumber(redis.call('HGET', KEYS[2], 'ref'))
 local newest = nil

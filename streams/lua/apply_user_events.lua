@@ -10,8 +10,12 @@ stays inside one Redis Cluster slot. Per user u (prefix P = "ss:{s<shard>}:" .. 
   P:meta    HASH  ref (r_u, epoch s), last_t, lat, lon
   P:beh     HASH  item -> strongest behaviour rank seen (0 view .. 3 purchase)
   P:last    HASH  item -> newest event time on the item (repeat-aware recall: recency)
-  P:seen    ZSET  event_id -> event time (dedupe window)
+  P:seen    ZSET  event_id -> ARRIVAL time (server or worker clock, not event time)
   P:recent  LIST  most recent distinct items, newest first (co-visitation)
+and per shard (no user suffix, so it never collides with a user key):
+  "ss:{s<shard>}:pending"  HASH  entry id -> "arrival \29 popularity records \29 co-visits"
+         the global increments of applied events, written in the same atomic step as the user
+         update and deleted by the caller once apply_global_events.lua has counted them
 
 KEYS[1]  "ss:{s<shard>}:" — the shard's key prefix (declares the slot)
 ARGV[1]  lambda per second          ARGV[2]  rebase bound (on lambda * (t - r_u))
@@ -22,19 +26,30 @@ ARGV[7]  the events, in arrival order, packed into one string (one argument inst
          by \31 (US): user_id, event_id, item_id, weight, behaviour rank, t (epoch s),
          location ("lat,lon" or ""). Identifiers never contain control characters (the
          contract refuses them).
+ARGV[8]  "now": arrival time in epoch seconds, or "" for the server clock (Redis TIME; the
+         default: one clock for every worker)
+ARGV[9]  most seen ids kept per user        ARGV[10] id of this call's pending entry
+ARGV[11] grace seconds: pending entries of the shard older than this (left by a caller that
+         died before counting them) are returned too
 
-Returns  a flat array, per event: status (1 applied, 0 duplicate), then the recent items of
-         the user before this event joined by \31 ("" for a duplicate), from which the caller
-         updates the global co-visitation counts.
+Returns  a flat array: per event its status (1 applied, 0 duplicate), then the pending entries
+         the caller must count globally, as (id, popularity records, co-visitation records)
+         triples: this call's entry (when an event was applied) and any entry older than the
+         grace period. Popularity records: item \31 weight \31 t; co-visitation records: item
+         \31 partner \31 weight \31 t (the partners are the user's recent items before the
+         event, newest first); records separated by \30.
 
 Rules (the pure-Python twin is streams/decay.py:DecayedScores; a test holds them equal):
-- duplicate event_id inside the dedupe window -> nothing changes;
+- an event_id seen for this user -> nothing changes. Seen ids are scored by ARRIVAL time and
+  forgotten only when they arrived more than the dedupe window ago (processing time) or when the
+  user holds more than the count cap (earliest arrivals first; ties: lowest member first): a
+  redelivered event of any event-time age is a no-op and a late one applies exactly once;
 - first event sets r_u = t; when lambda * (t - r_u) > bound the user is rebased once:
   every A multiplied by exp(-lambda * (t - r_u)), r_u = t;
 - A(u,i) += w * exp(lambda * (t - r_u))  (one ZINCRBY; no other score touched);
 - the set keeps the strongest N (ties: lowest member first out, as ZREMRANGEBYRANK does);
 - the newest event time per item is kept beside the behaviour (dropped with it by the cap);
-- every key of a touched user gets the TTL.
+- every key of a touched user gets the TTL (the seen ids: at least the dedupe window).
 ]]
 
 local lam = tonumber(ARGV[1])
@@ -43,7 +58,16 @@ local max_items = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 local keep_recent = tonumber(ARGV[6])
-local SUFFIXES = {':a', ':meta', ':beh', ':last', ':seen', ':recent'}
+local now = tonumber(ARGV[8])
+if now == nil then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
+end
+local max_seen = tonumber(ARGV[9])
+local entry_id = ARGV[10]
+local grace = tonumber(ARGV[11])
+local SUFFIXES = {':a', ':meta', ':beh', ':last', ':recent'}
+local pending_key = KEYS[1] .. 'pending'
 
 local function split(text, sep)
   local parts = {}
@@ -55,6 +79,8 @@ local function fmt(x) return string.format('%.17g', x) end
 local users = {}   -- user -> {keys, ref, last_t, touched}
 local order = {}
 local out = {}
+local popularity, covisits = {}, {}
+local now_text = fmt(now)
 
 for _, record in ipairs(split(ARGV[7], '\30')) do
   local f = split(record, '\31')
@@ -73,13 +99,12 @@ for _, record in ipairs(split(ARGV[7], '\30')) do
 
   if redis.call('ZSCORE', u.seen, event_id) then
     out[#out + 1] = 0
-    out[#out + 1] = ''
   else
     if not u.touched then
       u.touched = true
       order[#order + 1] = u
     end
-    redis.call('ZADD', u.seen, t, event_id)
+    redis.call('ZADD', u.seen, now_text, event_id)
     if u.ref == nil then
       u.ref = t
       redis.call('HSET', u.meta, 'ref', fmt(t))
@@ -108,12 +133,12 @@ for _, record in ipairs(split(ARGV[7], '\30')) do
       redis.call('HDEL', u.beh, unpack(dropped))
       redis.call('HDEL', u.last, unpack(dropped))
     end
-    -- co-visitation partners: the recent items before this one (newest first), then
-    -- move this item to the front of the recent list
-    local recent = redis.call('LRANGE', u.recent, 0, keep_recent - 1)
-    local partners = {}
-    for _, other in ipairs(recent) do
-      if other ~= item then partners[#partners + 1] = other end
+    -- global increments: popularity of the item, co-visitation with the recent items before
+    -- this one (newest first); then this item moves to the front of the recent list
+    local tail = '\31' .. f[4] .. '\31' .. f[6]
+    popularity[#popularity + 1] = item .. tail
+    for _, other in ipairs(redis.call('LRANGE', u.recent, 0, keep_recent - 1)) do
+      if other ~= item then covisits[#covisits + 1] = item .. '\31' .. other .. tail end
     end
     redis.call('LREM', u.recent, 0, item)
     redis.call('LPUSH', u.recent, item)
@@ -128,13 +153,37 @@ for _, record in ipairs(split(ARGV[7], '\30')) do
       end
     end
     out[#out + 1] = 1
-    out[#out + 1] = table.concat(partners, '\31')
   end
 end
 
 for _, u in ipairs(order) do
-  -- the dedupe window is measured in event time, from the newest event seen
-  redis.call('ZREMRANGEBYSCORE', u.seen, '-inf', '(' .. fmt(u.last_t - window))
+  -- seen ids are forgotten by processing time (arrival), never by event time, and beyond the
+  -- count cap earliest arrivals first
+  redis.call('ZREMRANGEBYSCORE', u.seen, '-inf', '(' .. fmt(now - window))
+  local card = redis.call('ZCARD', u.seen)
+  if card > max_seen then redis.call('ZREMRANGEBYRANK', u.seen, 0, card - max_seen - 1) end
+  redis.call('EXPIRE', u.seen, math.max(ttl, math.ceil(window)))
   for _, suffix in ipairs(SUFFIXES) do redis.call('EXPIRE', u.prefix .. suffix, ttl) end
 end
+
+-- the pending entries the caller must count: this call's (written atomically with the user
+-- updates above), then any left behind by a caller that died before counting them
+local pop_text, cv_text = table.concat(popularity, '\30'), table.concat(covisits, '\30')
+local leftovers = redis.call('HGETALL', pending_key)
+if #popularity > 0 then
+  redis.call('HSET', pending_key, entry_id, now_text .. '\29' .. pop_text .. '\29' .. cv_text)
+  out[#out + 1] = entry_id
+  out[#out + 1] = pop_text
+  out[#out + 1] = cv_text
+end
+for j = 1, #leftovers, 2 do
+  local first = string.find(leftovers[j + 1], '\29', 1, true)
+  if tonumber(string.sub(leftovers[j + 1], 1, first - 1)) < now - grace then
+    local second = string.find(leftovers[j + 1], '\29', first + 1, true)
+    out[#out + 1] = leftovers[j]
+    out[#out + 1] = string.sub(leftovers[j + 1], first + 1, second - 1)
+    out[#out + 1] = string.sub(leftovers[j + 1], second + 1)
+  end
+end
+if #leftovers > 0 or #popularity > 0 then redis.call('EXPIRE', pending_key, ttl) end
 return out
