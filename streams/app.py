@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from aiokafka.errors import KafkaError
@@ -41,6 +41,7 @@ from streams.security import kafka_client_kwargs
 from streams.store import PENDING_GRACE_SECONDS, BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The refresh triggers of one batch: user → (newest event time applied, events of the batch).
 Triggers = dict[str, tuple[float, int]]
@@ -53,6 +54,22 @@ def refresh_message(user_id: str, source_event_time: float, events: int) -> byte
     return json.dumps({"user_id": user_id, "source_event_time": source_event_time,
                        "emitted_at": time.time(), "events": events},
                       separators=(",", ":")).encode()
+
+
+async def retry_until_done(call: Callable[[], Awaitable[T]],
+                           errors: tuple[type[BaseException], ...],
+                           on_error: Callable[[BaseException, float], None]) -> T:
+    """``await call()`` until it succeeds; after each failure in ``errors``, ``on_error(exc,
+    delay)`` and a sleep of ``delay`` (0.1 s, doubling up to 5 s). Nothing is dropped: an
+    unreachable service holds the batch (at-least-once)."""
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except errors as exc:
+            on_error(exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 @dataclass
@@ -152,21 +169,21 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
     async def apply_with_retry(valid: list[BehaviorEvent]) -> BatchResult:
         while "store" not in state:
             await asyncio.sleep(0.01)
-        delay = 0.1
-        while True:
+
+        async def attempt() -> BatchResult:
             started = time.perf_counter()
-            try:
-                result = await state["store"].apply_batch(valid)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                metrics.REDIS_RETRIES.inc()
-                note_failure(exc)
-                log.warning("Redis unavailable (%s); retrying batch of %d in %.1fs",
-                            exc, len(valid), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+            result = await state["store"].apply_batch(valid)
             metrics.UPDATE_LATENCY.observe(time.perf_counter() - started)
             return result
+
+        def redis_down(exc: BaseException, delay: float) -> None:
+            metrics.REDIS_RETRIES.inc()
+            note_failure(exc)
+            log.warning("Redis unavailable (%s); retrying batch of %d in %.1fs",
+                        exc, len(valid), delay)
+
+        return await retry_until_done(
+            attempt, (RedisConnectionError, RedisTimeoutError, OSError), redis_down)
 
     async def send_batched(triggers: Triggers) -> None:
         # hand every trigger to the producer first, then wait for all acknowledgements
@@ -180,18 +197,13 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
     async def send_refreshes(triggers: Triggers, send: Sender) -> None:
         """Emit the batch's triggers; while Kafka fails, retry them all with backoff (a
         repeated trigger only makes the rerank worker refresh a list once more)."""
-        delay = 0.1
-        while True:
-            try:
-                await send(triggers)
-                return
-            except KafkaError as exc:
-                metrics.KAFKA_RETRIES.inc()
-                note_failure(exc)
-                log.warning("Kafka unavailable (%s); retrying %d refresh triggers in %.1fs",
-                            exc, len(triggers), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        def kafka_down(exc: BaseException, delay: float) -> None:
+            metrics.KAFKA_RETRIES.inc()
+            note_failure(exc)
+            log.warning("Kafka unavailable (%s); retrying %d refresh triggers in %.1fs",
+                        exc, len(triggers), delay)
+
+        await retry_until_done(lambda: send(triggers), (KafkaError,), kafka_down)
 
     async def process(batch: Sequence[faust.types.EventT], send: Sender | None = None) -> None:
         if health is not None:
