@@ -277,11 +277,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     partitions = _env_int(env, "STYLESTREAM_PARTITIONS", Settings.partitions)
     if partitions < 1:
         raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
-    service_timeout = _env_float(env, "STYLESTREAM_SERVICE_TIMEOUT", 5.0)
+    service_timeout = _env_float(env, "STYLESTREAM_SERVICE_TIMEOUT", Settings.service_timeout)
     if not 0 < service_timeout <= 600:
         raise ConfigError(f"STYLESTREAM_SERVICE_TIMEOUT={service_timeout!r}: expected seconds "
                           "in (0, 600]")
-    metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or "127.0.0.1").strip()
+    metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or Settings.metrics_host).strip()
     if not metrics_host or any(c.isspace() or c == "/" for c in metrics_host):
         raise ConfigError(f"STYLESTREAM_METRICS_HOST={metrics_host!r}: expected an address to "
                           "bind, e.g. 127.0.0.1 or 0.0.0.0")
