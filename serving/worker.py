@@ -86,7 +86,7 @@ def coalesce(triggers: list[Trigger]) -> list[Trigger]:
 
 def recommendation_message(user_id: str, items: list[ScoredItem], model_version: str,
                            source_event_time: float, generated_at: float) -> dict:
-    """The contract's recommendation message (DESIGN.md)."""
+    """The contract's recommendation message (docs/design.md, "Topic contracts")."""
     return {
         "user_id": user_id,
         "generated_at": generated_at,
