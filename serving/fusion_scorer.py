@@ -71,12 +71,15 @@ class FusionScorer:
     reads_popularity = False
 
     def __init__(self, checkpoint: str | Path, features: str | Path,
-                 device: str | torch.device | None = None, fused: bool | None = None) -> None:
+                 device: str | torch.device | None = None, fused: bool | None = None,
+                 compile: bool = False) -> None:
         self.checkpoint_path = Path(checkpoint)
         self.features_path = Path(features)
         self.device = torch.device(device) if device is not None else default_device()
-        # the fixed-shape fused kernel (serving.fused_rerank); default: on CUDA only
+        # the fixed-shape fused kernel (serving.fused_rerank); default: on CUDA only. compile:
+        # torch.compile it too — each reload/add_items then recompiles on the serving thread
         self.fused = self.device.type == "cuda" if fused is None else fused
+        self.compile = compile
         self._fast: tuple[_State, FusedRerank] | None = None
         self._lock = threading.Lock()
         self._state = self._load()
@@ -198,7 +201,8 @@ class FusionScorer:
         """The fused kernel over ``state``'s item side (rebuilt after a reload/add_items)."""
         fast = self._fast
         if fast is None or fast[0] is not state:
-            fast = (state, FusedRerank(state.model, state.fused, state.cache, self.device))
+            fast = (state, FusedRerank(state.model, state.fused, state.cache, self.device,
+                                       compile=self.compile))
             self._fast = fast
         return fast[1]
 
