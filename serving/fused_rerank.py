@@ -18,6 +18,9 @@ term and one batched pair matmul), arranged for a GPU:
   memory and copied to preallocated device buffers without blocking; the scores come back
   through a pinned output buffer.
 
+A hot reload or cold-start item refills the kernel's buffers in place (:meth:`FusedRerank.refresh`;
+item and user tables have spare rows), so a compiled kernel keeps its graphs.
+
 On CPU the same code runs (pinning and CUDA graphs skipped; compile only when asked), which is
 what CI checks against the naive reference.
 """
@@ -60,20 +63,30 @@ class FusedKernel(nn.Module):
         super().__init__()
         c = model.config
         self.hidden, self.pair = c.hidden, c.pair_rank > 0
+        for name, value in _tables(model, fused, cache).items():
+            rows = _capacity(value.shape[0]) if name in PADDED else value.shape[0]
+            table = torch.zeros(rows, *value.shape[1:], dtype=dtype, device=value.device)
+            table[:value.shape[0]] = value.detach()
+            self.register_buffer(name, table, persistent=False)
 
-        def buf(name: str, value: torch.Tensor) -> None:
-            self.register_buffer(name, value.detach().to(dtype).contiguous(), persistent=False)
-
-        buf("fused", fused)
-        buf("cache", cache)
-        buf("user_embedding", model.user_embedding.weight)
-        buf("w_user", model.w_user.weight)
-        buf("b_user", model.w_user.bias)
-        buf("w_out", model.w_out.weight)
-        buf("b_out", model.w_out.bias)
-        if self.pair:
-            buf("pair_user", model.pair_user.weight)
-            buf("w_pair_t", model.w_pair.weight.t())                       # [r,H]
+    @torch.no_grad()
+    def load(self, model: FusionRanker, fused: torch.Tensor, cache: torch.Tensor) -> bool:
+        """Copy a new model/item side into the existing buffers (same addresses, so a compiled
+        kernel and its CUDA graphs stay valid); False when it does not fit them (other sizes,
+        or more items/users than the row capacity) and the kernel must be rebuilt."""
+        tables = _tables(model, fused, cache)
+        buffers = dict(self.named_buffers())
+        if set(tables) != set(buffers) or model.config.hidden != self.hidden:
+            return False
+        for name, value in tables.items():
+            target = buffers[name]
+            if value.shape[1:] != target.shape[1:] or value.shape[0] > target.shape[0]:
+                return False
+        for name, value in tables.items():
+            target = buffers[name]
+            target[:value.shape[0]].copy_(value)
+            target[value.shape[0]:].zero_()
+        return True
 
     def forward(self, users: torch.Tensor, hist_rows: torch.Tensor, hist_weights: torch.Tensor,
                 cand_rows: torch.Tensor) -> torch.Tensor:
@@ -88,6 +101,26 @@ class FusedKernel(nn.Module):
             scaled = F.linear(profile, self.pair_user).unsqueeze(-1) * self.w_pair_t  # [B,r,H]
             hidden = hidden + torch.bmm(cached[..., self.hidden:], scaled)
         return F.linear(torch.relu(hidden), self.w_out, self.b_out).squeeze(-1).float()
+
+
+ROW_STEP = 1024  # item/user tables are padded to a multiple: cold-start items fit in place
+PADDED = ("fused", "cache", "user_embedding")
+
+
+def _capacity(rows: int) -> int:
+    return -(-rows // ROW_STEP) * ROW_STEP
+
+
+def _tables(model: FusionRanker, fused: torch.Tensor,
+            cache: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What :class:`FusedKernel` holds: the item side and the weights of Eq. 19–20."""
+    tables = {"fused": fused, "cache": cache, "user_embedding": model.user_embedding.weight,
+              "w_user": model.w_user.weight, "b_user": model.w_user.bias,
+              "w_out": model.w_out.weight, "b_out": model.w_out.bias}
+    if model.config.pair_rank > 0:
+        tables["pair_user"] = model.pair_user.weight
+        tables["w_pair_t"] = model.w_pair.weight.t()                         # [r,H]
+    return {name: value.detach() for name, value in tables.items()}
 
 
 @dataclass(frozen=True)
@@ -144,6 +177,15 @@ class FusedRerank:
             self._run = torch.compile(self.kernel, mode=mode, dynamic=False, fullgraph=True)
         self._buffers: dict[Shape, _Buffers] = {}
         self._lock = threading.Lock()
+
+    def refresh(self, model: FusionRanker, fused: torch.Tensor, cache: torch.Tensor) -> bool:
+        """Serve a reloaded model / grown item side in place (no recompile); False when it does
+        not fit the kernel's buffers — build a new :class:`FusedRerank` then."""
+        with self._lock:
+            if not self.kernel.load(model, fused.to(self.device), cache.to(self.device)):
+                return False
+            self.blank = fused.shape[0] - 1
+            return True
 
     def _padded(self, b: int, c: int, length: int) -> tuple[Shape, _Buffers]:
         shape = self.shape.fit(b, c, length)

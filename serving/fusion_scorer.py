@@ -77,7 +77,8 @@ class FusionScorer:
         self.features_path = Path(features)
         self.device = torch.device(device) if device is not None else default_device()
         # the fixed-shape fused kernel (serving.fused_rerank); default: on CUDA only. compile:
-        # torch.compile it too — each reload/add_items then recompiles on the serving thread
+        # torch.compile it too (reloads refill its buffers in place; a change of network size
+        # or >1024 new items or users rebuilds and recompiles it on the serving thread)
         self.fused = self.device.type == "cuda" if fused is None else fused
         self.compile = compile
         self._fast: tuple[_State, FusedRerank] | None = None
@@ -201,8 +202,11 @@ class FusionScorer:
         """The fused kernel over ``state``'s item side (rebuilt after a reload/add_items)."""
         fast = self._fast
         if fast is None or fast[0] is not state:
-            fast = (state, FusedRerank(state.model, state.fused, state.cache, self.device,
-                                       compile=self.compile))
+            if fast is not None and fast[1].refresh(state.model, state.fused, state.cache):
+                fast = (state, fast[1])  # same buffers: no recompile
+            else:
+                fast = (state, FusedRerank(state.model, state.fused, state.cache, self.device,
+                                           compile=self.compile))
             self._fast = fast
         return fast[1]
 

@@ -103,7 +103,8 @@ def test_bf16_cache_stays_close_and_auto_picks_fp32_on_cpu() -> None:
 
 def test_compiled_kernel_equals_eager() -> None:
     """Catches graph breaks or shape guards in the kernel under torch.compile (fullgraph, fixed
-    shapes) — the path CUDA runs — by compiling it on CPU (~20 s) and comparing to eager."""
+    shapes) — the path CUDA runs — by compiling it on CPU (~20 s) and comparing to eager, and
+    a compiled kernel that keeps stale weights after an in-place refresh."""
     model, fused, cache = _setup()
     fast = FusedRerank(model, fused, cache, "cpu", compile=True, shape=Shape(4, 8, 8))
     batch = _batch()
@@ -111,6 +112,36 @@ def test_compiled_kernel_equals_eager() -> None:
     assert fast.compiled is True                      # no silent fallback to eager
     assert torch.allclose(got, _naive(model, fused, *batch), atol=1e-5, rtol=0)
     assert torch.allclose(fast.scores(*batch), got)   # the second call replays the same graph
+    other, other_fused, other_cache = _setup(seed=5)  # a hot reload: buffers refilled in place
+    assert fast.refresh(other, other_fused, other_cache) and fast.compiled is True
+    assert torch.allclose(fast.scores(*batch), _naive(other, other_fused, *batch), atol=1e-5,
+                          rtol=0)                     # the compiled kernel sees the new weights
+
+
+def test_refresh_serves_a_new_model_in_place_or_refuses() -> None:
+    """Catches a hot reload that keeps scoring with the old weights or old items, one that
+    moves the kernel's buffers (which would invalidate a compiled kernel's CUDA graphs), and a
+    refresh that accepts tables of another size instead of asking for a rebuild."""
+    model, fused, cache = _setup(seed=0)
+    fast = FusedRerank(model, fused, cache, "cpu", shape=Shape(4, 8, 8))
+    batch = _batch()
+    before = fast.scores(*batch)
+    address = fast.kernel.cache.data_ptr()
+    other, other_fused, other_cache = _setup(seed=5)
+    grown = torch.cat([other_fused[:-1], other_fused[:2], other_fused[-1:]])  # 2 more items
+    grown_cache = torch.cat([other_cache[:-1], other_cache[:2], other_cache[-1:]])
+    assert fast.refresh(other, grown, grown_cache) is True
+    assert fast.kernel.cache.data_ptr() == address and fast.blank == N_ITEMS + 2
+    users, hist_rows, hist_weights, cand_rows = batch
+    cand_rows = cand_rows.clone()
+    cand_rows[1, 0] = N_ITEMS + 1                              # one of the new items
+    after = fast.scores(users, hist_rows, hist_weights, cand_rows)
+    want = _naive(other, grown, users, hist_rows, hist_weights, cand_rows)
+    assert torch.allclose(after, want, atol=1e-5, rtol=0)
+    assert not torch.allclose(after[0], before[0], atol=1e-3)
+    smaller, small_fused, small_cache = _setup(pair_rank=0)
+    assert fast.refresh(smaller, small_fused, small_cache) is False
+    assert torch.allclose(fast.scores(users, hist_rows, hist_weights, cand_rows), after)
 
 
 def test_bench_cuda_without_a_gpu_is_one_clear_line(monkeypatch, capsys, tmp_path) -> None:

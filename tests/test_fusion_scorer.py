@@ -128,6 +128,7 @@ def test_fused_path_serves_the_same_scores_and_follows_reloads(trained, tmp_path
             assert [x.score for x in a] == pytest.approx([y.score for y in b], abs=1e-5)
 
     same()
+    kernel = fast.fast_path(fast.state)
     torch.manual_seed(7)
     other = FusionRanker(FusionConfig(**{**result.model.config.__dict__}))
     save_checkpoint(local, other, version="toy-3", users=result.users)
@@ -139,6 +140,7 @@ def test_fused_path_serves_the_same_scores_and_follows_reloads(trained, tmp_path
         scorer.add_items(ItemFeatures(["nope"], features.visual[[twin]], features.text[[twin]],
                                       features.present[[twin]]))
     same()
+    assert fast.fast_path(fast.state) is kernel  # reload and new item refilled it in place
 
 
 def test_bench_rerank_runs_small_and_checks_split_against_naive(tmp_path, capsys) -> None:
