@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from models.behaviors import BEHAVIOR_PAST
 from models.feature_store import FeatureStore, resolve_store
 from models.fusion import FusionRanker, ItemFeatures, load_checkpoint
 from serving.fused_rerank import FusedRerank
@@ -32,7 +33,6 @@ from serving.scorer import Candidate, ScoredItem, ShopperContext
 
 log = logging.getLogger(__name__)
 
-VERBS = {"view": "viewed", "favorite": "saved", "cart": "carted", "purchase": "bought"}
 
 
 @dataclass
@@ -268,7 +268,7 @@ class FusionScorer:
                 else:
                     use_visual = use_visual_all[b][k]
                     driver = history[arg_v[b][k] if use_visual else arg_t[b][k]]
-                    verb = VERBS.get(shopper.behaviors.get(driver, "view"), "viewed")
+                    verb = BEHAVIOR_PAST.get(shopper.behaviors.get(driver, "view"), "viewed")
                     how = "looks like" if use_visual else "described like"
                     row_reasons.append([f"{how} {driver} you {verb}"])
             out.append(row_reasons)

@@ -42,11 +42,11 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
+from models.behaviors import BEHAVIOR_RANK
 from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
 from streams.security import redis_client_kwargs
 
-BEHAVIOR_RANK: dict[str, int] = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
 RANK_TEXT: dict[str, str] = {k: str(v) for k, v in BEHAVIOR_RANK.items()}
 #: Separators of the packed script arguments (ASCII RS/US; the contract refuses control
@@ -343,9 +343,6 @@ class ScoreStore:
             })
         return profiles
 
-    async def user_profile(self, user_id: str, at: float, n: int = 50) -> dict:
-        return (await self.user_profiles([user_id], at, n))[0]
-
     async def _global_ref(self) -> float | None:
         ref = await self.redis.hget(GLOBAL_KEYS[1], "ref")
         return None if ref is None else float(ref)
@@ -364,10 +361,6 @@ class ScoreStore:
         values = await self.redis.zmscore(GLOBAL_KEYS[0], items)
         factor = self._factor(ref, at)
         return {i: (v or 0.0) * factor for i, v in zip(items, values, strict=True)}
-
-    async def max_popularity(self, at: float) -> float:
-        top = await self.trending(at, 1)
-        return top[0][1] if top else 0.0
 
     async def covisited(self, items: list[str], n: int = 20,
                         ) -> dict[str, list[tuple[str, float]]]:

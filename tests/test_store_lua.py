@@ -144,7 +144,8 @@ def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -
                 pairs = await store.redis.zrevrange(keys[0], 0, 6, withscores=True)
                 meta = await store.redis.hgetall(keys[1])
                 beh = await store.redis.hgetall(keys[2])
-                expected.append((pairs, meta, beh))
+                last = await store.redis.hgetall(keys[3])
+                expected.append((pairs, meta, beh, last))
             return (profiles, covisits, trending, expected,
                     await store.covisited(seeds, 5), await store.trending(at, 9))
         finally:
@@ -153,12 +154,13 @@ def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -
     profiles, covisits, trending, expected, covisits_ref, trending_ref = asyncio.run(run())
     assert covisits == covisits_ref and trending == trending_ref and len(trending) == 9
     assert covisits["unknown"] == [] and len(covisits["i1"]) == 5
-    for profile, (pairs, meta, beh) in zip(profiles, expected, strict=True):
+    for profile, (pairs, meta, beh, last) in zip(profiles, expected, strict=True):
         factor = math.exp(-decay.decay_per_second * (at - float(meta["ref"]))) if meta else 0.0
         assert profile["scores"] == {item: acc * factor for item, acc in pairs}
         assert list(profile["scores"]) == [item for item, _ in pairs]  # strongest first
         assert profile["behaviors"] == {i: ["view", "favorite", "cart", "purchase"][int(r)]
                                         for i, r in beh.items()}
+        assert profile["last_touch"] == {i: float(t) for i, t in last.items()}
     assert profiles[3]["lat"] == 52.5 and profiles[3]["lon"] == 13.4
     assert profiles[-1] == {"scores": {}, "behaviors": {}, "last_touch": {}, "lat": None,
                             "lon": None, "last_event_time": None}
