@@ -94,6 +94,41 @@ def test_cold_start_items_are_scored_from_their_own_features(trained) -> None:
     assert scored["new-odd"].reasons[0].endswith("you saved")
 
 
+def test_fused_path_serves_the_same_scores_and_follows_reloads(trained, tmp_path) -> None:
+    """Catches the fused kernel path of the scorer (on by default on CUDA, forced on here on
+    CPU) disagreeing with the eager path, or scoring with a stale item cache after a hot reload
+    or a cold-start item."""
+    checkpoint, store, result, features = trained
+    local = tmp_path / "model.pt"
+    local.write_bytes(checkpoint.read_bytes())
+    eager = FusionScorer(local, store, device="cpu")
+    fast = FusionScorer(local, store, device="cpu", fused=True)
+    assert eager.fused is False and fast.fused is True
+    shoppers = [_shopper("u0", {"i0": 2.0, "i2": 1.0}), _shopper("stranger", {})]
+    cands = [[Candidate("i4"), Candidate("nope"), Candidate("i5")], [Candidate("i6")]]
+
+    def same() -> None:
+        for a, b in zip(eager.score(shoppers, cands), fast.score(shoppers, cands), strict=True):
+            assert [x.item_id for x in a] == [y.item_id for y in b]
+            assert [x.reasons for x in a] == [y.reasons for y in b]
+            assert [x.score for x in a] == pytest.approx([y.score for y in b], abs=1e-5)
+
+    same()
+    kernel = fast.fast_path(fast.state)
+    torch.manual_seed(7)
+    other = FusionRanker(FusionConfig(**{**result.model.config.__dict__}))
+    save_checkpoint(local, other, version="toy-3", users=result.users)
+    os.utime(local, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert eager.maybe_reload() and fast.maybe_reload()
+    same()
+    twin = features.ids.index("i7")
+    for scorer in (eager, fast):
+        scorer.add_items(ItemFeatures(["nope"], features.visual[[twin]], features.text[[twin]],
+                                      features.present[[twin]]))
+    same()
+    assert fast.fast_path(fast.state) is kernel  # reload and new item refilled it in place
+
+
 def test_bench_rerank_runs_small_and_checks_split_against_naive(tmp_path, capsys) -> None:
     import argparse
     import json
@@ -109,7 +144,7 @@ def test_bench_rerank_runs_small_and_checks_split_against_naive(tmp_path, capsys
     assert args.func(args) == 0
     report = json.loads(out.read_text())
     paths = {row["path"]: row for row in report["rerank"]}
-    assert set(paths) == {"split-cached", "naive-concat", "naive-fuse", "scorer-e2e"}
+    assert set(paths) == {"fused", "split-cached", "naive-concat", "naive-fuse", "scorer-e2e"}
     assert all(row["pairs_per_s"] > 0 for row in report["rerank"])
     assert report["extraction"]["images_per_s"] > 0 and report["extraction"]["texts_per_s"] > 0
     assert "| split-cached |" in capsys.readouterr().out
