@@ -20,20 +20,19 @@ from PIL import Image, UnidentifiedImageError
 
 from models.datasets import Vocabulary, hm_image_path, taobao_item_categories
 from models.progress import progress as tqdm
+from models.visual import colour_histogram
 
 BINS = 4
 
 
-def colour_histogram(path: os.PathLike[str] | str, bins: int = BINS) -> np.ndarray:
-    """``bins³`` joint RGB histogram (L1-normalised) followed by the mean RGB in [0, 1]."""
+def image_colour_features(path: os.PathLike[str] | str, bins: int = BINS) -> np.ndarray:
+    """An image file's :func:`~models.visual.colour_histogram` (every pixel) followed by its
+    mean RGB in [0, 1]."""
     with Image.open(path) as img:
         img.draft("RGB", (64, 64))
         rgb = np.asarray(img.convert("RGB").resize((48, 72)), dtype=np.float64) / 255.0
     pixels = rgb.reshape(-1, 3)
-    q = np.minimum((pixels * bins).astype(np.int64), bins - 1)
-    codes = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    hist = np.bincount(codes, minlength=bins ** 3) / len(codes)
-    return np.concatenate([hist, pixels.mean(axis=0)])
+    return np.concatenate([colour_histogram(pixels, bins), pixels.mean(axis=0)])
 
 
 def hm_features(vocab: Vocabulary, root: str | os.PathLike[str] | None = None,
@@ -44,7 +43,7 @@ def hm_features(vocab: Vocabulary, root: str | os.PathLike[str] | None = None,
         path = hm_image_path(root, item)
         if path.is_file():
             try:
-                feats[k] = colour_histogram(path)
+                feats[k] = image_colour_features(path)
             except (OSError, UnidentifiedImageError):
                 continue  # an unreadable image is a missing image
     return feats

@@ -19,7 +19,7 @@ from scipy import stats
 
 from evaluation.protocols import EvalData
 from models import metrics
-from models.baselines import BASELINES, Recommender, TrainConfig
+from models.baselines import BASELINES, BaselineConfig, Recommender
 from models.progress import progress as tqdm
 
 ModelFactory = Callable[[EvalData, int], Recommender]
@@ -134,7 +134,7 @@ def _sampled(scores: np.ndarray, relevant: Sequence[np.ndarray],
     return metrics.sampled_ranking(ranks, np.array(owners))
 
 
-def baseline_factories(config: TrainConfig, item_features: np.ndarray | None = None,
+def baseline_factories(config: BaselineConfig, item_features: np.ndarray | None = None,
                        names: Sequence[str] | None = None) -> dict[str, ModelFactory]:
     """Factories of the named baselines (all of :data:`BASELINES` by default)."""
     chosen = list(BASELINES) if names is None else list(names)

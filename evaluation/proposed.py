@@ -38,10 +38,11 @@ from models.baselines.base import Recommender
 from models.baselines.itemcf import ItemCF, cosine_item_similarity, strongest
 from models.datasets import InteractionArrays
 from serving.recall import RecallConfig, recall_candidates
-from streams.config import DEFAULT_WEIGHTS
+from streams.config import DecaySettings
 from streams.decay import score_matrix
 
-DEFAULT_DECAY_PER_DAY = 0.05
+#: The paper's weights and decay rate: the defaults of the streaming settings, read from there.
+PAPER_DECAY = DecaySettings()
 
 
 class Reranker(Protocol):
@@ -63,14 +64,14 @@ class DecayItemCF(ItemCF):
     name = "Proposed (decay-ItemCF)"
 
     def __init__(self, data: EvalData, weights: Mapping[str, float] | None = None,
-                 decay_per_day: float = DEFAULT_DECAY_PER_DAY, profile_items: int = 50,
+                 decay_per_day: float = PAPER_DECAY.decay_per_day, profile_items: int = 50,
                  neighbors: int = 0, similarity: str = "binary") -> None:
         super().__init__(neighbors=neighbors, profile_items=profile_items)
         if similarity not in ("binary", "decayed"):
             raise ValueError(f"similarity must be 'binary' or 'decayed', got {similarity!r}")
         self.similarity = similarity
         self.data = data
-        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        self.weights = dict(PAPER_DECAY.weights if weights is None else weights)
         self.decay_per_day = decay_per_day
 
     def user_item_matrix(self, train: InteractionArrays) -> sparse.csr_matrix:
@@ -172,7 +173,7 @@ class FusionAlone(Recommender):
 
 
 def proposed_scorer(data: EvalData, *, weights: Mapping[str, float] | None = None,
-                    decay_per_day: float = DEFAULT_DECAY_PER_DAY, profile_items: int = 50,
+                    decay_per_day: float = PAPER_DECAY.decay_per_day, profile_items: int = 50,
                     reranker: Reranker | None = None) -> Recommender:
     """The proposed system for ``data``: decay-ItemCF recall, plus the online recall merge and
     the fusion rerank when ``reranker`` is given."""

@@ -44,7 +44,7 @@ import numpy as np
 
 from evaluation.harness import paired_bootstrap
 from evaluation.stream_state import StreamState
-from models.baselines import ItemCF, LightGCN, TrainConfig
+from models.baselines import BaselineConfig, ItemCF, LightGCN
 from models.datasets import Interaction, InteractionArrays, Vocabulary
 from models.next_event import (
     NextEventRanker,
@@ -207,7 +207,7 @@ def reference_lists(before: Sequence[Interaction], state: StreamState, cut: floa
         rows = np.array([uix[u] for u in users], dtype=np.int64)
         item_index = vocab.item_index()
         for name, model in (("ItemCF", ItemCF()),
-                            ("LightGCN", LightGCN(TrainConfig(epochs=20)))):
+                            ("LightGCN", LightGCN(BaselineConfig(epochs=20)))):
             model.fit(train, vocab.n_users, vocab.n_items, seed=seed)
             scores = model.score(rows)
             lists = {}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation import proposed
+from evaluation import RESULTS_DIR, proposed
 from evaluation.content import DEFAULT_CACHE, ItemContent, content_features
 from evaluation.features import describe, item_features
 from evaluation.fusion_rerank import FusionEvalConfig, SharedFits
@@ -41,8 +41,8 @@ from evaluation.report import (
     write_summary,
     write_table,
 )
-from models.baselines import TrainConfig
-from streams.config import BEHAVIORS, DEFAULT_WEIGHTS
+from models.baselines import BaselineConfig
+from models.behaviors import BEHAVIORS
 
 SWEEPS: dict[str, np.ndarray] = {
     "view": np.linspace(0.5, 2.0, 7),
@@ -67,19 +67,19 @@ class StudySettings:
     dim: int = 64
     lr: float = 5e-3
     n_neg: int = 99
-    decay_per_day: float = proposed.DEFAULT_DECAY_PER_DAY
-    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    decay_per_day: float = proposed.PAPER_DECAY.decay_per_day
+    weights: dict[str, float] = field(default_factory=lambda: dict(proposed.PAPER_DECAY.weights))
     models: list[str] | None = None
     studies: tuple[str, ...] = STUDIES
-    out: str = "docs/results"
+    out: str = str(RESULTS_DIR)
     data_root: str | None = None
     progress: bool = True
     fusion_epochs: int = FusionEvalConfig.epochs
     fusion_loss: str = "bpr"
     cache: str = str(DEFAULT_CACHE)
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(dim=self.dim, epochs=self.epochs, lr=self.lr)
+    def train_config(self) -> BaselineConfig:
+        return BaselineConfig(dim=self.dim, epochs=self.epochs, lr=self.lr)
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-BEHAVIORS: tuple[str, ...] = ("view", "favorite", "cart", "purchase")
+from models.behaviors import BEHAVIORS
+
 TAOBAO_BEHAVIORS: dict[str, str] = {"pv": "view", "fav": "favorite", "cart": "cart",
                                     "buy": "purchase"}
 _CST = timezone(timedelta(hours=8))
@@ -60,11 +61,13 @@ class Interaction:
 
 
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The data root: ``explicit``, else ``$STYLESTREAM_DATA``; must exist."""
-    raw = explicit if explicit is not None else os.environ.get("STYLESTREAM_DATA")
+    """The data root: ``explicit`` (a ``--data`` option), else ``$STYLESTREAM_DATA``; must
+    exist. The one place that variable is read: every command and loader resolves through it.
+    """
+    raw = explicit if explicit else os.environ.get("STYLESTREAM_DATA")
     if not raw:
-        raise DatasetError("no data directory: set STYLESTREAM_DATA to the shared data folder "
-                           "(the one holding taobao/ and hm/)")
+        raise DatasetError("no data directory: pass --data DIR or set STYLESTREAM_DATA to the "
+                           "shared data folder (the one holding taobao/, hm/, fashion_products/)")
     root = Path(raw)
     if not root.is_dir():
         raise DatasetError(f"data directory {root} does not exist (STYLESTREAM_DATA)")

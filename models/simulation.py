@@ -35,27 +35,24 @@ Everything is drawn from ``random.Random(seed)``: the same seed gives the same e
 
 from __future__ import annotations
 
+import csv
 import heapq
 import itertools
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+from models.behaviors import DEFAULT_WEIGHTS
 from models.catalog import CatalogItem
+from models.gender import gender_compatible, gender_family
+from models.popularity import min_max
 
 SECONDS_PER_DAY = 86400.0
-#: Behaviour weights used for popularity feedback (paper 000 §3.2.1: 1/3/5/10).
-FEEDBACK_WEIGHTS: dict[str, float] = {"view": 1.0, "favorite": 3.0, "cart": 5.0, "purchase": 10.0}
-
-
-def gender_compatible(user_gender: str, item_gender: str) -> bool:
-    """The simulator's gender rule: a user buys items of their gender or Unisex.
-
-    Boys/Girls items count as Men/Women's respectively (the paper's catalog has only two)."""
-    item = {"Boys": "Men", "Girls": "Women"}.get(item_gender, item_gender)
-    return item in ("Unisex", "", user_gender) or user_gender == "Unisex"
+#: Columns of a simulated history log (:meth:`ShopperSimulator.write_history`).
+HISTORY_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "item_id", "behavior", "timestamp")
 
 
 @dataclass
@@ -83,13 +80,6 @@ class FunnelRates:
     buy: float = 0.4
 
 
-def norm_pop(popularity: list[float]) -> list[float]:
-    """Min-max normalised popularity (paper 002 §3.5 "NormPop"); all equal → all 0."""
-    low, high = min(popularity), max(popularity)
-    span = high - low
-    return [(p - low) / span if span > 0 else 0.0 for p in popularity]
-
-
 class ShopperSimulator:
     """Trend-aware shoppers over a catalog (see the module docstring for the model).
 
@@ -97,7 +87,9 @@ class ShopperSimulator:
     events carry ``lat``/``lon``/``store_id``. ``session_rate_per_day``: sessions per user per
     day (Poisson process). ``trend_width``: σ of the trend kernel. ``drift``: daily log-space
     noise of the base popularity. ``feedback``: popularity added per unit of behaviour weight;
-    ``pop_decay``: daily decay rate of that feedback. ``purchase_log`` records
+    ``pop_decay``: daily decay rate of that feedback. ``weights``: behaviour weights of that
+    feedback (default paper 000's 1/3/5/10; pass ``Settings.decay.weights`` to mirror the
+    stream's popularity counters). ``purchase_log`` records
     ``(user_id, item_id, NormPop at the time)`` of every purchase.
     """
 
@@ -106,7 +98,8 @@ class ShopperSimulator:
                  stores: dict[str, tuple[float, float]] | None = None,
                  session_rate_per_day: float = 24.0, trend_width: float = 0.15,
                  drift: float = 0.05, feedback: float = 0.2, pop_decay: float = 0.05,
-                 funnel: FunnelRates | None = None) -> None:
+                 funnel: FunnelRates | None = None,
+                 weights: Mapping[str, float] | None = None) -> None:
         if not catalog:
             raise ValueError("ShopperSimulator needs a non-empty catalog")
         if n_users < 1:
@@ -120,6 +113,7 @@ class ShopperSimulator:
         self.feedback = feedback
         self.pop_decay = pop_decay
         self.funnel = funnel or FunnelRates()
+        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         self.stores = dict(stores or {})
         self.session_rate = session_rate_per_day / SECONDS_PER_DAY
         self.now = float(start_time if start_time is not None
@@ -140,7 +134,7 @@ class ShopperSimulator:
     def _make_user(self, user_id: str) -> SimUser:
         """§3.3: "a random item initiates the user's gender preference" (Unisex → coin)."""
         first = self.rng.choice(self.catalog)
-        gender = {"Boys": "Men", "Girls": "Women"}.get(first.gender, first.gender)
+        gender = gender_family(first.gender)
         if gender not in ("Men", "Women"):
             gender = self.rng.choice(("Men", "Women"))
         weights = [self.rng.gammavariate(0.5, 1.0) for _ in self.categories]
@@ -154,7 +148,7 @@ class ShopperSimulator:
 
     def choice_weights(self, user: SimUser) -> list[float]:
         """Unnormalised ``P(i | u)``: category preference × gender × trend kernel (§3.3)."""
-        pop = norm_pop(self.popularity)
+        pop = min_max(self.popularity)
         two_s2 = 2 * self.trend_width ** 2
         bought = set(user.purchased)
         return [0.0 if item.item_id in bought or not gender_compatible(user.gender, item.gender)
@@ -192,13 +186,8 @@ class ShopperSimulator:
         k = self._index[item_id]
         if behavior == "purchase":
             self.purchase_log.append((user_id, item_id,
-                                      norm_pop(self.popularity)[k]))
-        self.boost[k] += self.feedback * FEEDBACK_WEIGHTS[behavior]
-
-    def norm_popularity(self) -> dict[str, float]:
-        """Current NormPop per item id."""
-        return {item.item_id: p for item, p in zip(self.catalog, norm_pop(self.popularity),
-                                                   strict=True)}
+                                      min_max(self.popularity)[k]))
+        self.boost[k] += self.feedback * self.weights[behavior]
 
     # ---- event stream -------------------------------------------------------------------
     def _gap(self) -> float:
@@ -260,6 +249,19 @@ class ShopperSimulator:
         """Events with ``timestamp <= t``, in order (the simulator keeps its place)."""
         while self._peek() <= t:
             yield self._pop()
+
+    def write_history(self, path: str | Path, n: int) -> Path:
+        """The next ``n`` events as a CSV log (``event_id,user_id,item_id,behavior,timestamp``,
+        the layout ``stylestream train --events`` reads), written whole or not at all."""
+        path = Path(path)
+        partial = path.with_suffix(path.suffix + ".part")
+        with partial.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(HISTORY_COLUMNS)
+            for event in self.events(n):
+                writer.writerow([event[c] for c in HISTORY_COLUMNS])
+        partial.replace(path)
+        return path
 
     # ---- the study schedule (§4.1) --------------------------------------------------------
     def purchase_year(self, max_purchases: int = 5, year: int = 2025) -> list[dict]:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -72,6 +73,15 @@ def load_image(path: str | Path) -> Image.Image:
             return image.convert("RGB")
     except (OSError, ValueError) as exc:
         raise VisualModelError(f"cannot read image {path}: {exc}") from exc
+
+
+def colour_histogram(pixels: np.ndarray, bins: int = 4) -> np.ndarray:
+    """``bins³`` joint RGB histogram (L1-normalised) of ``pixels``, an ``[N, 3]`` array of RGB
+    values in [0, 1] (the feature without a network: VBPR's image feature, the trend study's
+    "Colour histogram" row); callers choose which pixels count."""
+    q = np.minimum((pixels * bins).astype(np.int64), bins - 1)
+    codes = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+    return np.bincount(codes, minlength=bins ** 3) / len(codes)
 
 
 class _EfficientNetFeatures(nn.Module):

@@ -4,10 +4,10 @@ Measured side by side in one run, each variant on a fresh embedded broker + Redi
 
 - **throughput** (events/s) of the product's batched Faust agent (``take_events`` + pipelined
   Lua), of a plain Faust agent that handles one event per iteration (same validation, same Lua,
-  one round trip per event), and of raw pipelined Redis (the same Lua batches called from a
-  Python loop, no Kafka): the ceiling the agent can approach. A worker's rate is counted from
-  its first applied event to its last, read from its Prometheus endpoint, so process start and
-  group join are not in it.
+  one round trip per event; :func:`plain_agent_app`, run as ``python -m scripts.bench_ingest``),
+  and of raw pipelined Redis (the same Lua batches called from a Python loop, no Kafka): the
+  ceiling the agent can approach. A worker's rate is counted from its first applied event to
+  its last, read from its Prometheus endpoint, so process start and group join are not in it.
 - **freshness** at a fixed offered load (default 1,000 events/s): events stamped with the wall
   clock when sent; freshness = time a Top-5 list is *received* from ``recommendations`` minus its
   ``source_event_time`` (conservative: it includes the consumer hop after publishing), for the
@@ -28,9 +28,14 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.progress import progress
 from scripts.embedded import EmbeddedServices, free_port, start_services, stop_processes
+from streams.config import Settings
+
+if TYPE_CHECKING:
+    import faust
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,12 +80,51 @@ def metric_total(port: int, name: str) -> float:
                if line.startswith(name + "{") or line.startswith(name + " "))
 
 
+def plain_agent_app(settings: Settings) -> faust.App:
+    """The baseline: the product's ingest parts (same validation, same Lua, same retries)
+    driven by a plain Faust agent that takes one event per iteration and sends each refresh
+    trigger through Faust's buffered send."""
+    from streams.app import Triggers, build_ingest, refresh_message
+
+    parts = build_ingest(settings)
+
+    async def send_one_by_one(triggers: Triggers) -> None:
+        for user, (newest, events) in triggers.items():
+            await parts.refresh_topic.send(key=user.encode(),
+                                           value=refresh_message(user, newest, events))
+
+    @parts.app.agent(parts.events_topic, name="ingest")
+    async def ingest_single(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await parts.process([event], send_one_by_one)
+
+    return parts.app
+
+
+def plain_agent_main(argv: list[str]) -> int:
+    """``python -m scripts.bench_ingest --metrics-port N``: run the plain agent as a worker."""
+    from prometheus_client import start_http_server
+
+    from streams.app import run_worker
+    from streams.config import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench_ingest",
+                                     description="the ingest benchmark's plain-agent worker")
+    parser.add_argument("--metrics-port", type=int, required=True)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    start_http_server(args.metrics_port, addr="127.0.0.1")
+    run_worker(plain_agent_app(settings))
+    return 0
+
+
 def worker(svc: EmbeddedServices, *args: str, log: Path) -> tuple[subprocess.Popen, int]:
+    """A worker process: ``stylestream ARGS`` or, for ``("plain",)``, the plain agent."""
     port = free_port()
     env = dict(os.environ, **svc.env())
-    proc = subprocess.Popen([sys.executable, "-m", "scripts.cli", *args, "--metrics-port",
-                             str(port)], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
+    command = ["scripts.bench_ingest"] if args == ("plain",) else ["scripts.cli", *args]
+    proc = subprocess.Popen([sys.executable, "-m", *command, "--metrics-port", str(port)],
+                            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     return proc, port
 
 
@@ -88,7 +132,7 @@ def agent_throughput(events: list[dict], single: bool, workdir: Path) -> dict:
     """Pre-load the topic, start the agent, time first → last applied event."""
     with start_services(partitions=4, workdir=str(workdir)) as svc:
         produce_all(svc, "behavior-events", events)
-        args = ["stream", "--single"] if single else ["stream"]
+        args = ["plain"] if single else ["stream"]
         proc, port = worker(svc, *args, log=workdir / "worker.log")
         label = "plain agent" if single else "batched agent"
         first = last = None
@@ -149,7 +193,7 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
 
     label = "plain agent" if single else "batched agent"
     with start_services(partitions=4, workdir=str(workdir)) as svc:
-        stream_args = ["stream", "--single"] if single else ["stream"]
+        stream_args = ["plain"] if single else ["stream"]
         ingest, _ = worker(svc, *stream_args, log=workdir / "stream.log")
         rerank, _ = worker(svc, "rerank", log=workdir / "rerank.log")
         lags: list[float] = []
@@ -244,3 +288,7 @@ def run(args: argparse.Namespace) -> int:
                                "cpu_count": os.cpu_count(), "table": table}, indent=2))
     print(f"\nwritten to {out}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(plain_agent_main(sys.argv[1:]))

@@ -3,10 +3,15 @@ extraction throughput.
 
     stylestream bench rerank [--shoppers 64] [--candidates 500] [--items 5000] [--history 20]
         [--seconds 3] [--backbone efficientnet_lite0] [--images 16] [--texts 64]
-        [--device cpu|cuda] [--out var/bench/rerank.json]
+        [--device cpu|cuda] [--dtype auto|fp32|bf16] [--compile|--no-compile]
+        [--out var/bench/rerank.json]
 
 Rerank rows (same model, same batch: shoppers × candidates pairs per call):
 
+- ``fused``: the accelerated path (:mod:`serving.fused_rerank`): item cache in bf16 where the
+  device supports it (fp32 on CPU), one fused kernel per micro-batch at a fixed padded shape
+  (``torch.compile``, CUDA graphs on CUDA), inputs through pinned host buffers and the scores
+  back to the host — timed from host index tensors to host scores;
 - ``split-cached``: the served path: item side (fused vectors and the item part of the first
   MLP layer) cached, per call only the shopper terms and one batched matmul (Eq. 19–20 split);
 - ``naive-concat``: eager reference: concatenate ``[user ; item ; pair]`` per pair and run the
@@ -43,7 +48,12 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--images", type=int, default=16, help="images to encode (0: skip)")
     parser.add_argument("--texts", type=int, default=64, help="texts to encode (0: skip)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--device", default=None, choices=("cpu", "cuda"),
+                        help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="item cache/kernel dtype of the fused row (auto: bf16 on CUDA)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the fused kernel (default: only on CUDA)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="var/bench/rerank.json")
     parser.set_defaults(func=run)
@@ -66,6 +76,7 @@ def bench_rerank(args: argparse.Namespace, device) -> list[dict]:
 
     from models.feature_store import FeatureStore
     from models.fusion import FusionConfig, FusionRanker, save_checkpoint
+    from serving.fused_rerank import FusedRerank, Shape
     from serving.fusion_scorer import FusionScorer
     from serving.scorer import Candidate, ShopperContext
 
@@ -102,6 +113,12 @@ def bench_rerank(args: argparse.Namespace, device) -> list[dict]:
         profile = profile / weights_d.sum(1, keepdim=True)
         return model.user_repr(users_d, profile)
 
+    fast = FusedRerank(model, state.fused, state.cache, dev, dtype=args.dtype,
+                       compile=args.compile, shape=Shape(b, c, args.history))
+
+    def fused():
+        return fast.scores(users, hist_rows, hist_weights, cand_rows)
+
     def split_cached():
         return scorer.score_rows(state, users_d, hist_d, weights_d, cand_d)
 
@@ -126,13 +143,21 @@ def bench_rerank(args: argparse.Namespace, device) -> list[dict]:
         reference = naive_concat()
         if not torch.allclose(split_cached(), reference, atol=1e-3, rtol=1e-3):
             raise RuntimeError("split-cached scores differ from the naive reference")
+        fused_error = float((fused() - reference.cpu()).abs().max())
+        scale = float(reference.abs().max()) + 1.0
+        # fp32: rounding only; bf16 (8 mantissa bits): ~1e-2 relative to the score scale
+        allowed = (3e-2 if fast.dtype == torch.bfloat16 else 1e-4) * scale
+        if fused_error > allowed:
+            raise RuntimeError(f"fused scores differ from the naive reference by {fused_error:.3g}"
+                               f" (allowed {allowed:.3g} in {fast.dtype})")
 
         def sync():
             if dev.type == "cuda":
                 torch.cuda.synchronize()
 
         rows = []
-        for name, fn in (("split-cached", split_cached), ("naive-concat", naive_concat),
+        for name, fn in (("fused", fused), ("split-cached", split_cached),
+                         ("naive-concat", naive_concat),
                          ("naive-fuse", naive_fuse), ("scorer-e2e", e2e)):
             seconds, calls = _timed(fn, args.seconds, sync)
             rows.append({"path": name, "ms_per_batch": seconds * 1e3,
@@ -140,6 +165,8 @@ def bench_rerank(args: argparse.Namespace, device) -> list[dict]:
     naive = next(r for r in rows if r["path"] == "naive-concat")["pairs_per_s"]
     for row in rows:
         row["vs_naive_concat"] = row["pairs_per_s"] / naive
+    rows[0].update(dtype=str(fast.dtype).removeprefix("torch."), compiled=fast.compiled,
+                   max_abs_diff_vs_naive=fused_error)
     return rows
 
 
@@ -184,6 +211,9 @@ def _markdown(rows: list[dict], extraction: dict, device: str, args) -> str:
              "| path | ms / batch | pairs / s | x naive-concat |", "|---|---:|---:|---:|"]
     lines += [f"| {r['path']} | {r['ms_per_batch']:.2f} | {r['pairs_per_s']:,.0f} | "
               f"{r['vs_naive_concat']:.2f} |" for r in rows]
+    fast = rows[0]
+    lines += ["", f"fused: {fast['dtype']}, compiled {fast['compiled']}, max |fused - naive| "
+              f"{fast['max_abs_diff_vs_naive']:.2e}"]
     if extraction:
         lines += ["", f"Feature extraction ({extraction['backbone']}, CPU threads as set)", "",
                   "| stage | items / s |", "|---|---:|"]
@@ -201,8 +231,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        print("stylestream bench rerank: --device cuda but no GPU is visible", file=sys.stderr)
+    if device == "cuda" and not torch.cuda.is_available():
+        print(f"stylestream bench rerank: --device cuda but torch {torch.__version__} sees no "
+              "CUDA device (torch.cuda.is_available() is False); use --device cpu",
+              file=sys.stderr)
         return 2
     rows = bench_rerank(args, device)
     extraction = bench_extraction(args) if args.images or args.texts else {}
@@ -213,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         "benchmark": "rerank", "device": device, "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "shoppers": args.shoppers, "candidates": args.candidates, "items": args.items,
-        "history": args.history, "rerank": rows, "extraction": extraction}, indent=1))
+        "history": args.history, "compile": args.compile, "dtype": args.dtype,
+        "rerank": rows, "extraction": extraction}, indent=1))
     print(f"\n→ {out}")
     return 0

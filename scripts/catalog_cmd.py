@@ -10,7 +10,6 @@ path inside the data directory; nothing is copied.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -50,16 +49,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from models.catalog_import import CatalogImportError, import_catalog
+    from models.datasets import DatasetError, data_dir
 
-    data = args.data or os.environ.get("STYLESTREAM_DATA")
-    if not data:
-        print("stylestream catalog: --import needs --data DIR or STYLESTREAM_DATA",
-              file=sys.stderr)
-        return 2
     try:
-        report = import_catalog(args.source, data, limit=args.limit,
+        report = import_catalog(args.source, data_dir(args.data), limit=args.limit,
                                 with_images=args.with_images)
-    except CatalogImportError as exc:
+    except (CatalogImportError, DatasetError) as exc:
         print(f"stylestream catalog: {exc}", file=sys.stderr)
         return 2
     if not report.items:

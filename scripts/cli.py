@@ -49,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_log_format_argument(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a verb not built yet is simply absent from --help
-        module.register(sub)
+        importlib.import_module(name).register(sub)  # a broken command module fails loudly
     return parser
 
 

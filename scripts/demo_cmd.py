@@ -111,7 +111,6 @@ def prepare_model(home: Path, catalog_dir: Path, catalog: dict, stores: dict,
     trend-aware simulator as the live traffic (other seed), so the live shoppers are known
     users to the network (ID embeddings, Eq. 4) and the profiles carry over.
     """
-    import csv
 
     from models.simulation import ShopperSimulator
 
@@ -125,12 +124,7 @@ def prepare_model(home: Path, catalog_dir: Path, catalog: dict, stores: dict,
         history = home / "history.csv"
         simulator = ShopperSimulator(list(catalog.values()), n_users=args.users,
                                      seed=args.seed + 1, stores=stores)
-        with history.open("w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(["event_id", "user_id", "item_id", "behavior", "timestamp"])
-            for event in simulator.events(args.history_events):
-                writer.writerow([event["event_id"], event["user_id"], event["item_id"],
-                                 event["behavior"], event["timestamp"]])
+        simulator.write_history(history, args.history_events)
         cli_step("training the fusion network on simulated history", "train", "--events",
                  str(history), "--features", str(features), "--out", str(checkpoint.parent),
                  "--epochs", str(args.epochs))
@@ -244,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{WARMUP_SECONDS:.0f}s; see {logs}", file=sys.stderr)
             stop.set()
         simulator = ShopperSimulator(list(catalog.values()), n_users=args.users, seed=args.seed,
-                                     stores=stores)
+                                     stores=stores, weights=live.decay.weights)
         stats = ProduceStats(started=time.time())
         clear = sys.stdout.isatty()
         next_frame = [stats.started]

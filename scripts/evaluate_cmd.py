@@ -2,8 +2,10 @@
 
 ``--study paper`` (default) runs the comparison (Table 2), the ablation (Table 3) and the
 weight sensitivity (Fig. 2); ``compare`` / ``ablation`` / ``sensitivity`` run one of them;
-``trend`` hands the parsed arguments to ``evaluation.trend_study.run(args)`` (the trend-aware
-recommender's study, paper 002). Heavy imports stay inside :func:`run`.
+``trend`` runs the trend-aware recommender's study (paper 002, :mod:`evaluation.trend`) into
+``OUT/trend/``. Options left unset take the defaults of the study's settings, written once there
+(:class:`evaluation.studies.StudySettings`, :class:`evaluation.trend.config.TrendStudyConfig`).
+Heavy imports stay inside :func:`run`.
 
 ``--protocol replay`` is the protocol that decides what ships (``evaluation.replay``): the log
 before a cut T through Kafka and the real workers (embedded services unless
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from evaluation.trend.config import TrendStudyConfig  # a dataclass: loads no model code
 
 STUDY_CHOICES = ("paper", "compare", "ablation", "sensitivity", "trend")
 
@@ -36,13 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="offline evaluation: tables and plots",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=("taobao", "hm"), default="taobao")
-    p.add_argument("--level", choices=("category", "item"), default="category",
+    p.add_argument("--dataset", choices=("taobao", "hm"), default=None)
+    p.add_argument("--level", choices=("category", "item"), default=None,
                    help="Taobao only: rank categories (default) or items")
-    p.add_argument("--protocol", choices=("peruser", "temporal", "replay"), default="peruser",
-                   help="peruser: each user's chronological 80/20; temporal: global cut at the "
-                        "80%% quantile of event times; replay: the log before a cut through "
-                        "the live workers, scored on what shoppers did next")
+    p.add_argument("--protocol", choices=("peruser", "temporal", "replay"), default=None,
+                   help="peruser (the default): each user's chronological 80/20; temporal: "
+                        "global cut at the 80%% quantile of event times; replay: the log before "
+                        "a cut through the live workers, scored on what shoppers did next")
     p.add_argument("--cut", default=None,
                    help="replay: the cut T (epoch s or ISO-8601; default: Taobao the start of "
                         "its last day, H&M of its last month; with --events, after its end)")
@@ -60,34 +64,101 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replay: the offline twin only (no Kafka, Redis or workers)")
     p.add_argument("--no-ablations", action="store_true",
                    help="replay: skip the ablation rows")
-    p.add_argument("--ranking", choices=("full", "sampled"), default="full",
-                   help="full: all items, training items masked; sampled: 1 positive vs 99 "
-                        "negatives")
-    p.add_argument("--seeds", type=_positive, default=5)
+    p.add_argument("--ranking", choices=("full", "sampled"), default=None,
+                   help="full: all items, training items masked; sampled: "
+                        "1 positive vs 99 negatives")
+    p.add_argument("--seeds", type=_positive, default=None,
+                   help="repetitions over seeds (default: the study's own)")
     p.add_argument("--max-users", type=_positive, default=None,
                    help="keep the first N users (sorted ids), for CI-sized runs")
-    p.add_argument("--epochs", type=_positive, default=30, help="epochs of the neural models")
-    p.add_argument("--dim", type=_positive, default=64, help="embedding size")
-    p.add_argument("--fusion-epochs", type=_positive, default=20,
-                   help="most epochs of the fusion network (early stopping, patience 5)")
-    p.add_argument("--fusion-loss", choices=("bpr", "mse", "bce"), default="bpr",
-                   help="loss of the proposed system's fusion network; with bpr/bce a row "
-                        "trained with the paper's MSE on S (Eq. 21) is added for comparison")
-    p.add_argument("--cache", default="var/eval",
+    p.add_argument("--epochs", type=_positive, default=None,
+                   help="epochs of the neural models")
+    p.add_argument("--dim", type=_positive, default=None, help="embedding size")
+    p.add_argument("--fusion-epochs", type=_positive, default=None,
+                   help="most epochs of the fusion network (early stopping)")
+    p.add_argument("--fusion-loss", choices=("bpr", "mse", "bce"), default=None,
+                   help="loss of the proposed system's fusion network; with "
+                        "bpr/bce a row trained with the paper's MSE on S (Eq. 21) is added for "
+                        "comparison")
+    p.add_argument("--cache", default=None,
                    help="where item feature stores built for evaluation are kept")
     p.add_argument("--models", default=None,
                    help="comma-separated subset of Random,Pop,ItemCF,BPR-MF,NeuMF,VBPR,LightGCN")
     p.add_argument("--study", choices=STUDY_CHOICES, default="paper")
-    p.add_argument("--out", default="docs/results", help="output directory")
+    p.add_argument("--out", default=None, help="output directory")
     p.add_argument("--data", default=None, help="data root (default: $STYLESTREAM_DATA)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    trend = p.add_argument_group("trend study (--study trend)")
+    trend.add_argument("--items", type=_positive, default=None,
+                       help="fashion_products items with images in the catalog (default "
+                            f"{TrendStudyConfig.items})")
+    trend.add_argument("--image-size", type=_positive, default=None,
+                       help="image side in px for the CNNs (default "
+                            f"{TrendStudyConfig.image_size})")
+    trend.add_argument("--users", type=_positive, default=None,
+                       help=f"simulated shoppers per year (default {TrendStudyConfig.users})")
+    trend.add_argument("--backbones", default=None,
+                       help="comma-separated, of "
+                            f"{','.join(TrendStudyConfig.backbones)} (default all)")
+    trend.add_argument("--main-backbone", default=None,
+                       help="backbone of Tables 2-3 (default "
+                            f"{TrendStudyConfig.main_backbone})")
+    trend.add_argument("--weights-dir", default=None,
+                       help="holds <backbone>.pth state dicts (default: untrained CNNs)")
+    trend.add_argument("--no-mask", action="store_true", help="skip garment masking")
     p.set_defaults(func=run)
 
 
-def _trend(args: argparse.Namespace) -> int:
-    from evaluation import trend_study
+def trend_config(args: argparse.Namespace) -> TrendStudyConfig:
+    """The trend study's settings: the options given, the config's defaults for the rest."""
+    from pathlib import Path
 
-    return int(trend_study.run(args) or 0)
+    from evaluation.trend.study import resolve_data
+
+    given = {"items": args.items, "image_size": args.image_size, "users": args.users,
+             "seeds": args.seeds, "main_backbone": args.main_backbone,
+             "backbones": tuple(b.strip() for b in args.backbones.split(",") if b.strip())
+             if args.backbones else None,
+             "weights_dir": Path(args.weights_dir) if args.weights_dir else None,
+             "out": Path(args.out) / "trend" if args.out else None}
+    return TrendStudyConfig(data=resolve_data(args.data), mask=not args.no_mask,
+                            progress=not args.no_progress,
+                            **{k: v for k, v in given.items() if v is not None})
+
+
+def _trend(args: argparse.Namespace) -> list:
+    import os
+
+    import torch
+
+    from evaluation.trend.study import run_study
+
+    cfg = trend_config(args)
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    return run_study(cfg)
+
+
+def _paper(args: argparse.Namespace) -> list:
+    from evaluation.studies import STUDIES, StudySettings
+    from evaluation.studies import run as run_studies
+    from models.baselines import BASELINES
+
+    models = None
+    if args.models:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = [m for m in models if m not in BASELINES]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; known: {list(BASELINES)}")
+    given = {"dataset": args.dataset, "level": args.level, "protocol": args.protocol,
+             "ranking": args.ranking, "seeds": args.seeds, "epochs": args.epochs,
+             "dim": args.dim, "fusion_epochs": args.fusion_epochs,
+             "fusion_loss": args.fusion_loss, "cache": args.cache, "out": args.out}
+    settings = StudySettings(
+        max_users=args.max_users, models=models,
+        studies=STUDIES if args.study == "paper" else (args.study,),
+        data_root=args.data, progress=not args.no_progress,
+        **{k: v for k, v in given.items() if v is not None})
+    return run_studies(settings)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -105,6 +176,7 @@ def _replay(args: argparse.Namespace) -> int:
         system_training,
         write_table,
     )
+    from evaluation.studies import StudySettings
     from models.datasets import DatasetError, load, read_events_csv
     from scripts.embedded import services_for
     from serving.diversity import DiversityConfig
@@ -112,30 +184,32 @@ def _replay(args: argparse.Namespace) -> int:
     from streams.config import load_settings
 
     settings = load_settings()
+    defaults = StudySettings()  # what options left unset mean
+    level = args.level or defaults.level
     try:
         if args.events:
-            dataset, events = read_events_csv(args.events, level=args.level)
-            future = read_events_csv(args.future, level=args.level)[1] if args.future else []
+            dataset, events = read_events_csv(args.events, level=level)
+            future = read_events_csv(args.future, level=level)[1] if args.future else []
             cut = parse_time(args.cut) if args.cut else max(e.t for e in events) + 1.0
         else:
-            dataset = args.dataset
-            events = load(dataset, args.data, level=args.level, max_users=args.max_users)
+            dataset = args.dataset or defaults.dataset
+            events = load(dataset, args.data, level=level, max_users=args.max_users)
             future = None
             cut = parse_time(args.cut) if args.cut else default_cut(dataset, events)
     except (DatasetError, ValueError) as exc:
         print(f"stylestream evaluate: {exc}", file=sys.stderr)
         return 2
     step = args.horizon_days * 86400.0 if args.horizon_days else default_step(dataset)
-    inputs = ReplayInputs(dataset, args.level if dataset == "taobao" else "item", events, cut,
+    inputs = ReplayInputs(dataset, level if dataset == "taobao" else "item", events, cut,
                           step, future_events=future)
     if args.events:
         inputs.future_events = future
     config = SystemConfig(decay=settings.decay,
                           recall=RecallConfig(exclude_behaviors=settings.exclude_behaviors),
                           diversity=DiversityConfig.from_settings(settings))
-    out = Path(args.out)
+    out = Path(args.out or defaults.out)
     out.mkdir(parents=True, exist_ok=True)
-    models = Path(args.cache) / "replay"
+    models = Path(args.cache or defaults.cache) / "replay"
     models.mkdir(parents=True, exist_ok=True)
     command = "stylestream " + " ".join(sys.argv[1:]) if sys.argv[1:] else "stylestream evaluate"
     try:
@@ -167,31 +241,13 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.study == "trend":
-        return _trend(args)
-    if args.protocol == "replay":
-        return _replay(args)
-    from evaluation.studies import STUDIES, StudySettings
-    from evaluation.studies import run as run_studies
-    from models.baselines import BASELINES
     from models.datasets import DatasetError
 
-    models = None
-    if args.models:
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-        unknown = [m for m in models if m not in BASELINES]
-        if unknown:
-            print(f"stylestream evaluate: unknown model(s) {unknown}; known: "
-                  f"{list(BASELINES)}", file=sys.stderr)
-            return 2
-    settings = StudySettings(
-        dataset=args.dataset, level=args.level, protocol=args.protocol, ranking=args.ranking,
-        seeds=args.seeds, max_users=args.max_users, epochs=args.epochs, dim=args.dim,
-        models=models, studies=STUDIES if args.study == "paper" else (args.study,),
-        out=args.out, data_root=args.data, progress=not args.no_progress,
-        fusion_epochs=args.fusion_epochs, fusion_loss=args.fusion_loss, cache=args.cache)
-    try:
-        written = run_studies(settings)
+    if args.study != "trend" and args.protocol == "replay":
+        return _replay(args)
+
+    try:  # the trend study's StudyError is a ValueError
+        written = _trend(args) if args.study == "trend" else _paper(args)
     except (DatasetError, ValueError) as exc:
         print(f"stylestream evaluate: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,6 @@ which a running ``stylestream rerank --checkpoint model/model.pt`` picks up with
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import subprocess
@@ -104,14 +103,7 @@ def ensure_history(home: Path, data: Path | None, catalog: Path,
     stores = {s.store_id: (s.lat, s.lon) for s in load_stores(catalog).values()}
     simulator = ShopperSimulator(list(load_catalog(catalog).values()), n_users=args.users,
                                  seed=args.seed + 1, stores=stores)
-    partial = history.with_suffix(".csv.part")
-    with partial.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["event_id", "user_id", "item_id", "behavior", "timestamp"])
-        for event in simulator.events(args.history_events):
-            writer.writerow([event["event_id"], event["user_id"], event["item_id"],
-                             event["behavior"], event["timestamp"]])
-    partial.replace(history)
+    simulator.write_history(history, args.history_events)
     print(f"history: {args.history_events} simulated events of {args.users} shoppers → "
           f"{history}")
     return history

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     stores = {s.store_id: (s.lat, s.lon) for s in load_stores(args.catalog).values()}
     simulator = ShopperSimulator(list(catalog.values()), n_users=args.users, seed=args.seed,
-                                 stores=stores)
+                                 stores=stores, weights=settings.decay.weights)
     from streams.probes import preflight
 
     preflight(settings, topics=[settings.topics.events])

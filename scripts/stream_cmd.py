@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 
 from scripts.logs import add_log_format_argument
-from streams.config import load_settings
+from streams.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,11 @@ def add_service_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stream", help="run the Faust ingest worker")
-    p.add_argument("--batch-max", type=int, default=1000, help="events per batch at most")
-    p.add_argument("--batch-within", type=float, default=0.02,
-                   help="seconds a batch may wait to fill")
+    p.add_argument("--batch-max", type=int, default=Settings.batch_max,
+                   help="events per batch at most (default %(default)s)")
+    p.add_argument("--batch-within", type=float, default=Settings.batch_within,
+                   help="seconds a batch may wait to fill (default %(default)s)")
     add_service_arguments(p)
-    p.add_argument("--single", action="store_true",
-                   help="one event per iteration (the benchmark's plain baseline)")
     add_log_format_argument(p)
     p.set_defaults(func=run)
 
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from streams.health import HealthState, start_health_server
     from streams.probes import check_services, wait_for_services
 
-    settings = load_settings()
+    settings = replace(load_settings(), batch_max=args.batch_max,
+                       batch_within=args.batch_within)
     settings.kafka_bootstrap  # noqa: B018 - validate now, with a clear message
     settings.redis  # noqa: B018
     health = HealthState("stream")
@@ -55,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     needed = [topics.events, topics.dead_letter, topics.refresh]
     asyncio.run(wait_for_services(lambda: check_services(settings, needed), "stream",
                                   args.wait, on_failure=health.record_failure))
-    app = create_app(settings, batch_max=args.batch_max, batch_within=args.batch_within,
-                     single=args.single, health=health)
+    app = create_app(settings, health=health)
     run_worker(app)
     return 0

@@ -199,16 +199,35 @@ def extract_config(meta: Mapping[str, object]) -> ExtractConfig:
     return ExtractConfig(**{k: v for k, v in meta.items() if k in known})
 
 
+def chain_stages(scorer: Scorer | None) -> list[Scorer]:
+    """The chain from the outside in: the scorer, its ``base``, that one's ``base``, …
+    (final ranker → rule stage → fusion network or co-visitation scorer)."""
+    stages: list[Scorer] = []
+    while scorer is not None and len(stages) < 8:
+        stages.append(scorer)
+        scorer = getattr(scorer, "base", None)
+    return stages
+
+
 def rule_stage(scorer: Scorer) -> RuleScorer | None:
-    return scorer if isinstance(scorer, RuleScorer) else None
+    """The chain's rule stage, wherever it sits (under a final ranker or on top)."""
+    return next((s for s in chain_stages(scorer) if isinstance(s, RuleScorer)), None)
 
 
 def fusion_stage(scorer: Scorer) -> FusionScorer | None:
-    """The fusion scorer of the chain: the scorer itself or the rule stage's base."""
-    if isinstance(scorer, FusionScorer):
-        return scorer
-    base = getattr(scorer, "base", None)
-    return base if isinstance(base, FusionScorer) else None
+    """The chain's fusion scorer, wherever it sits."""
+    return next((s for s in chain_stages(scorer) if isinstance(s, FusionScorer)), None)
+
+
+def with_rule_stage(scorer: Scorer, rules: RuleScorer) -> Scorer:
+    """``scorer`` with its rule stage replaced by ``rules`` (the stage above it, a final ranker,
+    is kept and now wraps the new stage)."""
+    stages = chain_stages(scorer)
+    for above, stage in zip(stages, stages[1:], strict=False):
+        if isinstance(stage, RuleScorer):
+            above.base = rules  # type: ignore[attr-defined]
+            return scorer
+    return rules
 
 
 @dataclass
@@ -326,7 +345,7 @@ class ItemOnboarder:
             if fusion is not None:
                 fusion.add_items(prepared.features)
         CATALOG_UPDATES.labels("applied").inc(len(prepared.items))
-        return prepared.rules if prepared.rules is not None else scorer
+        return scorer if prepared.rules is None else with_rule_stage(scorer, prepared.rules)
 
     def onboard(self, items: list[CatalogItem], scorer: Scorer) -> Scorer:
         """:meth:`prepare` then :meth:`apply`, in the calling thread (for scripts and tests)."""

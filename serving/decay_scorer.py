@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from operator import attrgetter
 
+from models.behaviors import BEHAVIOR_PAST
 from serving.scorer import Candidate, ScoredItem, ShopperContext
 
 _recall_score = attrgetter("recall_score")
-BEHAVIOR_PAST = {"view": "viewed", "favorite": "favorited", "cart": "carted",
-                 "purchase": "bought"}
 
 
 def describe(item_id: str, titles: Mapping[str, str] | None) -> str:
@@ -41,7 +40,7 @@ def history_reason(shopper: ShopperContext, item_id: str) -> str:
         return "still in your cart"
     touched = shopper.last_touch.get(item_id)
     when = f" {ago(max(0.0, shopper.now - touched))}" if touched is not None else ""
-    verb = {"favorite": "saved"}.get(behavior, BEHAVIOR_PAST.get(behavior, "viewed"))
+    verb = BEHAVIOR_PAST.get(behavior, "viewed")
     return f"you {verb} this{when}"
 
 

@@ -25,13 +25,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from models.behaviors import BEHAVIOR_PAST
 from models.feature_store import FeatureStore, resolve_store
 from models.fusion import FusionRanker, ItemFeatures, load_checkpoint
+from serving.fused_rerank import FusedRerank
 from serving.scorer import Candidate, ScoredItem, ShopperContext
 
 log = logging.getLogger(__name__)
 
-VERBS = {"view": "viewed", "favorite": "saved", "cart": "carted", "purchase": "bought"}
 
 
 @dataclass
@@ -70,10 +71,17 @@ class FusionScorer:
     reads_popularity = False
 
     def __init__(self, checkpoint: str | Path, features: str | Path,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, fused: bool | None = None,
+                 compile: bool = False) -> None:
         self.checkpoint_path = Path(checkpoint)
         self.features_path = Path(features)
         self.device = torch.device(device) if device is not None else default_device()
+        # the fixed-shape fused kernel (serving.fused_rerank); default: on CUDA only. compile:
+        # torch.compile it too (reloads refill its buffers in place; a change of network size
+        # or >1024 new items or users rebuilds and recompiles it on the serving thread)
+        self.fused = self.device.type == "cuda" if fused is None else fused
+        self.compile = compile
+        self._fast: tuple[_State, FusedRerank] | None = None
         self._lock = threading.Lock()
         self._state = self._load()
 
@@ -190,6 +198,18 @@ class FusionScorer:
         user = state.model.user_repr(user_index, profile)
         return state.model.score_pairs(user, None, state.cache[candidate_rows])
 
+    def fast_path(self, state: _State) -> FusedRerank:
+        """The fused kernel over ``state``'s item side (rebuilt after a reload/add_items)."""
+        fast = self._fast
+        if fast is None or fast[0] is not state:
+            if fast is not None and fast[1].refresh(state.model, state.fused, state.cache):
+                fast = (state, fast[1])  # same buffers: no recompile
+            else:
+                fast = (state, FusedRerank(state.model, state.fused, state.cache, self.device,
+                                           compile=self.compile))
+            self._fast = fast
+        return fast[1]
+
     def score(self, shoppers: list[ShopperContext],
               candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
         if len(shoppers) != len(candidates):
@@ -208,7 +228,12 @@ class FusionScorer:
         users = torch.tensor([state.users.get(s.user_id, 0) for s in shoppers],
                              device=self.device)
         hist_rows, hist_weights, histories = self._history(state, shoppers)
-        scores = self.score_rows(state, users, hist_rows, hist_weights, cand_rows).cpu().tolist()
+        if self.fused:
+            scores = self.fast_path(state).scores(users, hist_rows, hist_weights,
+                                                  cand_rows).tolist()
+        else:
+            scores = self.score_rows(state, users, hist_rows, hist_weights,
+                                     cand_rows).cpu().tolist()
         reasons = self._reasons(state, shoppers, candidates, cand_rows, hist_rows, histories)
         return [[ScoredItem(c.item_id, score, reason)
                  for c, score, reason in zip(cands, scores[b], reasons[b], strict=False)]
@@ -243,7 +268,7 @@ class FusionScorer:
                 else:
                     use_visual = use_visual_all[b][k]
                     driver = history[arg_v[b][k] if use_visual else arg_t[b][k]]
-                    verb = VERBS.get(shopper.behaviors.get(driver, "view"), "viewed")
+                    verb = BEHAVIOR_PAST.get(shopper.behaviors.get(driver, "view"), "viewed")
                     how = "looks like" if use_visual else "described like"
                     row_reasons.append([f"{how} {driver} you {verb}"])
             out.append(row_reasons)

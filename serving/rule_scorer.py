@@ -10,10 +10,11 @@ For a shopper u and a candidate item c:
 - The anchors ``a`` are the shopper's strongest items (highest decayed score S(u,a,T), at most
   ``max_anchors``). The paper ranks candidates "per purchase" (§3.5, §4.2); serving one list per
   shopper, we take for each candidate its best anchor — the union of the per-purchase lists, in
-  the order of their scores. The offline study (``evaluation/trend_study.py``) passes one purchase
+  the order of their scores. The offline study (:mod:`evaluation.trend`) passes one purchase
   as the only anchor, which is the paper's setting exactly.
 - Visual similarity is the cosine of the item vectors given (any ``{item_id: vector}``; a missing
-  vector contributes 0). Category similarity is §3.4 (:mod:`serving.rules.category`).
+  vector contributes 0). Category similarity is §3.4 (:mod:`serving.rules.category`); the
+  popularity fit is :func:`serving.rules.trend.popularity_modulation`.
 - τ_u is the shopper's trendiness (``ShopperContext.trendiness`` when set, e.g. by a simulator;
   else estimated from the shopper's scores, :func:`serving.rules.trend.shopper_trendiness`);
   NormPop is min-max over the popularity provider's decayed counts.
@@ -36,15 +37,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.behaviors import BEHAVIOR_PAST
 from models.catalog import CatalogItem
+from models.gender import gender_compatible, infer_gender
+from models.popularity import norm_pop
 from serving.rules.category import category_similarity
 from serving.rules.distance import distance_penalty, haversine_km, within_distance
-from serving.rules.gender import gender_compatible, infer_gender
-from serving.rules.trend import norm_pop, shopper_trendiness
+from serving.rules.trend import popularity_modulation, shopper_trendiness
 from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
 
 PopularityProvider = Callable[[], Mapping[str, float]]
-_PAST = {"view": "viewed", "favorite": "favorited", "cart": "carted", "purchase": "bought"}
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ class RuleScorer:
             visual, category = vis[best, cols], cat[best, cols]
             best_anchor = [anchors[b] for b in best]
         pop = np.array([normpop.get(i, 0.0) for i in kept])
-        modulation = 1.0 - np.abs(tau - pop) ** cfg.p  # popularity_modulation, vectorised
+        modulation = popularity_modulation(tau, pop, cfg.p)
         base = np.array([(base_scores or {}).get(i, (0.0, []))[0] for i in kept])
         penalty = (np.array([distance_penalty(d, cfg.distance_scale_km) for d in distances])
                    if cfg.distance_weight > 0 else np.zeros(n))
@@ -256,7 +258,7 @@ class RuleScorer:
         reasons = []
         if t.anchor is not None:
             title = self._title(t.anchor)
-            did = _PAST.get(shopper.behaviors.get(t.anchor, ""), "")
+            did = BEHAVIOR_PAST.get(shopper.behaviors.get(t.anchor, ""), "")
             suffix = f" you {did}" if did else ""
             if alpha > 0 and t.visual >= cfg.similar_image_at:
                 reasons.append(f"similar image to {title}{suffix}")

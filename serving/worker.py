@@ -86,7 +86,7 @@ def coalesce(triggers: list[Trigger]) -> list[Trigger]:
 
 def recommendation_message(user_id: str, items: list[ScoredItem], model_version: str,
                            source_event_time: float, generated_at: float) -> dict:
-    """The contract's recommendation message (DESIGN.md)."""
+    """The contract's recommendation message (docs/design.md, "Topic contracts")."""
     return {
         "user_id": user_id,
         "generated_at": generated_at,
@@ -103,7 +103,7 @@ class RerankWorker:
     def __init__(self, settings: Settings, store: ScoreStore, scorer: Scorer,
                  content_index: ContentIndex | None = None,
                  recall_config: RecallConfig | None = None,
-                 max_batch: int = 64, rec_ttl_seconds: int = 7 * 86400,
+                 max_batch: int = 64,
                  clock: Callable[[], float] = time.time,
                  popularity_sink: Callable[[Mapping[str, float]], None] | None = None,
                  onboarder: ItemOnboarder | None = None,
@@ -116,7 +116,7 @@ class RerankWorker:
         self.content_index = content_index
         self.recall_config = recall_config or RecallConfig()
         self.max_batch = max_batch
-        self.rec_ttl_seconds = rec_ttl_seconds
+        self.rec_ttl_seconds = settings.rec_ttl_seconds
         self.clock = clock
         self.popularity_sink = popularity_sink
         self.onboarder = onboarder
@@ -349,7 +349,7 @@ class RerankWorker:
         bootstrap = self.settings.kafka_bootstrap
         consumer = AIOKafkaConsumer(
             self.settings.topics.refresh, bootstrap_servers=bootstrap,
-            group_id="stylestream-rerank", auto_offset_reset="earliest",
+            group_id=self.settings.rerank_group, auto_offset_reset="earliest",
             enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000,
             fetch_max_wait_ms=fetch_wait_ms(), **kafka_client_kwargs(self.settings, "aiokafka"))
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2,

@@ -22,8 +22,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import faust
 from aiokafka.errors import KafkaError
@@ -39,10 +40,12 @@ from streams.security import kafka_client_kwargs
 from streams.store import PENDING_GRACE_SECONDS, BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-#: Defaults: a batch closes at 1000 events or 20 ms, whichever comes first.
-DEFAULT_BATCH_MAX = 1000
-DEFAULT_BATCH_WITHIN = 0.02
+#: The refresh triggers of one batch: user → (newest event time applied, events of the batch).
+Triggers = dict[str, tuple[float, int]]
+#: Sends a batch's triggers (raising ``KafkaError`` while Kafka is unreachable).
+Sender = Callable[[Triggers], Awaitable[None]]
 
 
 def refresh_message(user_id: str, source_event_time: float, events: int) -> bytes:
@@ -52,12 +55,55 @@ def refresh_message(user_id: str, source_event_time: float, events: int) -> byte
                       separators=(",", ":")).encode()
 
 
+async def retry_until_done(call: Callable[[], Awaitable[T]],
+                           errors: tuple[type[BaseException], ...],
+                           on_error: Callable[[BaseException, float], None]) -> T:
+    """``await call()`` until it succeeds; after each failure in ``errors``, ``on_error(exc,
+    delay)`` and a sleep of ``delay`` (0.1 s, doubling up to 5 s). Nothing is dropped: an
+    unreachable service holds the batch (at-least-once)."""
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except errors as exc:
+            on_error(exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+@dataclass
+class IngestParts:
+    """The ingest app without its agent: the topics, and ``process(batch, send=None)``, which
+    validates a batch (invalid records to the dead-letter topic), applies it to Redis (retried
+    while Redis is unreachable) and sends the refresh triggers with ``send`` (default: all of
+    the batch handed to the producer, one wait; retried while Kafka is unreachable).
+    :func:`create_app` drives it with the batched agent; the ingest benchmark builds its plain
+    one-event agent from the same parts."""
+
+    app: faust.App
+    events_topic: faust.TopicT
+    refresh_topic: faust.TopicT
+    process: Callable[..., Awaitable[None]]
+
+
 def create_app(settings: Settings, app_id: str = "stylestream-ingest",
-               batch_max: int = DEFAULT_BATCH_MAX, batch_within: float = DEFAULT_BATCH_WITHIN,
-               single: bool = False, health: HealthState | None = None) -> faust.App:
-    """Build the ingest app. ``single=True`` processes one event per iteration (the plain
-    Faust agent the benchmark compares against); the product uses batches. ``health`` is
-    kept up to date for ``/readyz``."""
+               health: HealthState | None = None) -> faust.App:
+    """The ingest app: batches of up to ``settings.batch_max`` events, closed after
+    ``settings.batch_within`` seconds at the latest. ``health`` is kept up to date for
+    ``/readyz``."""
+    parts = build_ingest(settings, app_id, health)
+
+    @parts.app.agent(parts.events_topic, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
+            await parts.process(batch)
+
+    return parts.app
+
+
+def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
+                 health: HealthState | None = None) -> IngestParts:
+    """The Faust app, its topics, store task, probes and timers, and the batch handler."""
     app = faust.App(
         app_id,
         broker=f"stylestream://{settings.kafka_bootstrap}",  # streams/transport.py
@@ -136,59 +182,52 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
     async def apply_with_retry(valid: list[BehaviorEvent]) -> BatchResult:
         while "store" not in state:
             await asyncio.sleep(0.01)
-        delay = 0.1
-        while True:
+
+        async def attempt() -> BatchResult:
             started = time.perf_counter()
-            try:
-                result = await state["store"].apply_batch(valid)
-            except UNAVAILABLE_ERRORS as exc:
-                metrics.REDIS_RETRIES.inc()
-                note_failure(exc)
-                log.warning("Redis unavailable (%s); retrying batch of %d in %.1fs",
-                            exc, len(valid), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+            result = await state["store"].apply_batch(valid)
             metrics.UPDATE_LATENCY.observe(time.perf_counter() - started)
             return result
 
-    async def send_refreshes(result: BatchResult, per_user: dict[str, int]) -> None:
+        def redis_down(exc: BaseException, delay: float) -> None:
+            metrics.REDIS_RETRIES.inc()
+            note_failure(exc)
+            log.warning("Redis unavailable (%s); retrying batch of %d in %.1fs",
+                        exc, len(valid), delay)
+
+        return await retry_until_done(
+            attempt, UNAVAILABLE_ERRORS, redis_down)
+
+    async def send_batched(triggers: Triggers) -> None:
+        # hand every trigger to the producer first, then wait for all acknowledgements
+        # (one wait per batch instead of Faust's per-message bookkeeping)
+        pending = [await app.producer.send(
+            topics.refresh, user.encode(), refresh_message(user, newest, events),
+            partition=None, timestamp=None, headers=None)
+            for user, (newest, events) in triggers.items()]
+        await asyncio.gather(*pending)
+
+    async def send_refreshes(triggers: Triggers, send: Sender) -> None:
         """Emit the batch's triggers; while Kafka fails, retry them all with backoff (a
         repeated trigger only makes the rerank worker refresh a list once more)."""
-        delay = 0.1
-        while True:
-            try:
-                if single:  # the plain agent: Faust's buffered send, one trigger at a time
-                    for user, newest in result.users.items():
-                        await refresh_topic.send(key=user.encode(), value=refresh_message(
-                            user, newest, per_user[user]))
-                    return
-                # hand every trigger to the producer first, then wait for all acknowledgements
-                # (one wait per batch instead of Faust's per-message bookkeeping)
-                pending = [await app.producer.send(
-                    topics.refresh, user.encode(), refresh_message(user, newest, per_user[user]),
-                    partition=None, timestamp=None, headers=None)
-                    for user, newest in result.users.items()]
-                await asyncio.gather(*pending)
-                return
-            except KafkaError as exc:
-                metrics.KAFKA_RETRIES.inc()
-                note_failure(exc)
-                log.warning("Kafka unavailable (%s); retrying %d refresh triggers in %.1fs",
-                            exc, len(result.users), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        def kafka_down(exc: BaseException, delay: float) -> None:
+            metrics.KAFKA_RETRIES.inc()
+            note_failure(exc)
+            log.warning("Kafka unavailable (%s); retrying %d refresh triggers in %.1fs",
+                        exc, len(triggers), delay)
 
-    async def process(batch: Sequence[faust.types.EventT]) -> None:
+        await retry_until_done(lambda: send(triggers), (KafkaError,), kafka_down)
+
+    async def process(batch: Sequence[faust.types.EventT], send: Sender | None = None) -> None:
         if health is not None:
             health.batch_started()
         try:
-            await process_batch(batch)
+            await process_batch(batch, send or send_batched)
         finally:
             if health is not None:
                 health.batch_done()
 
-    async def process_batch(batch: Sequence[faust.types.EventT]) -> None:
+    async def process_batch(batch: Sequence[faust.types.EventT], send: Sender) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         valid: list[BehaviorEvent] = []
         counts: dict[str, int] = {}
@@ -214,26 +253,16 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
         per_user: dict[str, int] = {}
         for e in valid:
             per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
-        await send_refreshes(result, per_user)
+        await send_refreshes({user: (newest, per_user[user])
+                              for user, newest in result.users.items()}, send)
         metrics.REFRESHES.inc(len(result.users))
-
-    if single:
-        @app.agent(events_topic, name="ingest")
-        async def ingest_single(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await process([event])
-    else:
-        @app.agent(events_topic, name="ingest")
-        async def ingest(stream: faust.StreamT) -> None:
-            async for batch in stream.take_events(batch_max, within=batch_within):
-                await process(batch)
 
     @app.on_after_configured.connect
     def _configured(app: faust.App, **_: Any) -> None:
         log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap,
                  redact(settings.redis))
 
-    return app
+    return IngestParts(app, events_topic, refresh_topic, process)
 
 
 def run_worker(app: faust.App, loglevel: str = "warning") -> None:

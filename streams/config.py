@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from models.behaviors import BEHAVIORS, DEFAULT_WEIGHTS
 from streams.redact import redact, register_secret
 
-BEHAVIORS: tuple[str, ...] = ("view", "favorite", "cart", "purchase")
-
-#: Paper 000 §3.2.1: browsing 1, favoriting 3, adding to cart 5, purchasing 10.
-DEFAULT_WEIGHTS: dict[str, float] = {"view": 1.0, "favorite": 3.0, "cart": 5.0, "purchase": 10.0}
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -163,7 +163,6 @@ class Settings:
 
     kafka_url: str | None = None
     redis_url: str | None = None
-    data_dir: str | None = None
     home: str = "var"
     partitions: int = 4
     log_format: str = "text"
@@ -185,6 +184,13 @@ class Settings:
     max_per_category: int = 2
     duplicate_cosine: float = 0.97
     max_repeats: int | None = None
+    #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``)
+    batch_max: int = 1000
+    batch_within: float = 0.02
+    #: consumer group of the rerank workers (they split ``rec-refresh`` partitions)
+    rerank_group: str = "stylestream-rerank"
+    #: lifetime of a published list in Redis (``rec:{user}``)
+    rec_ttl_seconds: int = 7 * 86400
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -210,24 +216,24 @@ def strip_scheme(url: str) -> str:
     return ",".join(part.split("://", 1)[-1].strip("/") for part in url.split(","))
 
 
-def _env_float(env: dict[str, str], name: str, default: float) -> float:
+def _env_value(env: dict[str, str], name: str, default: T, convert: Callable[[str], T],
+               expected: str) -> T:
+    """``convert(env[name])``, ``default`` when unset or empty; a bad value names the variable."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return convert(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+        raise ConfigError(f"{name}={raw!r} is not {expected}") from exc
+
+
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    return _env_value(env, name, default, float, "a number")
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+    return _env_value(env, name, default, int, "an integer")
 
 
 def parse_weights(raw: str) -> dict[str, float]:
@@ -253,16 +259,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     weights = dict(DEFAULT_WEIGHTS)
     if env.get("STYLESTREAM_WEIGHTS"):
         weights.update(parse_weights(env["STYLESTREAM_WEIGHTS"]))
+    defaults = DecaySettings()
     try:
         decay = DecaySettings(
             weights=weights,
-            decay_per_day=_env_float(env, "STYLESTREAM_DECAY_PER_DAY", 0.05),
-            rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", 50.0),
-            max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER", 500),
-            ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", 90 * 86400),
-            dedupe_ttl_seconds=_env_int(env, "STYLESTREAM_DEDUPE_WINDOW_SECONDS", 7 * 86400),
-            dedupe_max_ids=_env_int(env, "STYLESTREAM_DEDUPE_MAX_IDS", 100_000),
-            global_shards=_env_int(env, "STYLESTREAM_GLOBAL_SHARDS", 8),
+            decay_per_day=_env_float(env, "STYLESTREAM_DECAY_PER_DAY", defaults.decay_per_day),
+            rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", defaults.rebase_bound),
+            max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER",
+                                        defaults.max_items_per_user),
+            ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", defaults.ttl_seconds),
+            dedupe_ttl_seconds=_env_int(env, "STYLESTREAM_DEDUPE_WINDOW_SECONDS",
+                                        defaults.dedupe_ttl_seconds),
+            dedupe_max_ids=_env_int(env, "STYLESTREAM_DEDUPE_MAX_IDS", defaults.dedupe_max_ids),
+            global_shards=_env_int(env, "STYLESTREAM_GLOBAL_SHARDS", defaults.global_shards),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -270,14 +279,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         variable = DECAY_VARIABLES.get(name.split(".")[0], "STYLESTREAM_WEIGHTS")
         raise ConfigError(f"{variable}: invalid decay setting {name}: {first['msg']}") from exc
     limits = _input_limits(env)
-    partitions = _env_int(env, "STYLESTREAM_PARTITIONS", 4)
+    partitions = _env_int(env, "STYLESTREAM_PARTITIONS", Settings.partitions)
     if partitions < 1:
         raise ConfigError("STYLESTREAM_PARTITIONS must be >= 1")
-    service_timeout = _env_float(env, "STYLESTREAM_SERVICE_TIMEOUT", 5.0)
+    service_timeout = _env_float(env, "STYLESTREAM_SERVICE_TIMEOUT", Settings.service_timeout)
     if not 0 < service_timeout <= 600:
         raise ConfigError(f"STYLESTREAM_SERVICE_TIMEOUT={service_timeout!r}: expected seconds "
                           "in (0, 600]")
-    metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or "127.0.0.1").strip()
+    metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or Settings.metrics_host).strip()
     if not metrics_host or any(c.isspace() or c == "/" for c in metrics_host):
         raise ConfigError(f"STYLESTREAM_METRICS_HOST={metrics_host!r}: expected an address to "
                           "bind, e.g. 127.0.0.1 or 0.0.0.0")
@@ -285,7 +294,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"STYLESTREAM_REDIS={redact(redis_url)!r}: expected "
                           "redis://host:port/db")
-    exclude = frozenset({"purchase"})
+    exclude = Settings.exclude_behaviors
     if env.get("STYLESTREAM_EXCLUDE_BEHAVIORS") is not None:
         exclude = frozenset(b.strip() for b in env["STYLESTREAM_EXCLUDE_BEHAVIORS"].split(",")
                             if b.strip())
@@ -293,10 +302,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if unknown:
             raise ConfigError(f"STYLESTREAM_EXCLUDE_BEHAVIORS: unknown behaviour(s) {unknown}; "
                               f"expected a comma-separated subset of {list(BEHAVIORS)}")
-    max_per_category = _env_int(env, "STYLESTREAM_MAX_PER_CATEGORY", 2)
+    max_per_category = _env_int(env, "STYLESTREAM_MAX_PER_CATEGORY", Settings.max_per_category)
     if max_per_category < 1:
         raise ConfigError("STYLESTREAM_MAX_PER_CATEGORY must be >= 1")
-    duplicate_cosine = _env_float(env, "STYLESTREAM_DUPLICATE_COSINE", 0.97)
+    duplicate_cosine = _env_float(env, "STYLESTREAM_DUPLICATE_COSINE",
+                                  Settings.duplicate_cosine)
     if not -1.0 <= duplicate_cosine <= 1.0:
         raise ConfigError("STYLESTREAM_DUPLICATE_COSINE must be within [-1, 1]")
     max_repeats = (None if not env.get("STYLESTREAM_MAX_REPEATS")
@@ -310,8 +320,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_repeats=max_repeats,
         kafka_url=env.get("STYLESTREAM_KAFKA") or None,
         redis_url=redis_url,
-        data_dir=env.get("STYLESTREAM_DATA") or None,
-        home=env.get("STYLESTREAM_HOME") or "var",
+        home=env.get("STYLESTREAM_HOME") or Settings.home,
         partitions=partitions,
         log_format=log_format_from_env(env),
         service_timeout=service_timeout,

@@ -22,11 +22,12 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from streams.config import BEHAVIORS, InputLimits
+from models.behaviors import BEHAVIORS
+from streams.config import InputLimits
 
 BEHAVIOR_ALIASES: dict[str, str] = {"click": "view", "pv": "view", "fav": "favorite",
                                     "buy": "purchase", "add_to_cart": "cart"}
@@ -58,10 +59,6 @@ class BehaviorEvent:
     store_id: str | None = None
     lat: float | None = None
     lon: float | None = None
-
-    def to_json(self) -> bytes:
-        data = {k: v for k, v in asdict(self).items() if v is not None}
-        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _identifier(data: dict[str, Any], name: str, required: bool = True,

@@ -19,8 +19,9 @@ events later than the read time T (clock skew) are counted with their (> 1) grow
 than dropped, which keeps S equal to the exact sum of Eq. 3 for any T.
 
 This module is the pure-Python reference; ``streams/lua/apply_user_events.lua`` performs the
-same update (and the same dedupe by arrival time) atomically in Redis, and
-``tests/test_store_lua.py`` holds the two equal.
+same update (and the same dedupe by arrival time) atomically in Redis. ``tests/test_decay.py``
+holds this reference equal to Eq. 1–3 summed directly, and ``tests/test_store_lua.py`` holds the
+script equal to this reference.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from models.behaviors import BEHAVIOR_RANK
 
 SECONDS_PER_DAY = 86400.0
 
@@ -76,8 +79,6 @@ class DecayedScores:
     ``now`` and, beyond ``dedupe_max_ids`` per user, the earliest arrivals (ties: lowest id) —
     the Lua script's rule, call by call. Plain :meth:`apply` never forgets.
     """
-
-    BEHAVIOR_RANK = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
 
     def __init__(self, weights: Mapping[str, float], decay_per_day: float,
                  rebase_bound: float = 50.0, max_items: int | None = None,
@@ -135,7 +136,7 @@ class DecayedScores:
         state.acc[item] = state.acc.get(item, 0.0) + increment(
             self.weights[behavior], t, state.ref, self.decay_per_day)
         previous = state.best.get(item)
-        if previous is None or self.BEHAVIOR_RANK[behavior] > self.BEHAVIOR_RANK[previous]:
+        if previous is None or BEHAVIOR_RANK[behavior] > BEHAVIOR_RANK[previous]:
             state.best[item] = behavior
         if t > state.last.get(item, -math.inf):
             state.last[item] = t

@@ -50,12 +50,12 @@ from importlib import resources
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, ResponseError
 
+from models.behaviors import BEHAVIOR_RANK
 from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
 from streams.redis_client import AsyncClient, async_client
 from streams.security import redis_client_kwargs
 
-BEHAVIOR_RANK: dict[str, int] = {"view": 0, "favorite": 1, "cart": 2, "purchase": 3}
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
 RANK_TEXT: dict[str, str] = {k: str(v) for k, v in BEHAVIOR_RANK.items()}
 #: Separators of the packed script arguments (ASCII RS/US; the contract refuses control
@@ -511,10 +511,6 @@ class ScoreStore:
             factor = self._factor(None if ref is None else float(ref), at)
             out.update((i, (v or 0.0) * factor) for i, v in zip(members, values, strict=True))
         return {item: out[item] for item in items}
-
-    async def max_popularity(self, at: float) -> float:
-        top = await self.trending(at, 1)
-        return top[0][1] if top else 0.0
 
     async def covisited(self, items: list[str], n: int = 20,
                         ) -> dict[str, list[tuple[str, float]]]:

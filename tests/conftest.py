@@ -15,11 +15,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """``STYLESTREAM_DATA``, else ``<repo>/../shared/data``; a clear failure when absent."""
-    path = Path(os.environ.get("STYLESTREAM_DATA") or REPO.parent / "shared" / "data")
-    if not path.is_dir():
-        pytest.fail(f"data directory {path} not found: set STYLESTREAM_DATA")
-    return path
+    """The product's resolver (``STYLESTREAM_DATA``), defaulting to ``<repo>/../shared/data``
+    for tests; a clear failure when absent."""
+    from models.datasets import DatasetError, data_dir
+
+    try:
+        return data_dir(os.environ.get("STYLESTREAM_DATA") or REPO.parent / "shared" / "data")
+    except DatasetError as exc:
+        pytest.fail(f"{exc}: set STYLESTREAM_DATA")
 
 
 @pytest.fixture
@@ -45,3 +48,28 @@ def _forget_registered_secrets() -> Iterator[None]:
     yield
     with redact._lock:
         redact._secrets.clear()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    """The fusion network trained on :func:`tests.fusion_toy.toy_problem`, saved as a
+    checkpoint beside a feature store: ``(checkpoint, store_dir, TrainResult, ItemFeatures)``."""
+    import numpy as np
+
+    from models.feature_store import FeatureStore
+    from models.fusion import save_checkpoint
+    from models.training import TrainConfig, train
+    from tests.fusion_toy import SMALL, toy_problem
+
+    matrix, features = toy_problem()
+    result = train(matrix, features, TrainConfig(lr=3e-3, epochs=12, batch_size=32, seed=1,
+                                                 progress=False), SMALL)
+    root = tmp_path_factory.mktemp("scorer")
+    checkpoint = save_checkpoint(root / "model.pt", result.model, version="toy-1",
+                                 users=result.users)
+    store_dir = root / "features" / "features-toy"
+    meta = {"format": "stylestream-features/1", "version": "toy"}
+    fused = np.zeros((len(features.ids), 600), np.float32)
+    store = FeatureStore(store_dir, meta, features.ids, features.visual.numpy(),
+                         features.text.numpy(), features.present.numpy(), fused).save(store_dir)
+    return checkpoint, store, result, features

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,6 @@ import pytest
 from models.catalog import load_catalog
 from models.catalog_import import CatalogImportError, hm_gender, import_catalog
 from scripts.cli import main
-
-DATA = Path(os.environ.get("STYLESTREAM_DATA")
-            or Path(__file__).resolve().parents[2] / "shared" / "data")
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    if not (DATA / "fashion_products" / "styles.csv").exists():
-        pytest.fail(f"real data missing at {DATA}: set STYLESTREAM_DATA (layout: docs/data.md)")
-    return DATA
 
 
 def test_fashion_products_fields(data_dir: Path) -> None:

@@ -158,6 +158,23 @@ def test_without_a_feature_store_items_still_join_the_rule_catalog(demo) -> None
     assert isinstance(scorer, RuleScorer) and scorer.catalog["N-2"].title == "Black Cap"
 
 
+def test_onboarding_under_a_final_ranker_keeps_the_ranker(demo, tmp_path) -> None:
+    """Catches onboarding that drops the final ranker from the chain (the rebuilt rule stage
+    returned in place of the whole chain) or that cannot find the rule stage under it."""
+    from models.next_event import NextEventRanker, RankerConfig, save_ranker
+    from serving.next_event_scorer import NextEventScorer
+    from serving.pair_features import FEATURES
+
+    _, items, _ = demo
+    path = save_ranker(tmp_path / "ranker.pt", NextEventRanker(RankerConfig(len(FEATURES))),
+                       version="r", feature_names=FEATURES)
+    chain = NextEventScorer(path, RuleScorer({i.item_id: i for i in items}), dict)
+    new = CatalogItem("N-5", "Red Cap", "Caps", "Headwear", image=None)
+    scorer = ItemOnboarder(None).onboard([new], chain)
+    assert scorer is chain and isinstance(chain.base, RuleScorer)
+    assert chain.base.catalog["N-5"].title == "Red Cap"
+
+
 def test_a_failing_batch_is_counted_and_the_worker_keeps_its_scorer(demo, tmp_path) -> None:
     catalog, items, store_path = demo
     store = FeatureStore.load(store_path)

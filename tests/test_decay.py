@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -55,15 +56,22 @@ def test_closed_form_equals_brute_force(span_days: float, lam: float, bound: flo
         assert all(s.ref is not None and s.ref > 1.5e9 + DAY for s in store.users.values())
 
 
-def test_order_of_accumulators_is_order_of_scores_at_any_time() -> None:
-    rng = random.Random(7)
-    store = DecayedScores(DEFAULT_WEIGHTS, 0.05)
-    for e in random_history(rng, 300, 60):
-        store.apply(*e)
-    for user in store.users:
-        orders = [sorted(store.scores(user, at), key=lambda i, at=at: -store.scores(user, at)[i])
-                  for at in (1.5e9 + 61 * DAY, 1.5e9 + 900 * DAY)]
-        assert orders[0] == orders[1]
+def test_strongest_behaviour_per_item_wins_in_any_arrival_order() -> None:
+    """The behaviour kept per (user, item) is the strongest seen (view < favorite < cart <
+    purchase), whatever the order events arrive in.
+
+    Catches: a wrong rank table (e.g. favorite above cart), keeping the latest behaviour
+    instead of the strongest, or a weaker late event overwriting a stronger one."""
+    history = [("view", 1.0), ("cart", 2.0), ("favorite", 3.0), ("view", 4.0)]
+    for order in itertools.permutations(range(len(history))):
+        store = DecayedScores(DEFAULT_WEIGHTS, 0.05)
+        for k in order:
+            behavior, t = history[k]
+            store.apply(f"e{k}", "u", "dress", behavior, 1.6e9 + t)
+            store.apply(f"f{k}", "u", "scarf", "favorite" if k % 2 else "view", 1.6e9 + t)
+        assert store.users["u"].best == {"dress": "cart", "scarf": "favorite"}, order
+    store.apply("p", "u", "dress", "purchase", 1.6e9)
+    assert store.users["u"].best["dress"] == "purchase"
 
 
 def test_cap_keeps_strongest_items() -> None:

@@ -3,43 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from models.feature_store import FeatureStore
 from models.fusion import FusionConfig, FusionRanker, ItemFeatures, save_checkpoint
-from models.training import TrainConfig, train
 from serving.fusion_scorer import FusionScorer
 from serving.scorer import Candidate, Scorer, ShopperContext
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_training import SMALL, _toy  # noqa: E402  (shared toy problem)
-
 torch.set_num_threads(1)
-
-
-def _store(path: Path, features: ItemFeatures) -> Path:
-    meta = {"format": "stylestream-features/1", "version": "toy"}
-    fused = np.zeros((len(features.ids), 600), np.float32)
-    return FeatureStore(path, meta, features.ids, features.visual.numpy(),
-                        features.text.numpy(), features.present.numpy(), fused).save(path)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    matrix, features = _toy()
-    result = train(matrix, features, TrainConfig(lr=3e-3, epochs=12, batch_size=32, seed=1,
-                                                 progress=False), SMALL)
-    root = tmp_path_factory.mktemp("scorer")
-    checkpoint = save_checkpoint(root / "model.pt", result.model, version="toy-1",
-                                 users=result.users)
-    store = _store(root / "features" / "features-toy", features)
-    return checkpoint, store, result, features
 
 
 def _shopper(user: str, history: dict[str, float], behaviors=None) -> ShopperContext:
@@ -84,8 +57,8 @@ def test_prefers_what_the_network_learned_and_explains_it(trained) -> None:
     assert cold.reasons == ["no item features yet"]
 
 
-def test_hot_reload_and_cold_start_items(trained, tmp_path) -> None:
-    checkpoint, store, result, features = trained
+def test_hot_reload_keeps_serving_through_a_broken_file(trained, tmp_path) -> None:
+    checkpoint, store, result, _ = trained
     local = tmp_path / "model.pt"
     local.write_bytes(checkpoint.read_bytes())
     scorer = FusionScorer(local, store, device="cpu")
@@ -100,12 +73,60 @@ def test_hot_reload_and_cold_start_items(trained, tmp_path) -> None:
     assert scorer.score(*args)[0][0].score != pytest.approx(before)
     local.write_bytes(b"half a file")  # a broken upload keeps the old model serving
     assert scorer.maybe_reload() is False and scorer.version.startswith("toy-2")
-    # cold start: a new item becomes scorable at once, like its twin
+
+
+def test_cold_start_items_are_scored_from_their_own_features(trained) -> None:
+    """Items added while serving are scored at once, from the features they were added with.
+
+    Catches: added items left unknown ("no item features yet"), added items all landing on one
+    row (e.g. the "no features" row or the first added row), or rows misaligned with ids."""
+    checkpoint, store, _, features = trained
+    scorer = FusionScorer(checkpoint, store, device="cpu")
+    odd, even = features.ids.index("i7"), features.ids.index("i8")
+    scorer.add_items(ItemFeatures(["new-odd", "new-even"], features.visual[[odd, even]],
+                                  features.text[[odd, even]], features.present[[odd, even]]))
+    shopper = _shopper("u1", {"i1": 1.0, "i3": 1.0}, {"i1": "favorite", "i3": "favorite"})
+    names = ("new-odd", "i7", "new-even", "i8")
+    scored = {s.item_id: s for s in scorer.score([shopper], [[Candidate(n) for n in names]])[0]}
+    assert scored["new-odd"].score == pytest.approx(scored["i7"].score, abs=1e-5)
+    assert scored["new-even"].score == pytest.approx(scored["i8"].score, abs=1e-5)
+    assert abs(scored["new-odd"].score - scored["new-even"].score) > 1e-3
+    assert scored["new-odd"].reasons[0].endswith("you saved")
+
+
+def test_fused_path_serves_the_same_scores_and_follows_reloads(trained, tmp_path) -> None:
+    """Catches the fused kernel path of the scorer (on by default on CUDA, forced on here on
+    CPU) disagreeing with the eager path, or scoring with a stale item cache after a hot reload
+    or a cold-start item."""
+    checkpoint, store, result, features = trained
+    local = tmp_path / "model.pt"
+    local.write_bytes(checkpoint.read_bytes())
+    eager = FusionScorer(local, store, device="cpu")
+    fast = FusionScorer(local, store, device="cpu", fused=True)
+    assert eager.fused is False and fast.fused is True
+    shoppers = [_shopper("u0", {"i0": 2.0, "i2": 1.0}), _shopper("stranger", {})]
+    cands = [[Candidate("i4"), Candidate("nope"), Candidate("i5")], [Candidate("i6")]]
+
+    def same() -> None:
+        for a, b in zip(eager.score(shoppers, cands), fast.score(shoppers, cands), strict=True):
+            assert [x.item_id for x in a] == [y.item_id for y in b]
+            assert [x.reasons for x in a] == [y.reasons for y in b]
+            assert [x.score for x in a] == pytest.approx([y.score for y in b], abs=1e-5)
+
+    same()
+    kernel = fast.fast_path(fast.state)
+    torch.manual_seed(7)
+    other = FusionRanker(FusionConfig(**{**result.model.config.__dict__}))
+    save_checkpoint(local, other, version="toy-3", users=result.users)
+    os.utime(local, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert eager.maybe_reload() and fast.maybe_reload()
+    same()
     twin = features.ids.index("i7")
-    scorer.add_items(ItemFeatures(["new"], features.visual[[twin]], features.text[[twin]],
-                                  features.present[[twin]]))
-    scored = scorer.score([_shopper("u1", {"i1": 1.0})], [[Candidate("new"), Candidate("i7")]])
-    assert scored[0][0].score == pytest.approx(scored[0][1].score, abs=1e-5)
+    for scorer in (eager, fast):
+        scorer.add_items(ItemFeatures(["nope"], features.visual[[twin]], features.text[[twin]],
+                                      features.present[[twin]]))
+    same()
+    assert fast.fast_path(fast.state) is kernel  # reload and new item refilled it in place
 
 
 def test_bench_rerank_runs_small_and_checks_split_against_naive(tmp_path, capsys) -> None:
@@ -123,8 +144,7 @@ def test_bench_rerank_runs_small_and_checks_split_against_naive(tmp_path, capsys
     assert args.func(args) == 0
     report = json.loads(out.read_text())
     paths = {row["path"]: row for row in report["rerank"]}
-    assert set(paths) == {"split-cached", "naive-concat", "naive-fuse", "scorer-e2e"}
-    assert paths["naive-concat"]["vs_naive_concat"] == pytest.approx(1.0)
+    assert set(paths) == {"fused", "split-cached", "naive-concat", "naive-fuse", "scorer-e2e"}
     assert all(row["pairs_per_s"] > 0 for row in report["rerank"])
     assert report["extraction"]["images_per_s"] > 0 and report["extraction"]["texts_per_s"] > 0
     assert "| split-cached |" in capsys.readouterr().out

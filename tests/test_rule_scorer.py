@@ -8,7 +8,6 @@ import pytest
 from models.catalog import CatalogItem
 from serving.rule_scorer import RuleConfig, RuleScorer
 from serving.rules.category import category_similarity
-from serving.rules.trend import norm_pop, popularity_modulation
 from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
 
 ITEMS = [
@@ -56,14 +55,14 @@ def test_orders_by_documented_relevance() -> None:
     cfg = RuleConfig(alpha=0.5, beta=0.3, gamma=0.2)
     scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES, cfg)
     [scored] = scorer.score([shopper()], [candidates()])
-    pop = norm_pop(POPULARITY)
     by_id = {i.item_id: i for i in ITEMS}
     expected = {}
     for item_id in ("tee2", "shirt", "skirt", "cap"):
+        normpop = POPULARITY[item_id] / 100.0  # min-max: cap 0 … skirt 100
         expected[item_id] = (
             0.5 * cos(VECTORS["tee"], VECTORS[item_id])
             + 0.2 * category_similarity("Tshirts", by_id[item_id].category)
-            + 0.3 * popularity_modulation(0.9, pop.get(item_id, 0.0), 2))
+            + 0.3 * (1.0 - (0.9 - normpop) ** 2))
     got = {s.item_id: s.score for s in scored}
     assert got == pytest.approx(expected, rel=1e-5)
     order = [s.item_id for s in sorted(scored, key=lambda s: -s.score)]
@@ -115,7 +114,7 @@ def test_gender_inferred_and_trendiness_estimated_when_unknown() -> None:
     [scored] = scorer.score([shopper(gender=None, trendiness=None)], [candidates()])
     assert "mtee" not in {s.item_id for s in scored}  # inferred Women from the tee
     assert scorer.terms(shopper(gender=None, trendiness=None), ["skirt"])[0].popularity == (
-        pytest.approx(popularity_modulation(0.05, 1.0)))  # τ = NormPop(tee) = 5/100
+        pytest.approx(1.0 - (0.05 - 1.0) ** 2))  # τ = NormPop(tee) = 5/100
 
 
 class FixedScorer:
@@ -148,18 +147,14 @@ def test_bad_configuration_is_a_clear_error() -> None:
         RuleScorer(ITEMS).score([shopper()], [])
 
 
-def test_trend_study_smoke(tmp_path) -> None:
+def test_trend_study_smoke(tmp_path, data_dir) -> None:
     """The offline study (paper 002 §4) runs the same RuleScorer end to end on real data."""
     import json
-    import os
-    from pathlib import Path
 
-    from evaluation.trend_study import StudyError, TrendStudyConfig, run_study
+    from evaluation.trend.config import StudyError, TrendStudyConfig
+    from evaluation.trend.study import run_study
 
-    data = Path(os.environ.get("STYLESTREAM_DATA")
-                or Path(__file__).resolve().parents[2] / "shared" / "data")
-    if not (data / "fashion_products" / "styles.csv").exists():
-        pytest.fail(f"real data missing at {data}: set STYLESTREAM_DATA")
+    data = data_dir
     cfg = TrendStudyConfig(data=data, out=tmp_path / "trend", items=30, image_size=32,
                            users=12, seeds=2, backbones=("histogram",),
                            main_backbone="histogram", progress=False)
@@ -168,13 +163,48 @@ def test_trend_study_smoke(tmp_path) -> None:
                                          "masking.png", "table1.png"}
     results = json.loads((tmp_path / "trend" / "results.json").read_text())
     full = results["table2"]["Full model"]
-    assert full["Gender alignment (%)"][0] == 100.0  # the gender filter holds
     # ranking by popularity fit alone minimises the popularity error per purchase
     no_visual = results["table2"]["– No visual similarity (α = 0)"]
     assert no_visual["Popularity MAE (×100)"][0] <= full["Popularity MAE (×100)"][0] + 1e-9
     assert set(results["table3"]) == {"Low trendiness", "Medium trendiness", "High trendiness"}
     with pytest.raises(StudyError, match="unknown backbone"):
         run_study(TrendStudyConfig(data=data, out=tmp_path / "x", backbones=("alexnet",)))
+
+
+#: Item genders a shopper of each gender may be shown (written out, not the filter's function).
+ALLOWED = {"Men": {"Men", "Boys", "Unisex"}, "Women": {"Women", "Girls", "Unisex"}}
+
+
+def test_trend_study_recommends_and_measures_gender_independently(data_dir) -> None:
+    """Every recommendation of the study fits the shopper's gender, and the study's "gender
+    alignment" ingredient agrees with the table above on every row.
+
+    Catches: a gender filter that lets Men/Boys items through to Women shoppers (or back), and
+    a gender-alignment metric computed with a rule that drifted from what the filter does
+    (the metric cannot vouch for the filter when both use one function)."""
+    from evaluation.trend.config import TrendStudyConfig
+    from evaluation.trend.features import garment_histogram
+    from evaluation.trend.ranking import recommend
+    from evaluation.trend.sampling import assign_stores, load_images, select_items
+    from evaluation.trend.simulation import simulate
+    from serving.rule_scorer import RuleConfig
+
+    cfg = TrendStudyConfig(data=data_dir, out=data_dir / "unused", items=60, users=20,
+                           seeds=1, progress=False)
+    items = select_items(cfg.data, cfg.items, cfg.sample_seed)
+    assign_stores(items)
+    images = load_images(items, 32, mask=False)
+    vectors = {i.item_id: garment_histogram(im) for i, im in zip(items, images, strict=True)}
+    world = simulate(items, cfg, seed=0)
+    rows = recommend(world, items, vectors, RuleConfig(max_anchors=1), k=5)
+    genders = {i.item_id: i.gender for i in items}
+    users = {u.user_id: u.gender for u in world.sim.users}
+    assert rows and {users[r.user_id] for r in rows} == {"Men", "Women"}
+    mixed = [g for g in genders.values() if g not in ("Unisex",)]
+    assert {"Men", "Women"} <= set(mixed)  # the catalog offers both, so filtering matters
+    for r in rows:
+        assert genders[r.item_id] in ALLOWED[users[r.user_id]], r
+        assert r.gender_ok == (genders[r.item_id] in ALLOWED[users[r.user_id]])
 
 
 def test_mismatched_vectors_are_a_clear_error() -> None:

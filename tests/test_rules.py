@@ -6,9 +6,12 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 
 from models.demo_catalog import KINDS
+from models.gender import gender_compatible, infer_gender
+from models.popularity import norm_pop
 from serving.rules.category import (
     GROUP_SIMILARITY,
     GROUPS,
@@ -16,8 +19,7 @@ from serving.rules.category import (
     semantic_group,
 )
 from serving.rules.distance import distance_penalty, haversine_km, within_distance
-from serving.rules.gender import gender_compatible, infer_gender
-from serving.rules.trend import norm_pop, popularity_modulation, shopper_trendiness
+from serving.rules.trend import popularity_modulation, shopper_trendiness
 
 
 def test_group_matrix_symmetric_and_in_range() -> None:
@@ -75,6 +77,17 @@ def test_popularity_modulation_prefers_matching_popularity() -> None:
     assert popularity_modulation(0.5, 0.7, p=4) > popularity_modulation(0.5, 0.7, p=2)
     with pytest.raises(ValueError, match="even"):
         popularity_modulation(0.5, 0.5, p=3)
+
+
+def test_popularity_modulation_over_arrays_as_the_rule_stage_calls_it() -> None:
+    """The rule stage passes every candidate's NormPop at once (an array).
+
+    Catches: the array form drifting from §3.5's ``1 − |τ − NormPop|^p`` (a lost absolute
+    value with odd powers, a wrong exponent, a clipped or rescaled result)."""
+    pops = np.array([0.0, 0.25, 0.5, 1.0])
+    assert popularity_modulation(0.5, pops).tolist() == pytest.approx([0.75, 0.9375, 1.0, 0.75])
+    assert popularity_modulation(0.5, pops, p=4).tolist() == pytest.approx(
+        [0.9375, 0.99609375, 1.0, 0.9375])
 
 
 def test_gender_compatibility() -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from models.catalog import CatalogItem
 from models.demo_catalog import generate_demo_catalog, load_stores
-from models.simulation import ShopperSimulator, gender_compatible
+from models.gender import gender_compatible
+from models.simulation import ShopperSimulator
 from streams.config import BEHAVIORS
 
 
@@ -101,3 +102,24 @@ def test_bad_arguments_are_clear(demo) -> None:
         ShopperSimulator([], n_users=3)
     with pytest.raises(ValueError, match="n_users"):
         ShopperSimulator(demo[0], n_users=0)
+
+
+def test_history_log_holds_the_events_in_order(demo, tmp_path: Path) -> None:
+    """The simulated history the demo and ``prepare`` train on is the simulator's own event
+    stream, every field, in order, and no partial file stays behind.
+
+    Catches: a column dropped or reordered, events skipped or duplicated while writing, and a
+    ``.part`` file left beside (or instead of) the log."""
+    import csv
+
+    items, _ = demo
+    path = ShopperSimulator(items, n_users=6, seed=9).write_history(tmp_path / "h.csv", 150)
+    expected = list(ShopperSimulator(items, n_users=6, seed=9).events(150))
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [list(r) for r in rows[:1]] == [["event_id", "user_id", "item_id", "behavior",
+                                             "timestamp"]]
+    assert [(r["event_id"], r["user_id"], r["item_id"], r["behavior"], float(r["timestamp"]))
+            for r in rows] == [(e["event_id"], e["user_id"], e["item_id"], e["behavior"],
+                                e["timestamp"]) for e in expected]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -74,11 +73,8 @@ def test_cold_item_share_by_hand() -> None:
     assert share["events"] == pytest.approx(3 / 4)
 
 
-def test_hm_temporal_split_has_cold_items() -> None:
-    root = Path(os.environ.get("STYLESTREAM_DATA") or REPO.parent / "shared" / "data")
-    if not (root / "hm" / "transactions.csv").is_file():
-        pytest.fail(f"shared data not found at {root}: set STYLESTREAM_DATA")
-    split = temporal_split(load_hm(root, max_users=300), quantile=0.8)
+def test_hm_temporal_split_has_cold_items(data_dir: Path) -> None:
+    split = temporal_split(load_hm(data_dir, max_users=300), quantile=0.8)
     share = cold_item_share(split)
     assert 0.0 < share["items"] < 1.0
     assert split.info["cold_users"] <= split.info["test_users"]

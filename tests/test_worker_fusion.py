@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 from scripts.embedded import EmbeddedServices
 from serving.fusion_scorer import FusionScorer
@@ -14,11 +12,8 @@ from serving.worker import Trigger
 from streams.config import Settings
 from streams.contract import BehaviorEvent
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_fusion_scorer import trained  # noqa: E402,F401  (module fixture: toy network + store)
 
-
-def test_worker_ranks_with_the_network(trained, services: EmbeddedServices) -> None:  # noqa: F811
+def test_worker_ranks_with_the_network(trained, services: EmbeddedServices) -> None:
     checkpoint, store, _, _ = trained
     settings = Settings(kafka_url=services.kafka_url, redis_url=services.redis_url)
     worker = build_worker(settings, ServingOptions(features=str(store.parent),

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from models.baselines.base import NotFittedError, Recommender, TrainConfig
+from models.baselines.base import BaselineConfig, NotFittedError, Recommender
 from models.baselines.bpr import BPRMF
 from models.baselines.itemcf import ItemCF
 from models.baselines.lightgcn import LightGCN
@@ -18,7 +18,7 @@ from models.baselines.neumf import NeuMF
 from models.baselines.popularity import Popularity, RandomScores
 from models.baselines.vbpr import VBPR
 
-Factory = Callable[[TrainConfig, "np.ndarray | None"], Recommender]
+Factory = Callable[[BaselineConfig, "np.ndarray | None"], Recommender]
 
 BASELINES: dict[str, Factory] = {
     "Random": lambda cfg, feats: RandomScores(),
@@ -30,5 +30,5 @@ BASELINES: dict[str, Factory] = {
     "LightGCN": lambda cfg, feats: LightGCN(cfg),
 }
 
-__all__ = ["BASELINES", "BPRMF", "ItemCF", "LightGCN", "NeuMF", "NotFittedError",
-           "Popularity", "RandomScores", "Recommender", "TrainConfig", "VBPR"]
+__all__ = ["BASELINES", "BPRMF", "BaselineConfig", "ItemCF", "LightGCN", "NeuMF", "NotFittedError",
+           "Popularity", "RandomScores", "Recommender", "VBPR"]

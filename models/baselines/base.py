@@ -78,7 +78,7 @@ def interaction_matrix(train: InteractionArrays, n_users: int, n_items: int,
 
 
 @dataclass
-class TrainConfig:
+class BaselineConfig:
     """Hyper-parameters shared by the PyTorch baselines (small defaults for CPU)."""
 
     dim: int = 32

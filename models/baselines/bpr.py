@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from models.baselines.base import (
+    BaselineConfig,
     PairSampler,
     Recommender,
-    TrainConfig,
     bpr_loss,
     interaction_matrix,
     seeded,
@@ -28,9 +28,9 @@ from models.progress import progress
 class PairwiseTorchModel(Recommender):
     """Mini-batch Adam over BPR triples; ``progress`` shows a tqdm bar over epochs."""
 
-    def __init__(self, config: TrainConfig | None = None, progress: bool = False) -> None:
+    def __init__(self, config: BaselineConfig | None = None, progress: bool = False) -> None:
         super().__init__()
-        self.config = config or TrainConfig()
+        self.config = config or BaselineConfig()
         self.progress = progress
 
     def _build(self, train: InteractionArrays) -> nn.Module:

@@ -13,7 +13,7 @@ import torch
 from scipy import sparse
 from torch import nn
 
-from models.baselines.base import TrainConfig, bpr_loss
+from models.baselines.base import BaselineConfig, bpr_loss
 from models.baselines.bpr import PairwiseTorchModel
 from models.datasets import InteractionArrays
 
@@ -57,9 +57,9 @@ class LightGCN(PairwiseTorchModel):
 
     name = "LightGCN"
 
-    def __init__(self, config: TrainConfig | None = None, layers: int = 2,
+    def __init__(self, config: BaselineConfig | None = None, layers: int = 2,
                  reg: float = 1e-4, progress: bool = False) -> None:
-        cfg = config or TrainConfig(weight_decay=0.0)
+        cfg = config or BaselineConfig(weight_decay=0.0)
         super().__init__(cfg, progress)
         self.layers = layers
         self.reg = reg

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.baselines.base import TrainConfig
+from models.baselines.base import BaselineConfig
 from models.baselines.bpr import PairwiseTorchModel
 from models.datasets import InteractionArrays
 
@@ -44,7 +44,7 @@ class NeuMF(PairwiseTorchModel):
 
     name = "NeuMF"
 
-    def __init__(self, config: TrainConfig | None = None, layers: tuple[int, ...] = (64, 32),
+    def __init__(self, config: BaselineConfig | None = None, layers: tuple[int, ...] = (64, 32),
                  negatives: int = 4, progress: bool = False) -> None:
         super().__init__(config, progress)
         self.layers = layers

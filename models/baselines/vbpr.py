@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.baselines.base import TrainConfig
+from models.baselines.base import BaselineConfig
 from models.baselines.bpr import MFModule, PairwiseTorchModel
 from models.datasets import InteractionArrays
 
@@ -37,7 +37,7 @@ class VBPR(PairwiseTorchModel):
     name = "VBPR"
 
     def __init__(self, item_features: np.ndarray | None = None,
-                 config: TrainConfig | None = None, visual_dim: int | None = None,
+                 config: BaselineConfig | None = None, visual_dim: int | None = None,
                  progress: bool = False) -> None:
         super().__init__(config, progress)
         self.item_features = item_features

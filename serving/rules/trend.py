@@ -1,8 +1,8 @@
 """Popularity and trendiness (paper 002 §3.3, §3.5).
 
-- ``NormPop``: "the min-max normalized popularity score of the candidate item", here over the
+- ``NormPop`` (:func:`models.popularity.norm_pop`, shared with the simulator): min-max over the
   decayed popularity counts the stream keeps (docs/design.md: global counters use the same
-  closed-form decay as user scores). Items absent from the counts have popularity 0.
+  closed-form decay as user scores).
 - Shopper trendiness τ_u: the paper assigns it to simulated users (§3.3). Online we must *estimate*
   it; our reading: the score-weighted mean NormPop of the items the shopper engaged with,
   ``τ_u = Σ_i S(u,i)·NormPop_i / Σ_i S(u,i)`` — a shopper who keeps choosing popular items is
@@ -14,17 +14,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
+import numpy as np
 
-def norm_pop(popularity: Mapping[str, float]) -> dict[str, float]:
-    """Min-max normalised popularity in [0, 1]; a constant (or empty) mapping gives all 0."""
-    if not popularity:
-        return {}
-    low, high = min(popularity.values()), max(popularity.values())
-    span = high - low
-    if span <= 0:
-        return {item: 0.0 for item in popularity}
-    return {item: (value - low) / span for item, value in popularity.items()}
+Value = TypeVar("Value", float, np.ndarray)
 
 
 def shopper_trendiness(scores: Mapping[str, float], normpop: Mapping[str, float],
@@ -38,9 +32,10 @@ def shopper_trendiness(scores: Mapping[str, float], normpop: Mapping[str, float]
     return sum(s * normpop.get(item, 0.0) for item, s in scores.items() if s > 0) / total
 
 
-def popularity_modulation(trendiness: float, normpop: float, p: int = 2) -> float:
+def popularity_modulation(trendiness: float, normpop: Value, p: int = 2) -> Value:
     """§3.5: ``1 − |τ − NormPop|^p`` (``p`` a positive even integer); in [0, 1] for inputs in
-    [0, 1], 1 when the item's popularity matches the shopper's trendiness."""
+    [0, 1], 1 when the item's popularity matches the shopper's trendiness. ``normpop`` may be
+    an array (one value per candidate: the rule stage's call)."""
     if p <= 0 or p % 2:
         raise ValueError(f"popularity exponent p must be a positive even integer, got {p}")
     return 1.0 - abs(trendiness - normpop) ** p

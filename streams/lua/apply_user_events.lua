@@ -1,6 +1,6 @@
 --[[
 apply_user_events.lua — one shard's events of a batch, applied atomically
-(paper 000 Eq. 1–3 in closed form, DESIGN.md "Scores").
+(paper 000 Eq. 1–3 in closed form, docs/design.md "Scores").
 
 Users are spread over a fixed number of shards (crc32(user) mod S, streams/store.py); every key
 of a user carries the shard's hash tag, so one call covers all the batch's users of a shard and

@@ -4,7 +4,8 @@ Genders of the catalogs: Men, Women, Unisex (all), Boys, Girls (fashion_products
 an item fits a shopper when the item is Unisex (or has no gender), when the shopper's gender is
 unknown or Unisex, or when the item's gender *family* equals the shopper's: Boys belong to the
 Men family and Girls to the Women family (a parent shopping for a child is the usual case), so a
-Men shopper may get Boys items and vice versa, but never Women/Girls ones.
+Men shopper may get Boys items and vice versa, but never Women/Girls ones. The simulator's
+shoppers (:mod:`models.simulation`) and the rule stage (:mod:`serving.rule_scorer`) share it.
 """
 
 from __future__ import annotations
