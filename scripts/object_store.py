@@ -69,7 +69,10 @@ def weed_command(datadir: Path, ports: dict[str, int]) -> list[str]:
             "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
             "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.electionTimeout=1s",
             "-master.resumeState=false", "-master.telemetry=false",
-            "-volume.preStopSeconds=0"]
+            "-volume.preStopSeconds=0",
+            # the Iceberg and Lance catalogs listen on fixed ports (8181, 9101) by default: two
+            # stacks on one machine (or one still stopping) would collide; neither is used
+            "-s3.port.iceberg=0", "-s3.port.lance=0"]
 
 
 def ensure_bucket(url: str, bucket: str, timeout: float,
