@@ -22,14 +22,15 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import redis
 from kafka import KafkaProducer
 
 from models.datasets import Interaction
 from models.progress import progress
 from serving.worker import REC_KEY_PREFIX
 from streams.config import Settings
+from streams.redis_client import sync_client
 from streams.security import kafka_client_kwargs, redis_client_kwargs
 
 log = logging.getLogger(__name__)
@@ -59,26 +60,27 @@ def produce_log(events: Sequence[Interaction], settings: Settings, topic: str,
         producer.close()
 
 
-def _stale(client: redis.Redis, newest: Mapping[str, float]) -> list[str]:
-    users = list(newest)
-    stale = []
+def _published(client: Any, users: Sequence[str]) -> list[dict | None]:
+    """Each shopper's ``rec:{user}`` message (None when absent), read in pipelined chunks (a
+    single Redis or a cluster alike)."""
+    out: list[dict | None] = []
     for start in range(0, len(users), 500):
-        chunk = users[start: start + 500]
-        for user, raw in zip(chunk, client.mget([REC_KEY_PREFIX + u for u in chunk]),
-                             strict=True):
-            if raw is None or json.loads(raw)["source_event_time"] < newest[user] - 1e-6:
-                stale.append(user)
-    return stale
-
-
-def read_lists(client: redis.Redis, users: Sequence[str]) -> dict[str, list[str]]:
-    out = {}
-    for start in range(0, len(users), 500):
-        chunk = list(users[start: start + 500])
-        for user, raw in zip(chunk, client.mget([REC_KEY_PREFIX + u for u in chunk]),
-                             strict=True):
-            out[user] = [] if raw is None else [i["item_id"] for i in json.loads(raw)["items"]]
+        pipe = client.pipeline(transaction=False)
+        for user in users[start: start + 500]:
+            pipe.get(REC_KEY_PREFIX + user)
+        out.extend(None if raw is None else json.loads(raw) for raw in pipe.execute())
     return out
+
+
+def _stale(client: Any, newest: Mapping[str, float]) -> list[str]:
+    users = list(newest)
+    return [user for user, message in zip(users, _published(client, users), strict=True)
+            if message is None or message["source_event_time"] < newest[user] - 1e-6]
+
+
+def read_lists(client: Any, users: Sequence[str]) -> dict[str, list[str]]:
+    return {user: [] if message is None else [i["item_id"] for i in message["items"]]
+            for user, message in zip(users, _published(client, list(users)), strict=True)}
 
 
 def replay_live(before: Sequence[Interaction], settings: Settings, *,
@@ -105,8 +107,8 @@ def replay_live(before: Sequence[Interaction], settings: Settings, *,
                                           env=full_env, stdout=target,
                                           stderr=subprocess.STDOUT))
         produce_log(before, settings, settings.topics.events, show_progress)
-        client = redis.Redis.from_url(settings.redis, decode_responses=True,
-                                      **redis_client_kwargs(settings))
+        client = sync_client(settings.redis, decode_responses=True,
+                             **redis_client_kwargs(settings))
         deadline = time.monotonic() + timeout
         bar = progress(total=len(newest), desc="lists", unit="shopper",
                        disable=not show_progress)
