@@ -41,6 +41,7 @@ from models.behaviors import BEHAVIOR_PAST
 from models.catalog import CatalogItem
 from models.gender import gender_compatible, infer_gender
 from models.popularity import norm_pop
+from serving.decay_scorer import history_reason
 from serving.rules.category import category_similarity
 from serving.rules.distance import distance_penalty, haversine_km, within_distance
 from serving.rules.trend import popularity_modulation, shopper_trendiness
@@ -256,7 +257,9 @@ class RuleScorer:
                  gamma: float, base_reasons: list[str]) -> list[str]:
         cfg = self.config
         reasons = []
-        if t.anchor is not None:
+        if t.item_id in shopper.scores:  # the shopper's own item: say so, not "like itself"
+            reasons.append(history_reason(shopper, t.item_id))
+        if t.anchor is not None and t.anchor != t.item_id:
             title = self._title(t.anchor)
             did = BEHAVIOR_PAST.get(shopper.behaviors.get(t.anchor, ""), "")
             suffix = f" you {did}" if did else ""

@@ -217,3 +217,16 @@ def test_reasons_only_for_the_top_candidates() -> None:
     [scored] = scorer.score([shopper(lat=48.8566, lon=2.3522)], [candidates()])
     ranked = sorted(scored, key=lambda s: -s.score)
     assert ranked[0].reasons and not any(s.reasons for s in ranked[1:])
+
+
+def test_an_own_item_is_explained_as_the_shoppers_not_as_similar_to_itself() -> None:
+    """Catches the rule stage explaining a carted item with "similar image to <the same item>"
+    (repeat-aware recall puts the shopper's own items among the candidates)."""
+    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
+    me = shopper(scores={"tee": 5.0, "shirt": 2.0}, behaviors={"tee": "purchase",
+                                                               "shirt": "cart"})
+    [scored] = scorer.score([me], [[Candidate("shirt"), Candidate("tee2")]])
+    reasons = {s.item_id: s.reasons for s in scored}
+    assert reasons["shirt"][0] == "still in your cart"
+    assert not any("Women White Shirt" in r for r in reasons["shirt"])
+    assert any(r.startswith("similar image to Women Red T-shirt") for r in reasons["tee2"])
