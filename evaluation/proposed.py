@@ -109,7 +109,9 @@ class ProposedSystem(Recommender):
         self.data = data
         self.recall = recall
         self.reranker = reranker
-        self.recall_config = recall_config or RecallConfig()
+        # the paper protocols mask every training item, so the recall that feeds the rerank
+        # recalls none of them (no history source; own items excluded from every source)
+        self.recall_config = recall_config or RecallConfig(history_candidates=0)
         self.name = recall.name if reranker is None else "Proposed (recall + fusion)"
 
     def _fit(self, train: InteractionArrays, seed: int) -> None:
@@ -137,7 +139,8 @@ class ProposedSystem(Recommender):
         content = {items[seed]: [(items[i], s) for i, s in found]
                    for seed, found in self.reranker.neighbours(seeds, cfg.content_per_item).items()}
         index = self.data.vocab.item_index()
-        picked = recall_candidates(history, covisits, self.trending, content, config=cfg)
+        picked = recall_candidates(history, covisits, self.trending, content,
+                                   exclude=set(history), config=cfg)
         return [index[c.item_id] for c in picked]
 
     def _score(self, users: np.ndarray) -> np.ndarray:
