@@ -139,14 +139,17 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
             metrics.UPDATE_LATENCY.observe(time.perf_counter() - started)
             return result
 
-    async def send_refreshes(result: BatchResult, per_user: dict[str, int]) -> None:
-        """Emit the batch's triggers; while Kafka fails, retry them all with backoff (a
-        repeated trigger only makes the rerank worker refresh a list once more)."""
+    async def send_refreshes(newest_by_user: dict[str, float], per_user: dict[str, int]) -> None:
+        """Emit the batch's triggers, one per user with a valid event in it, duplicates
+        included: a batch redelivered after a crash between its Redis step and its triggers
+        is all duplicates, and its users still need their lists refreshed. While Kafka fails,
+        retry them all with backoff (a repeated trigger only makes the rerank worker refresh
+        a list once more)."""
         delay = 0.1
         while True:
             try:
                 if single:  # the plain agent: Faust's buffered send, one trigger at a time
-                    for user, newest in result.users.items():
+                    for user, newest in newest_by_user.items():
                         await refresh_topic.send(key=user.encode(), value=refresh_message(
                             user, newest, per_user[user]))
                     return
@@ -155,14 +158,14 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
                 pending = [await app.producer.send(
                     topics.refresh, user.encode(), refresh_message(user, newest, per_user[user]),
                     partition=None, timestamp=None, headers=None)
-                    for user, newest in result.users.items()]
+                    for user, newest in newest_by_user.items()]
                 await asyncio.gather(*pending)
                 return
             except KafkaError as exc:
                 metrics.KAFKA_RETRIES.inc()
                 note_failure(exc)
                 log.warning("Kafka unavailable (%s); retrying %d refresh triggers in %.1fs",
-                            exc, len(result.users), delay)
+                            exc, len(newest_by_user), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -199,10 +202,12 @@ def create_app(settings: Settings, app_id: str = "stylestream-ingest",
             metrics.EVENTS.labels(behavior).inc(n)
         metrics.DUPLICATES.inc(result.duplicates)
         per_user: dict[str, int] = {}
+        newest_by_user: dict[str, float] = {}
         for e in valid:
             per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
-        await send_refreshes(result, per_user)
-        metrics.REFRESHES.inc(len(result.users))
+            newest_by_user[e.user_id] = max(e.timestamp, newest_by_user.get(e.user_id, e.timestamp))
+        await send_refreshes(newest_by_user, per_user)
+        metrics.REFRESHES.inc(len(newest_by_user))
 
     if single:
         @app.agent(events_topic, name="ingest")
