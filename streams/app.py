@@ -7,13 +7,13 @@ Dataflow on one screen (the faust ``withdrawals.py`` habit)::
           └──────────────────────────────────────────────▶ rec-refresh (one per user per batch)
 
 Processing is at-least-once (Tansu rejects the idempotent producer): a redelivered event is a
-duplicate by ``event_id`` inside the Lua script and changes nothing, whatever its event time
-(seen ids are kept by arrival time); global increments a dead worker left pending are counted
-by the next batch on their shards or by the ``count_pending`` timer (streams/store.py). Redis
-being unreachable is not bad input: the batch is retried with backoff and not acknowledged
-until it is applied; the same holds for the refresh triggers while Kafka is unreachable. With a
-:class:`~streams.health.HealthState` the app probes both services every few seconds and marks
-each batch, for ``/readyz``.
+duplicate by ``event_id`` inside the Lua script and changes no score, whatever its event time
+(seen ids are kept by arrival time), yet its user's refresh trigger goes out again; global
+increments a dead worker left pending are counted by the next batch on their shards or by the
+``count_pending`` timer (streams/store.py). Redis being unreachable is not bad input: the batch
+is retried with backoff and not acknowledged until it is applied; the same holds for the refresh
+triggers while Kafka is unreachable. With a :class:`~streams.health.HealthState` the app probes
+both services every few seconds and marks each batch, for ``/readyz``.
 """
 
 from __future__ import annotations
