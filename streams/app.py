@@ -7,13 +7,13 @@ Dataflow on one screen (the faust ``withdrawals.py`` habit)::
           └──────────────────────────────────────────────▶ rec-refresh (one per user per batch)
 
 Processing is at-least-once (Tansu rejects the idempotent producer): a redelivered event is a
-duplicate by ``event_id`` inside the Lua script and changes nothing, whatever its event time
-(seen ids are kept by arrival time); global increments a dead worker left pending are counted
-by the next batch on their shards or by the ``count_pending`` timer (streams/store.py). Redis
-being unreachable is not bad input: the batch is retried with backoff and not acknowledged
-until it is applied; the same holds for the refresh triggers while Kafka is unreachable. With a
-:class:`~streams.health.HealthState` the app probes both services every few seconds and marks
-each batch, for ``/readyz``.
+duplicate by ``event_id`` inside the Lua script and changes no score, whatever its event time
+(seen ids are kept by arrival time), yet its user's refresh trigger goes out again; global
+increments a dead worker left pending are counted by the next batch on their shards or by the
+``count_pending`` timer (streams/store.py). Redis being unreachable is not bad input: the batch
+is retried with backoff and not acknowledged until it is applied; the same holds for the refresh
+triggers while Kafka is unreachable. With a :class:`~streams.health.HealthState` the app probes
+both services every few seconds and marks each batch, for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -208,8 +208,11 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
         await asyncio.gather(*pending)
 
     async def send_refreshes(triggers: Triggers, send: Sender) -> None:
-        """Emit the batch's triggers; while Kafka fails, retry them all with backoff (a
-        repeated trigger only makes the rerank worker refresh a list once more)."""
+        """Emit the batch's triggers, one per user with a valid event in it, duplicates
+        included: a batch redelivered after a crash between its Redis step and its triggers
+        is all duplicates, and its users still need their lists refreshed. While Kafka fails,
+        retry them all with backoff (a repeated trigger only makes the rerank worker refresh
+        a list once more)."""
         def kafka_down(exc: BaseException, delay: float) -> None:
             metrics.KAFKA_RETRIES.inc()
             note_failure(exc)
@@ -251,11 +254,14 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
             metrics.EVENTS.labels(behavior).inc(n)
         metrics.DUPLICATES.inc(result.duplicates)
         per_user: dict[str, int] = {}
+        newest_by_user: dict[str, float] = {}
         for e in valid:
             per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
+            newest_by_user[e.user_id] = max(e.timestamp,
+                                            newest_by_user.get(e.user_id, e.timestamp))
         await send_refreshes({user: (newest, per_user[user])
-                              for user, newest in result.users.items()}, send)
-        metrics.REFRESHES.inc(len(result.users))
+                              for user, newest in newest_by_user.items()}, send)
+        metrics.REFRESHES.inc(len(newest_by_user))
 
     @app.on_after_configured.connect
     def _configured(app: faust.App, **_: Any) -> None:

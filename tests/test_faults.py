@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pytest
-
 from scripts.bench_faults import PhaseResult, add_arguments, run_suite, table
 
 CI_SIZE = ["--events-per-phase", "500", "--rate", "200", "--users", "250", "--items", "400",
@@ -51,14 +49,15 @@ def test_crashes_freezes_and_restarts_leave_exact_scores_fresh_lists_and_an_exac
         assert_recovered(r)
 
 
-@pytest.mark.xfail(reason="open defect, RELIABILITY.md finding 2: after a rebalance on Tansu "
-                          "the Faust ingest worker can keep partitions it never processes "
-                          "(seen in 3 of 8 handovers); runs so that a fix shows as XPASS",
-                   strict=False)
 def test_second_ingest_worker_takes_over_the_partitions_of_one_killed_mid_batch(
         tmp_path: Path) -> None:
-    """Catches partitions orphaned when one of two ingest workers dies: every shopper's scores
-    must still reach Eq. 1–3 and every list be fresh once the survivor has taken over."""
+    """Catches partitions orphaned when one of two ingest workers dies (a worker that keeps
+    partitions after the rebalance and never processes them: RELIABILITY.md finding 2) and
+    refresh triggers lost with the dead worker's batch (its events come back as duplicates):
+    every shopper's scores must still reach Eq. 1–3 and every list be fresh once the survivor
+    has taken over."""
+    # one check round reads the whole log and waits for the DLQ (6-37 s under load), and the
+    # takeover waits for the dead member's session to expire: settled in 22-83 s on a loaded box
     (r,) = suite(tmp_path, ["ingest-handover"], ["--join-timeout", "60", "--settle-timeout",
-                                                 "60"])
+                                                 "120"])
     assert_recovered(r)
