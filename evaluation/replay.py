@@ -552,3 +552,45 @@ def write_table(table: ReplayTable, system: str, out_dir: Path, command: str) ->
     md.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str),
                                        encoding="utf-8")
     return md
+
+
+#: λ values (per day) the replay tries on its validation cut: the paper's 0.05, a slower decay,
+#: and none (what all-time popularity and raw counts measure)
+DECAY_GRID: tuple[float, ...] = (0.05, 0.01, 0.0)
+
+
+def select_decay(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
+                 grid: Sequence[float] = DECAY_GRID) -> tuple[SystemConfig, Path, dict]:
+    """Choose λ on the validation cut T − horizon (never on anything after T): for each λ of
+    ``grid`` train the final ranker on the stream before T (its cuts end at T − horizon),
+    build the offline twin's lists at T − horizon and score them on [T − horizon, T); keep the
+    λ with the best HR@5 + NDCG@5 (ties: the first of the grid). Returns the config, the
+    ranker checkpoint and the validation scores per λ."""
+    before, _ = inputs.split()
+    valid_cut = inputs.cut - inputs.step
+    earlier = [e for e in before if e.t < valid_cut]
+    later = [e for e in before if e.t >= valid_cut]
+    future = future_of(earlier, later)
+    state = StreamState(config.decay)
+    state.apply_all(earlier)
+    users = sorted(u for u in future.targets if u in state.last_event)
+    scores: dict[float, dict[str, float]] = {}
+    best: tuple[float, float, SystemConfig, Path] | None = None
+    for k, lam in enumerate(grid):
+        variant = replace(config, decay=config.decay.model_copy(update={"decay_per_day": lam}))
+        path = out_dir / f"{inputs.label}_ranker_decay{k}.pt"
+        train_and_save(before, inputs.cut, inputs.step, variant, path,
+                       version=f"next-event-{inputs.label}-decay{lam:g}")
+        lists = offline_lists(earlier, valid_cut, users, variant, ranker_chain(path))
+        metrics = list_metrics(lists, future, users)
+        hr, ndcg = float(np.nanmean(metrics["HR@5"])), float(np.nanmean(metrics["NDCG@5"]))
+        scores[lam] = {"HR@5": round(hr, 4), "NDCG@5": round(ndcg, 4)}
+        if best is None or hr + ndcg > best[0] + 1e-9:
+            best = (hr + ndcg, lam, variant, path)
+    assert best is not None
+    _, lam, chosen, path = best
+    final = out_dir / f"{inputs.label}_ranker.pt"
+    path.replace(final)
+    for k in range(len(grid)):
+        (out_dir / f"{inputs.label}_ranker_decay{k}.pt").unlink(missing_ok=True)
+    return chosen, final, {"decay_per_day": lam, "validation": scores}

@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replay: the offline twin only (no Kafka, Redis or workers)")
     p.add_argument("--no-ablations", action="store_true",
                    help="replay: skip the ablation rows")
+    p.add_argument("--no-decay-search", action="store_true",
+                   help="replay: keep STYLESTREAM_DECAY_PER_DAY instead of choosing λ among "
+                        "0.05, 0.01 and 0 on the validation cut T − horizon")
     p.add_argument("--ranking", choices=("full", "sampled"), default=None,
                    help="full: all items, training items masked; sampled: "
                         "1 positive vs 99 negatives")
@@ -173,6 +176,7 @@ def _replay(args: argparse.Namespace) -> int:
         default_step,
         offline_run,
         parse_time,
+        select_decay,
         system_training,
         write_table,
     )
@@ -213,16 +217,22 @@ def _replay(args: argparse.Namespace) -> int:
     models.mkdir(parents=True, exist_ok=True)
     command = "stylestream " + " ".join(sys.argv[1:]) if sys.argv[1:] else "stylestream evaluate"
     try:
-        ranker = system_training(inputs, config, models)
+        if args.no_decay_search:
+            ranker, chosen = system_training(inputs, config, models), None
+        else:
+            config, ranker, chosen = select_decay(inputs, config, models)
     except ValueError as exc:
         print(f"stylestream evaluate: {exc}", file=sys.stderr)
         return 2
-    print(f"final ranker: {ranker}")
+    lam = config.decay.decay_per_day
+    print(f"final ranker: {ranker} (decay {lam:g}/day"
+          + (f", chosen on the validation cut: {chosen['validation']})" if chosen else ")"))
     before, after = inputs.split()
     lists = None
     if not args.offline:
         with services_for(settings) as live:
             lists = replay_live(before, live, rerank_args=["--ranker", str(ranker)],
+                                env={"STYLESTREAM_DECAY_PER_DAY": repr(lam)},
                                 show_progress=not args.no_progress, log_dir=models)
         if args.lists_out:
             Path(args.lists_out).write_text(json.dumps(lists), encoding="utf-8")
@@ -236,6 +246,9 @@ def _replay(args: argparse.Namespace) -> int:
     system = "stylestream (offline twin)" if lists is None else "stylestream live lists"
     table = offline_run(inputs, config, models, system_lists=lists, system_name=system,
                         ablations=not args.no_ablations, ranker_path=ranker)
+    table.info["decay λ per day"] = (f"{lam:g}, chosen on the validation cut T − horizon "
+                                    f"(HR@5, NDCG@5 per λ: {chosen['validation']})"
+                                    if chosen else f"{lam:g} (STYLESTREAM_DECAY_PER_DAY)")
     print(write_table(table, system, out, command))
     return 0
 

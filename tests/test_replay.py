@@ -56,8 +56,9 @@ def _write_taobao(path: Path, rows: list[dict]) -> None:
 @pytest.mark.timeout(900)
 def test_replay_of_any_log_through_the_live_workers(tmp_path: Path, data_dir: Path) -> None:
     """Catches the live replay losing shoppers (every shopper of the log gets a list), lists
-    that show a bought item, a live system that disagrees with its offline twin (same recall
-    and ranker), and a table without the references."""
+    that show a bought item, a live system that disagrees with its offline twin (same recall,
+    ranker and λ: the workers must run with the λ chosen on validation), and a table without
+    the references."""
     with (data_dir / "taobao" / "user_behavior.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     users = sorted({r["user_id"] for r in rows}, key=int)[:40]
@@ -94,3 +95,5 @@ def test_replay_of_any_log_through_the_live_workers(tmp_path: Path, data_dir: Pa
     live, twin = rows_["stylestream live lists"], rows_["stylestream (offline twin)"]
     assert abs(live["HR@5"] - twin["HR@5"]) <= 0.1
     assert "stylestream live lists" not in table["versus_system"]
+    # λ was chosen on the validation cut before T, from the grid, and reported
+    assert "chosen on the validation cut" in table["info"]["decay λ per day"]
