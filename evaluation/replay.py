@@ -478,13 +478,15 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                 system_lists: Mapping[str, Sequence[str]] | None = None,
                 system_name: str = "stylestream (offline twin)",
                 ablations: bool = True, seed: int = 0,
-                ranker_path: Path | None = None) -> ReplayTable:
+                ranker_path: Path | None = None,
+                reference_decay: DecaySettings | None = None) -> ReplayTable:
     """Train the ranker on the log before the cut, build the offline twin's lists (unless the
     live ``system_lists`` are given), the references and the ablations; score them all on the
-    same shoppers."""
+    same shoppers. The own-history reference is Eq. 3 with ``reference_decay`` (the
+    settings' λ, default the paper's), whatever λ the system chose on validation."""
     before, after = inputs.split()
     future = future_of(before, after)
-    state = StreamState(config.decay)
+    state = StreamState(reference_decay or DecaySettings())
     state.apply_all(before)
     users = sorted(u for u in future.targets if u in state.last_event)
     if ranker_path is None:

@@ -245,7 +245,8 @@ def _replay(args: argparse.Namespace) -> int:
         return 0
     system = "stylestream (offline twin)" if lists is None else "stylestream live lists"
     table = offline_run(inputs, config, models, system_lists=lists, system_name=system,
-                        ablations=not args.no_ablations, ranker_path=ranker)
+                        ablations=not args.no_ablations, ranker_path=ranker,
+                        reference_decay=settings.decay)
     table.info["decay λ per day"] = (f"{lam:g}, chosen on the validation cut T − horizon "
                                     f"(HR@5, NDCG@5 per λ: {chosen['validation']})"
                                     if chosen else f"{lam:g} (STYLESTREAM_DECAY_PER_DAY)")
