@@ -58,7 +58,8 @@ from serving.decay_scorer import DecayCovisScorer
 from serving.diversity import DiversityConfig, ItemFacts, final_list
 from serving.next_event_scorer import NextEventScorer
 from serving.pair_features import FEATURES, pair_features
-from serving.recall import RecallConfig, excluded_items, recall_candidates
+from serving.pipeline import PopularitySnapshot
+from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
 from serving.scorer import Candidate, Scorer, ShopperContext
 from streams.config import BEHAVIORS, DecaySettings
 
@@ -242,19 +243,12 @@ def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
               ) -> tuple[list[list[Candidate]], list[set[str]], dict[str, float]]:
     """The worker's recall for a batch of shoppers (``RerankWorker.rank``'s first half) on the
     offline state: candidates, excluded items and the popularity snapshot per shopper."""
-    seeds = sorted({i for s in shoppers for i, _ in sorted(
-        s.scores.items(), key=lambda kv: kv[1], reverse=True)[: config.history_items]})
+    seeds = seed_items(shoppers, config)
     covisits = state.covisited(seeds, config.covisit_per_item)
     trending = state.trending(at, config.trending)
     neighbours = content(seeds, config.content_per_item) if content is not None and seeds else {}
-    candidates, excluded = [], []
-    for shopper in shoppers:
-        skip = excluded_items(shopper.behaviors, config)
-        excluded.append(skip)
-        candidates.append(recall_candidates(shopper.scores, covisits, trending, neighbours,
-                                            exclude=skip, config=config))
-    items = {c.item_id for cs in candidates for c in cs} | {i for s in shoppers for i in s.scores}
-    popularity = state.popularity_of(items, at)
+    candidates, excluded = recall_batch(shoppers, covisits, trending, neighbours, config)
+    popularity = state.popularity_of(popularity_items(shoppers, candidates), at)
     popularity.update(dict(trending))
     return candidates, excluded, popularity
 
@@ -321,29 +315,21 @@ def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
     return model, info
 
 
-class _Snapshot:
-    def __init__(self) -> None:
-        self.values: dict[str, float] = {}
-
-    def __call__(self) -> Mapping[str, float]:
-        return self.values
-
-
 def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str],
-                  config: SystemConfig, chain: Callable[[_Snapshot], Scorer],
+                  config: SystemConfig, chain: Callable[[PopularitySnapshot], Scorer],
                   facts: Mapping[str, ItemFacts] | None = None, k: int = LONG_K,
                   batch: int = 64) -> dict[str, list[str]]:
     """Each shopper's list at ``cut`` through the worker's recall, ``chain`` and
     :func:`final_list` (the offline twin of the live replay)."""
     state = StreamState(config.decay)
     state.apply_all(before)
-    snapshot = _Snapshot()
+    snapshot = PopularitySnapshot()
     scorer = chain(snapshot)
     out: dict[str, list[str]] = {}
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
         candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
-        snapshot.values = popularity
+        snapshot.update(popularity)
         scored = scorer.score(shoppers, candidates)
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
             picked = final_list(items, skip, k, facts or {}, config.diversity,
@@ -352,12 +338,12 @@ def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str
     return out
 
 
-def decay_covis_chain(_: _Snapshot) -> Scorer:
+def decay_covis_chain(_: PopularitySnapshot) -> Scorer:
     return DecayCovisScorer()
 
 
-def ranker_chain(path: Path) -> Callable[[_Snapshot], Scorer]:
-    def build(snapshot: _Snapshot) -> Scorer:
+def ranker_chain(path: Path) -> Callable[[PopularitySnapshot], Scorer]:
+    def build(snapshot: PopularitySnapshot) -> Scorer:
         return NextEventScorer(path, DecayCovisScorer(), snapshot)
     return build
 

@@ -206,8 +206,6 @@ def _replay(args: argparse.Namespace) -> int:
     step = args.horizon_days * 86400.0 if args.horizon_days else default_step(dataset)
     inputs = ReplayInputs(dataset, level if dataset == "taobao" else "item", events, cut,
                           step, future_events=future)
-    if args.events:
-        inputs.future_events = future
     config = SystemConfig(decay=settings.decay,
                           recall=RecallConfig(exclude_behaviors=settings.exclude_behaviors),
                           diversity=DiversityConfig.from_settings(settings))

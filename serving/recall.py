@@ -22,12 +22,12 @@ any source; the shopper's seed items themselves are not recalled as their own ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Protocol
 
-from serving.scorer import Candidate
+from serving.scorer import Candidate, ShopperContext
 from streams.config import Settings
 
 _strength = itemgetter(1)
@@ -138,3 +138,32 @@ def recall_candidates(history: Mapping[str, float],
             sources["trending"] = (trend_gain[item], None)
         out.append(Candidate(item, score, sources))
     return out
+
+
+def seed_items(shoppers: Sequence[ShopperContext], config: RecallConfig) -> list[str]:
+    """The items that seed co-visitation and content recall for a micro-batch: each shopper's
+    ``history_items`` strongest, deduplicated and sorted (one read for the whole batch)."""
+    return sorted({i for s in shoppers for i, _ in sorted(
+        s.scores.items(), key=itemgetter(1), reverse=True)[: config.history_items]})
+
+
+def recall_batch(shoppers: Sequence[ShopperContext],
+                 covisits: Mapping[str, list[tuple[str, float]]],
+                 trending: list[tuple[str, float]],
+                 content: Mapping[str, list[tuple[str, float]]] | None,
+                 config: RecallConfig) -> tuple[list[list[Candidate]], list[set[str]]]:
+    """Per shopper of a micro-batch: the excluded items and the recalled candidates (the
+    worker and the offline replay both call this, after reading the sources of
+    :func:`seed_items`)."""
+    excluded = [excluded_items(s.behaviors, config) for s in shoppers]
+    candidates = [recall_candidates(s.scores, covisits, trending, content, exclude=skip,
+                                    config=config)
+                  for s, skip in zip(shoppers, excluded, strict=True)]
+    return candidates, excluded
+
+
+def popularity_items(shoppers: Sequence[ShopperContext],
+                     candidates: Sequence[Sequence[Candidate]]) -> list[str]:
+    """The items whose popularity the scorers may read: every candidate and history item."""
+    return sorted({c.item_id for cs in candidates for c in cs}
+                  | {i for s in shoppers for i in s.scores})

@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -37,7 +36,13 @@ from redis.exceptions import RedisError
 
 from serving import metrics
 from serving.diversity import DiversityConfig, ItemFacts, final_list
-from serving.recall import ContentIndex, RecallConfig, excluded_items, recall_candidates
+from serving.recall import (
+    ContentIndex,
+    RecallConfig,
+    popularity_items,
+    recall_batch,
+    seed_items,
+)
 from serving.scorer import ScoredItem, Scorer, ShopperContext
 from streams.config import Settings
 from streams.errors import classify
@@ -146,24 +151,18 @@ class RerankWorker:
         at = (max(t.source_event_time for t in triggers) if self.event_clock
               else self.clock())
         shoppers = await self.shopper_contexts(triggers, at)
-        n_seeds = self.recall_config.history_items
-        seeds = sorted({i for s in shoppers for i, _ in sorted(
-            s.scores.items(), key=itemgetter(1), reverse=True)[:n_seeds]})
+        seeds = seed_items(shoppers, self.recall_config)
         covisits, trending = await self.store.recall_sources(
             seeds, at, self.recall_config.covisit_per_item, self.recall_config.trending)
         content = (self.content_index.neighbours(seeds, self.recall_config.content_per_item)
                    if self.content_index is not None and seeds else {})
-        candidates = []
-        excluded = [excluded_items(s.behaviors, self.recall_config) for s in shoppers]
-        for shopper, shopper_excluded in zip(shoppers, excluded, strict=True):
-            cands = recall_candidates(shopper.scores, covisits, trending, content,
-                                      exclude=shopper_excluded, config=self.recall_config)
+        candidates, excluded = recall_batch(shoppers, covisits, trending, content,
+                                            self.recall_config)
+        for cands in candidates:
             metrics.CANDIDATES.observe(len(cands))
-            candidates.append(cands)
         if self.popularity_sink is not None and getattr(self.scorer, "reads_popularity", True):
-            items = sorted({c.item_id for cs in candidates for c in cs}
-                           | {i for s in shoppers for i in s.scores})
-            popularity = await self.store.popularity_of(items, at)
+            popularity = await self.store.popularity_of(popularity_items(shoppers, candidates),
+                                                        at)
             popularity.update(dict(trending))
             self.popularity_sink(popularity)
         maybe_reload = getattr(self.scorer, "maybe_reload", None)
