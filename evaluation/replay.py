@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.harness import paired_bootstrap
+from evaluation.report import git_commit
 from evaluation.stream_state import StreamState
 from models.baselines import BaselineConfig, ItemCF, LightGCN
 from models.datasets import Interaction, InteractionArrays, Vocabulary
@@ -402,7 +403,8 @@ def markdown(table: ReplayTable, system: str, command: str) -> str:
     summary = table.summary()
     versus = table.versus(system)
     cols = ["HR@5", "NDCG@5", "Recall@20", "HR@5 new", "ILD@5", "coverage"]
-    lines = [f"# Replay: {table.label}", "", f"`{command}`", ""]
+    lines = [f"# Replay: {table.label}", "", f"`{command}`", "",
+             f"- commit: `{git_commit()}`; written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
     for key, value in table.info.items():
         lines.append(f"- {key}: {value}")
     lines += ["", "| ranking | " + " | ".join(cols) + " | system − row, HR@5 (95% CI) | "
