@@ -54,13 +54,12 @@ from models.next_event import (
     save_ranker,
     train_ranker,
 )
-from serving.decay_scorer import DecayCovisScorer
+from serving.chain import ScorerChain
 from serving.diversity import DiversityConfig, ItemFacts, final_list
-from serving.next_event_scorer import NextEventScorer
 from serving.pair_features import FEATURES, pair_features
-from serving.pipeline import PopularitySnapshot
+from serving.pipeline import ServingOptions, build_chain
 from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
-from serving.scorer import Candidate, Scorer, ShopperContext
+from serving.scorer import Candidate, PopularitySnapshot, RerankRequest, Scorer, ShopperContext
 from streams.config import BEHAVIORS, DecaySettings
 
 log = logging.getLogger(__name__)
@@ -275,7 +274,8 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
         shoppers = _shoppers(state, users, cut)
         candidates, _, popularity = recall_at(state, shoppers, cut, config.recall)
         top_pop = max(popularity.values(), default=0.0)
-        scored = base.score(shoppers, candidates)
+        scored = base.score(RerankRequest(shoppers, candidates, cut,
+                                          PopularitySnapshot(popularity)))
         feats, labels, offsets = [], [], [0]
         for shopper, cands, items in zip(shoppers, candidates, scored, strict=True):
             if not cands:
@@ -316,21 +316,19 @@ def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
 
 
 def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str],
-                  config: SystemConfig, chain: Callable[[PopularitySnapshot], Scorer],
+                  config: SystemConfig, chain: Scorer,
                   facts: Mapping[str, ItemFacts] | None = None, k: int = LONG_K,
                   batch: int = 64) -> dict[str, list[str]]:
     """Each shopper's list at ``cut`` through the worker's recall, ``chain`` and
     :func:`final_list` (the offline twin of the live replay)."""
     state = StreamState(config.decay)
     state.apply_all(before)
-    snapshot = PopularitySnapshot()
-    scorer = chain(snapshot)
     out: dict[str, list[str]] = {}
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
         candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
-        snapshot.update(popularity)
-        scored = scorer.score(shoppers, candidates)
+        scored = chain.score(RerankRequest(shoppers, candidates, cut,
+                                           PopularitySnapshot(popularity)))
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
             picked = final_list(items, skip, k, facts or {}, config.diversity,
                                 set(shopper.scores))
@@ -338,19 +336,19 @@ def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str
     return out
 
 
-def decay_covis_chain(_: PopularitySnapshot) -> Scorer:
-    return DecayCovisScorer()
+def decay_covis_chain() -> ScorerChain:
+    """The workers' chain without catalog or ranker: recall strength order."""
+    return build_chain(ServingOptions(rules=False, follow_catalog=False))
 
 
-def ranker_chain(path: Path) -> Callable[[PopularitySnapshot], Scorer]:
-    def build(snapshot: PopularitySnapshot) -> Scorer:
-        return NextEventScorer(path, DecayCovisScorer(), snapshot)
-    return build
+def ranker_chain(path: Path) -> ScorerChain:
+    """The workers' chain with the final ranker ``path`` over the recall strength."""
+    return build_chain(ServingOptions(rules=False, follow_catalog=False, ranker=str(path)))
 
 
 def train_and_save(before: Sequence[Interaction], cut: float, step: float,
                    config: SystemConfig, path: Path, version: str) -> dict:
-    model, info = fit_ranker(before, cut, step, config, DecayCovisScorer())
+    model, info = fit_ranker(before, cut, step, config, decay_covis_chain())
     save_ranker(path, model, version=version, feature_names=FEATURES,
                 extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]})
     return info
@@ -490,7 +488,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                                  seed=seed))
     if ablations:
         lists["w/o final ranker (recall strength order)"] = offline_lists(
-            before, inputs.cut, users, config, decay_covis_chain)
+            before, inputs.cut, users, config, decay_covis_chain())
         slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
         lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
             before, inputs.cut, users, slots, ranker_chain(ranker_path))
@@ -498,7 +496,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         discovery = replace(config, recall=replace(
             config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
         lists["discovery only (no history recall, previous lists)"] = offline_lists(
-            before, inputs.cut, users, discovery, decay_covis_chain)
+            before, inputs.cut, users, discovery, decay_covis_chain())
         for name, variant in ablation_configs(config).items():
             path = out_dir / f"{inputs.label}_ranker_{len(lists)}.pt"
             train_and_save(before, inputs.cut, inputs.step, variant, path, version=name)
