@@ -33,7 +33,7 @@ from serving.decay_scorer import DecayCovisScorer
 from serving.diversity import DiversityConfig, ItemFacts, duplicate_key
 from serving.recall import RecallConfig
 from serving.scorer import Scorer
-from serving.worker import RerankWorker
+from serving.worker import MAX_BATCH, RerankWorker
 from streams.config import Settings
 from streams.store import ScoreStore
 
@@ -134,7 +134,7 @@ def build_chain(options: ServingOptions, catalog: Mapping | None = None,
 
 
 def build_worker(settings: Settings, options: ServingOptions | None = None,
-                 max_batch: int = 64) -> RerankWorker:
+                 max_batch: int = MAX_BATCH) -> RerankWorker:
     options = options or ServingOptions()
     catalog = load_catalog(options)
     features = load_features(options)

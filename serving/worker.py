@@ -49,6 +49,7 @@ from serving.scorer import PopularitySnapshot, RerankRequest, ScoredItem, Shoppe
 from streams.config import Settings
 from streams.errors import classify
 from streams.health import HealthState, keep_probing
+from streams.retry import retry_until_done
 from streams.security import kafka_client_kwargs
 from streams.store import ScoreStore
 from streams.transport import fetch_wait_ms
@@ -61,6 +62,10 @@ log = logging.getLogger(__name__)
 
 TOP_K = 5
 REC_KEY_PREFIX = "rec:"
+#: what makes a micro-batch wait and retry instead of being skipped: Redis or Kafka unreachable
+UNAVAILABLE = (RedisError, KafkaError, OSError)
+#: refresh triggers per micro-batch at most (``stylestream rerank --max-batch``)
+MAX_BATCH = 256
 
 
 @dataclass
@@ -111,7 +116,7 @@ class RerankWorker:
     def __init__(self, settings: Settings, store: ScoreStore, scorer: ScorerChain,
                  content_index: ContentIndex | None = None,
                  recall_config: RecallConfig | None = None,
-                 max_batch: int = 64,
+                 max_batch: int = MAX_BATCH,
                  clock: Callable[[], float] = time.time,
                  onboarder: ItemOnboarder | None = None,
                  item_facts: Mapping[str, ItemFacts] | None = None,
@@ -238,21 +243,19 @@ class RerankWorker:
                                 stop: asyncio.Event) -> list[dict]:
         """:meth:`handle`, retried with backoff while Redis or Kafka are unreachable; a batch
         that fails for any other reason is logged and counted, and the worker goes on."""
-        delay = 0.1
-        while True:
-            try:
-                return await self.handle(raw_values)
-            except (RedisError, KafkaError, OSError) as exc:
-                if stop.is_set():
-                    raise
-                self._note_failure(exc)
-                log.warning("services unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 5.0)
-            except Exception:
-                log.exception("rerank of a micro-batch failed; its triggers are skipped")
-                metrics.FAILED_BATCHES.inc()
-                return []
+        def unavailable(exc: BaseException, delay: float) -> None:
+            self._note_failure(exc)
+            log.warning("services unavailable (%s); retrying in %.1fs", exc, delay)
+
+        try:
+            return await retry_until_done(lambda: self.handle(raw_values),
+                                          UNAVAILABLE, unavailable, stop)
+        except UNAVAILABLE:
+            raise  # only while stopping
+        except Exception:
+            log.exception("rerank of a micro-batch failed; its triggers are skipped")
+            metrics.FAILED_BATCHES.inc()
+            return []
 
     def _note_failure(self, exc: BaseException) -> None:
         failure = classify(exc, self.settings.kafka_bootstrap, self.settings.redis)
@@ -282,22 +285,18 @@ class RerankWorker:
     async def _commit_with_retry(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Commit consumed offsets, retrying while Kafka is unreachable. A commit refused
         after a rebalance is given up: the new owner re-sends those lists (at-least-once)."""
-        delay = 0.1
-        while True:
+        async def commit() -> None:
             try:
                 await consumer.commit()
-                return
             except CommitFailedError as exc:
                 log.warning("offset commit refused after a rebalance (%s); the triggers will "
                             "be handled again", exc)
-                return
-            except KafkaError as exc:
-                if stop.is_set():
-                    raise
-                self._note_failure(exc)
-                log.warning("offset commit failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 5.0)
+
+        def failed(exc: BaseException, delay: float) -> None:
+            self._note_failure(exc)
+            log.warning("offset commit failed (%s); retrying in %.1fs", exc, delay)
+
+        await retry_until_done(commit, (KafkaError,), failed, stop)
 
     async def onboard(self, records: list[tuple[bytes | None, bytes | None]]) -> int:
         """Onboard a micro-batch of ``catalog-updates`` (key, value) records; returns how many
