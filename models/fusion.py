@@ -41,7 +41,6 @@ from models.text import TextHead
 from models.visual import VisualHead
 
 MODEL_FORMAT = "stylestream-fusion/1"
-FUSED_DIM = 600
 
 
 @dataclass

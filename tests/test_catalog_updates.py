@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from models.catalog import CatalogItem
 from models.demo_catalog import generate_demo_catalog
-from models.feature_store import ExtractConfig, FeatureStore, build_store
+from models.feature_store import FeatureStore, build_store
 from models.fusion import FusionConfig, FusionRanker, save_checkpoint
 from scripts.embedded import EmbeddedServices
 from serving.catalog_updates import (
@@ -39,10 +39,10 @@ from serving.worker import RerankWorker, Trigger
 from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
 from streams.store import ScoreStore
+from tests.fusion_toy import tiny_extract
 
 torch.set_num_threads(1)
-CONFIG = ExtractConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=64,
-                       batch_size=8)
+CONFIG = tiny_extract(batch_size=8)
 
 
 def _outcome(outcome: str) -> float:

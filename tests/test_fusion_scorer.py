@@ -136,18 +136,13 @@ def test_fused_path_serves_the_same_scores_and_follows_reloads(trained, tmp_path
 
 
 def test_bench_rerank_runs_small_and_checks_split_against_naive(tmp_path, capsys) -> None:
-    import argparse
     import json
 
-    from scripts import bench_rerank
+    from tests.fusion_toy import TINY_BENCH, run_bench_rerank
 
-    parser = argparse.ArgumentParser()
-    bench_rerank.register(parser.add_subparsers())
     out = tmp_path / "rerank.json"
-    args = parser.parse_args(["rerank", "--items", "60", "--shoppers", "3", "--candidates", "7",
-                              "--history", "4", "--seconds", "0.01", "--images", "2",
-                              "--texts", "3", "--device", "cpu", "--out", str(out)])
-    assert args.func(args) == 0
+    assert run_bench_rerank(*TINY_BENCH, "--items", "60", "--candidates", "7", "--images", "2",
+                            "--texts", "3", "--out", str(out)) == 0
     report = json.loads(out.read_text())
     paths = {row["path"]: row for row in report["rerank"]}
     assert set(paths) == {"fused", "split-cached", "naive-concat", "naive-fuse", "scorer-e2e"}
