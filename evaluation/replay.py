@@ -60,11 +60,11 @@ from serving.pair_features import FEATURES, pair_features
 from serving.pipeline import ServingOptions, build_chain
 from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
 from serving.scorer import Candidate, PopularitySnapshot, RerankRequest, Scorer, ShopperContext
+from serving.worker import TOP_K
 from streams.config import BEHAVIORS, DecaySettings
 
 log = logging.getLogger(__name__)
 
-TOP_K = 5
 LONG_K = 20
 TAOBAO_TZ = timezone(timedelta(hours=8))
 

@@ -61,6 +61,7 @@ from models.fusion import FusionConfig, FusionRanker, ItemFeatures
 from serving.chain import ScorerChain
 from serving.scorer import NewItems
 from streams.config import InputLimits
+from streams.contract import DEFAULT_LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,6 @@ for _outcome in OUTCOMES:
 REQUIRED = ("item_id", "title", "category", "group")
 _OPTIONAL_TEXT = ("gender", "colour", "description")
 _OPTIONAL_NULLABLE_TEXT = ("image", "store_id")
-
-
-DEFAULT_LIMITS = InputLimits()
 
 
 class CatalogRecordError(ValueError):

@@ -47,7 +47,6 @@ from serving.recall import (
 )
 from serving.scorer import PopularitySnapshot, RerankRequest, ScoredItem, ShopperContext
 from streams.config import Settings
-from streams.errors import classify
 from streams.health import HealthState, keep_probing
 from streams.retry import retry_until_done
 from streams.security import kafka_client_kwargs
@@ -258,9 +257,8 @@ class RerankWorker:
             return []
 
     def _note_failure(self, exc: BaseException) -> None:
-        failure = classify(exc, self.settings.kafka_bootstrap, self.settings.redis)
-        if self.health is not None and failure is not None:
-            self.health.record_failure(failure)
+        if self.health is not None:
+            self.health.record_exception(exc, self.settings)
 
     async def _start_with_retry(self, client: AIOKafkaConsumer | AIOKafkaProducer, what: str,
                                 stop: asyncio.Event) -> bool:

@@ -32,7 +32,6 @@ from aiokafka.errors import KafkaError
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
-from streams.errors import classify
 from streams.health import HealthState, keep_probing
 from streams.redact import install_log_redaction, redact
 from streams.redis_client import UNAVAILABLE_ERRORS
@@ -146,9 +145,8 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
             await keep_probing(health, settings, [topics.events], asyncio.Event())
 
     def note_failure(exc: BaseException) -> None:
-        failure = classify(exc, settings.kafka_bootstrap, settings.redis)
-        if health is not None and failure is not None:
-            health.record_failure(failure)
+        if health is not None:
+            health.record_exception(exc, settings)
 
     @app.timer(interval=PENDING_GRACE_SECONDS)
     async def count_pending() -> None:
