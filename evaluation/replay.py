@@ -239,7 +239,7 @@ class SystemConfig:
 def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
               config: RecallConfig,
               content: Callable[[list[str], int], Mapping] | None = None,
-              ) -> tuple[list[list[Candidate]], list[set[str]], dict[str, float]]:
+              ) -> tuple[list[list[Candidate]], list[set[str]], PopularitySnapshot]:
     """The worker's recall for a batch of shoppers (``RerankWorker.rank``'s first half) on the
     offline state: candidates, excluded items and the popularity snapshot per shopper."""
     seeds = seed_items(shoppers, config)
@@ -248,8 +248,7 @@ def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
     neighbours = content(seeds, config.content_per_item) if content is not None and seeds else {}
     candidates, excluded = recall_batch(shoppers, covisits, trending, neighbours, config)
     popularity = state.popularity_of(popularity_items(shoppers, candidates), at)
-    popularity.update(dict(trending))
-    return candidates, excluded, popularity
+    return candidates, excluded, PopularitySnapshot.of(popularity, trending)
 
 
 def _shoppers(state: StreamState, users: Iterable[str], at: float) -> list[ShopperContext]:
@@ -273,15 +272,14 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
         users = sorted(u for u in future.targets if u in state.last_event)
         shoppers = _shoppers(state, users, cut)
         candidates, _, popularity = recall_at(state, shoppers, cut, config.recall)
-        top_pop = max(popularity.values(), default=0.0)
-        scored = base.score(RerankRequest(shoppers, candidates, cut,
-                                          PopularitySnapshot(popularity)))
+        top_pop = max(popularity.values.values(), default=0.0)
+        scored = base.score(RerankRequest(shoppers, candidates, cut, popularity))
         feats, labels, offsets = [], [], [0]
         for shopper, cands, items in zip(shoppers, candidates, scored, strict=True):
             if not cands:
                 continue
             by_item = {s.item_id: s.score for s in items}
-            rows = pair_features(shopper, cands, popularity, top_pop,
+            rows = pair_features(shopper, cands, popularity.values, top_pop,
                                  [by_item.get(c.item_id, 0.0) for c in cands])
             feats.append(rows)
             targets = future.targets[shopper.user_id]
@@ -327,8 +325,7 @@ def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
         candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
-        scored = chain.score(RerankRequest(shoppers, candidates, cut,
-                                           PopularitySnapshot(popularity)))
+        scored = chain.score(RerankRequest(shoppers, candidates, cut, popularity))
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
             picked = final_list(items, skip, k, facts or {}, config.diversity,
                                 set(shopper.scores))

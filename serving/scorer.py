@@ -15,7 +15,7 @@ by :func:`serving.pipeline.build_chain` into a :class:`serving.chain.ScorerChain
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -73,6 +73,13 @@ class PopularitySnapshot:
     rule stage's NormPop and trendiness, the final ranker's popularity features)."""
 
     values: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, popularity: Mapping[str, float],
+           trending: Iterable[tuple[str, float]]) -> PopularitySnapshot:
+        """The batch's snapshot: its items' decayed popularity, with the trending list's own
+        values where it has them (both read at the same time)."""
+        return cls({**popularity, **dict(trending)})
 
 
 @dataclass(frozen=True)

@@ -167,9 +167,9 @@ class RerankWorker:
             metrics.CANDIDATES.observe(len(cands))
         popularity = PopularitySnapshot()
         if self.scorer.reads_popularity:
-            values = await self.store.popularity_of(popularity_items(shoppers, candidates), at)
-            values.update(dict(trending))
-            popularity = PopularitySnapshot(values)
+            popularity = PopularitySnapshot.of(
+                await self.store.popularity_of(popularity_items(shoppers, candidates), at),
+                trending)
         if self.scorer.maybe_reload():
             metrics.MODEL_VERSION.clear()  # the dashboard shows the version now in use
             metrics.MODEL_VERSION.labels(self.scorer.version).set(1)
