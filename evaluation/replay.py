@@ -55,18 +55,17 @@ from models.next_event import (
     save_ranker,
     train_ranker,
 )
-from serving.decay_scorer import DecayCovisScorer
+from serving.chain import ScorerChain
 from serving.diversity import DiversityConfig, ItemFacts, final_list
-from serving.next_event_scorer import NextEventScorer
 from serving.pair_features import FEATURES, pair_features
-from serving.pipeline import PopularitySnapshot
+from serving.pipeline import ServingOptions, build_chain
 from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
-from serving.scorer import Candidate, Scorer, ShopperContext
+from serving.scorer import Candidate, PopularitySnapshot, RerankRequest, Scorer, ShopperContext
+from serving.worker import TOP_K
 from streams.config import BEHAVIORS, DecaySettings
 
 log = logging.getLogger(__name__)
 
-TOP_K = 5
 LONG_K = 20
 TAOBAO_TZ = timezone(timedelta(hours=8))
 
@@ -241,7 +240,7 @@ class SystemConfig:
 def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
               config: RecallConfig,
               content: Callable[[list[str], int], Mapping] | None = None,
-              ) -> tuple[list[list[Candidate]], list[set[str]], dict[str, float]]:
+              ) -> tuple[list[list[Candidate]], list[set[str]], PopularitySnapshot]:
     """The worker's recall for a batch of shoppers (``RerankWorker.rank``'s first half) on the
     offline state: candidates, excluded items and the popularity snapshot per shopper."""
     seeds = seed_items(shoppers, config)
@@ -250,8 +249,7 @@ def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
     neighbours = content(seeds, config.content_per_item) if content is not None and seeds else {}
     candidates, excluded = recall_batch(shoppers, covisits, trending, neighbours, config)
     popularity = state.popularity_of(popularity_items(shoppers, candidates), at)
-    popularity.update(dict(trending))
-    return candidates, excluded, popularity
+    return candidates, excluded, PopularitySnapshot.of(popularity, trending)
 
 
 def _shoppers(state: StreamState, users: Iterable[str], at: float) -> list[ShopperContext]:
@@ -275,14 +273,14 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
         users = sorted(u for u in future.targets if u in state.last_event)
         shoppers = _shoppers(state, users, cut)
         candidates, _, popularity = recall_at(state, shoppers, cut, config.recall)
-        top_pop = max(popularity.values(), default=0.0)
-        scored = base.score(shoppers, candidates)
+        top_pop = max(popularity.values.values(), default=0.0)
+        scored = base.score(RerankRequest(shoppers, candidates, cut, popularity))
         feats, labels, offsets = [], [], [0]
         for shopper, cands, items in zip(shoppers, candidates, scored, strict=True):
             if not cands:
                 continue
             by_item = {s.item_id: s.score for s in items}
-            rows = pair_features(shopper, cands, popularity, top_pop,
+            rows = pair_features(shopper, cands, popularity.values, top_pop,
                                  [by_item.get(c.item_id, 0.0) for c in cands])
             feats.append(rows)
             targets = future.targets[shopper.user_id]
@@ -317,21 +315,18 @@ def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
 
 
 def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str],
-                  config: SystemConfig, chain: Callable[[PopularitySnapshot], Scorer],
+                  config: SystemConfig, chain: Scorer,
                   facts: Mapping[str, ItemFacts] | None = None, k: int = LONG_K,
                   batch: int = 64) -> dict[str, list[str]]:
     """Each shopper's list at ``cut`` through the worker's recall, ``chain`` and
     :func:`final_list` (the offline twin of the live replay)."""
     state = StreamState(config.decay)
     state.apply_all(before)
-    snapshot = PopularitySnapshot()
-    scorer = chain(snapshot)
     out: dict[str, list[str]] = {}
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
         candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
-        snapshot.update(popularity)
-        scored = scorer.score(shoppers, candidates)
+        scored = chain.score(RerankRequest(shoppers, candidates, cut, popularity))
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
             picked = final_list(items, skip, k, facts or {}, config.diversity,
                                 set(shopper.scores))
@@ -339,19 +334,19 @@ def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str
     return out
 
 
-def decay_covis_chain(_: PopularitySnapshot) -> Scorer:
-    return DecayCovisScorer()
+def decay_covis_chain() -> ScorerChain:
+    """The workers' chain without catalog or ranker: recall strength order."""
+    return build_chain(ServingOptions(rules=False, follow_catalog=False))
 
 
-def ranker_chain(path: Path) -> Callable[[PopularitySnapshot], Scorer]:
-    def build(snapshot: PopularitySnapshot) -> Scorer:
-        return NextEventScorer(path, DecayCovisScorer(), snapshot)
-    return build
+def ranker_chain(path: Path) -> ScorerChain:
+    """The workers' chain with the final ranker ``path`` over the recall strength."""
+    return build_chain(ServingOptions(rules=False, follow_catalog=False, ranker=str(path)))
 
 
 def train_and_save(before: Sequence[Interaction], cut: float, step: float,
                    config: SystemConfig, path: Path, version: str) -> dict:
-    model, info = fit_ranker(before, cut, step, config, DecayCovisScorer())
+    model, info = fit_ranker(before, cut, step, config, decay_covis_chain())
     save_ranker(path, model, version=version, feature_names=FEATURES,
                 extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]})
     return info
@@ -492,7 +487,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                                  seed=seed))
     if ablations:
         lists["w/o final ranker (recall strength order)"] = offline_lists(
-            before, inputs.cut, users, config, decay_covis_chain)
+            before, inputs.cut, users, config, decay_covis_chain())
         slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
         lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
             before, inputs.cut, users, slots, ranker_chain(ranker_path))
@@ -500,7 +495,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         discovery = replace(config, recall=replace(
             config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
         lists["discovery only (no history recall, previous lists)"] = offline_lists(
-            before, inputs.cut, users, discovery, decay_covis_chain)
+            before, inputs.cut, users, discovery, decay_covis_chain())
         for name, variant in ablation_configs(config).items():
             path = out_dir / f"{inputs.label}_ranker_{len(lists)}.pt"
             train_and_save(before, inputs.cut, inputs.step, variant, path, version=name)

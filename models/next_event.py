@@ -19,7 +19,7 @@ Pure tensors and arrays: no Kafka, no Redis (the feature rows come from the call
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoints import load_payload, save_payload
+from models.checkpoints import load_model, save_model
 
 MODEL_FORMAT = "stylestream-next-event/1"
 LOSSES: tuple[str, ...] = ("listwise", "bpr")
@@ -215,9 +215,8 @@ def save_ranker(path: str | Path, model: NextEventRanker, *, version: str,
                 feature_names: tuple[str, ...], extra: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint atomically (temp file + rename: a hot-reloading worker never reads
     half a file)."""
-    return save_payload(path, {"format": MODEL_FORMAT, "version": version,
-                               "config": asdict(model.config), "features": list(feature_names),
-                               "state_dict": model.state_dict(), "extra": extra or {}})
+    return save_model(path, MODEL_FORMAT, model, version=version, extra=extra,
+                      features=list(feature_names))
 
 
 @dataclass
@@ -230,10 +229,8 @@ class RankerCheckpoint:
 
 def load_ranker(path: str | Path) -> RankerCheckpoint:
     """Load with ``weights_only=True``; clear errors for a missing or foreign file."""
-    payload = load_payload(path, MODEL_FORMAT,
-                           "run `stylestream evaluate --protocol replay` (it trains one)")
-    model = NextEventRanker(RankerConfig.from_dict(payload["config"]))
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
+    model, payload = load_model(path, MODEL_FORMAT,
+                                "run `stylestream evaluate --protocol replay` (it trains one)",
+                                lambda config: NextEventRanker(RankerConfig.from_dict(config)))
     return RankerCheckpoint(model, str(payload["version"]), list(payload["features"]),
                             dict(payload.get("extra") or {}))

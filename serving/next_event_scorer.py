@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from models.next_event import load_ranker
 from serving.decay_scorer import recall_reasons
 from serving.pair_features import FEATURES, pair_features
-from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
+from serving.scorer import RerankRequest, ScoredItem, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,9 @@ class NextEventScorer:
     reads_popularity = True
 
     def __init__(self, checkpoint: str | os.PathLike[str], base: Scorer,
-                 popularity: Callable[[], Mapping[str, float]],
                  titles: Mapping[str, str] | None = None) -> None:
         self.path = Path(checkpoint)
         self.base = base
-        self.popularity = popularity
         self.titles = titles
         self._load()
 
@@ -46,36 +44,38 @@ class NextEventScorer:
                              f"computes {list(FEATURES)}; retrain the ranker")
         self.model = loaded.model
         self._mtime = self.path.stat().st_mtime_ns
-        self.version = f"{loaded.version}+{self.base.version}"
+        self.ranker_version = loaded.version
+
+    @property
+    def version(self) -> str:
+        """The ranker's version, then the chain's below it (it follows their reloads)."""
+        return f"{self.ranker_version}+{self.base.version}"
 
     def maybe_reload(self) -> bool:
-        """Re-read the checkpoint when its file changed; True when a new one was loaded."""
-        reload = getattr(self.base, "maybe_reload", None)
-        changed = bool(reload()) if callable(reload) else False
+        """Re-read the checkpoint when its file changed; True when a new one was loaded (the
+        stages below reload on their own: :meth:`serving.chain.ScorerChain.maybe_reload`)."""
         try:
             mtime = self.path.stat().st_mtime_ns
         except OSError:
-            return changed
+            return False
         if mtime == self._mtime:
-            if changed:
-                self.version = self.version.split("+", 1)[0] + "+" + self.base.version
-            return changed
+            return False
         try:
             self._load()
         except (OSError, ValueError) as exc:
             log.warning("ranker checkpoint %s changed but is not loadable (%s); keeping %s",
                         self.path, exc, self.version)
-            return changed
+            return False
         log.info("reloaded ranker %s", self.version)
         return True
 
-    def score(self, shoppers: list[ShopperContext],
-              candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
-        base = self.base.score(shoppers, candidates)
-        popularity = self.popularity()
+    def score(self, request: RerankRequest) -> list[list[ScoredItem]]:
+        base = self.base.score(request)
+        popularity = request.popularity.values
         top_pop = max(popularity.values(), default=0.0)
         out = []
-        for shopper, cands, scored in zip(shoppers, candidates, base, strict=True):
+        for shopper, cands, scored in zip(request.shoppers, request.candidates, base,
+                                          strict=True):
             if not cands:
                 out.append([])
                 continue

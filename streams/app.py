@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
@@ -32,15 +32,14 @@ from aiokafka.errors import KafkaError
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
-from streams.errors import classify
 from streams.health import HealthState, keep_probing
 from streams.redact import install_log_redaction, redact
 from streams.redis_client import UNAVAILABLE_ERRORS
+from streams.retry import retry_until_done
 from streams.security import kafka_client_kwargs
 from streams.store import PENDING_GRACE_SECONDS, BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: The refresh triggers of one batch: user → (newest event time applied, events of the batch).
 Triggers = dict[str, tuple[float, int]]
@@ -53,22 +52,6 @@ def refresh_message(user_id: str, source_event_time: float, events: int) -> byte
     return json.dumps({"user_id": user_id, "source_event_time": source_event_time,
                        "emitted_at": time.time(), "events": events},
                       separators=(",", ":")).encode()
-
-
-async def retry_until_done(call: Callable[[], Awaitable[T]],
-                           errors: tuple[type[BaseException], ...],
-                           on_error: Callable[[BaseException, float], None]) -> T:
-    """``await call()`` until it succeeds; after each failure in ``errors``, ``on_error(exc,
-    delay)`` and a sleep of ``delay`` (0.1 s, doubling up to 5 s). Nothing is dropped: an
-    unreachable service holds the batch (at-least-once)."""
-    delay = 0.1
-    while True:
-        try:
-            return await call()
-        except errors as exc:
-            on_error(exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 @dataclass
@@ -162,9 +145,8 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
             await keep_probing(health, settings, [topics.events], asyncio.Event())
 
     def note_failure(exc: BaseException) -> None:
-        failure = classify(exc, settings.kafka_bootstrap, settings.redis)
-        if health is not None and failure is not None:
-            health.record_failure(failure)
+        if health is not None:
+            health.record_exception(exc, settings)
 
     @app.timer(interval=PENDING_GRACE_SECONDS)
     async def count_pending() -> None:

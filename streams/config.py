@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -259,20 +259,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     weights = dict(DEFAULT_WEIGHTS)
     if env.get("STYLESTREAM_WEIGHTS"):
         weights.update(parse_weights(env["STYLESTREAM_WEIGHTS"]))
-    defaults = DecaySettings()
     try:
-        decay = DecaySettings(
-            weights=weights,
-            decay_per_day=_env_float(env, "STYLESTREAM_DECAY_PER_DAY", defaults.decay_per_day),
-            rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", defaults.rebase_bound),
-            max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER",
-                                        defaults.max_items_per_user),
-            ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", defaults.ttl_seconds),
-            dedupe_ttl_seconds=_env_int(env, "STYLESTREAM_DEDUPE_WINDOW_SECONDS",
-                                        defaults.dedupe_ttl_seconds),
-            dedupe_max_ids=_env_int(env, "STYLESTREAM_DEDUPE_MAX_IDS", defaults.dedupe_max_ids),
-            global_shards=_env_int(env, "STYLESTREAM_GLOBAL_SHARDS", defaults.global_shards),
-        )
+        decay = DecaySettings(weights=weights,
+                              **_env_fields(env, DecaySettings(), DECAY_VARIABLES))
     except ValidationError as exc:
         first = exc.errors()[0]
         name = '.'.join(map(str, first['loc']))
@@ -428,15 +417,21 @@ LIMIT_VARIABLES: dict[str, str] = {
 }
 
 
-def _input_limits(env: dict[str, str]) -> InputLimits:
-    defaults = InputLimits()
-    values: dict[str, float] = {}
-    for name, variable in LIMIT_VARIABLES.items():
+def _env_fields(env: dict[str, str], defaults: BaseModel,
+                variables: dict[str, str]) -> dict[str, Any]:
+    """Each field of ``variables`` read from its variable (an integer or a number, as its
+    default), the default where unset."""
+    values: dict[str, Any] = {}
+    for name, variable in variables.items():
         default = getattr(defaults, name)
         reader = _env_int if isinstance(default, int) else _env_float
         values[name] = reader(env, variable, default)
+    return values
+
+
+def _input_limits(env: dict[str, str]) -> InputLimits:
     try:
-        return InputLimits(**values)
+        return InputLimits(**_env_fields(env, InputLimits(), LIMIT_VARIABLES))
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"{LIMIT_VARIABLES[str(first['loc'][0])]}: {first['msg']}") from exc
