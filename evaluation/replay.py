@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.harness import paired_bootstrap
+from evaluation.list_diversity import Dissimilarity, intra_list_diversity
 from evaluation.stream_state import StreamState
 from models.baselines import BaselineConfig, ItemCF, LightGCN
 from models.datasets import Interaction, InteractionArrays, Vocabulary
@@ -50,6 +51,7 @@ from models.next_event import (
     NextEventRanker,
     RankerConfig,
     RankingGroups,
+    fit_calibration,
     load_ranker,
     save_ranker,
     train_ranker,
@@ -57,10 +59,10 @@ from models.next_event import (
 from serving.decay_scorer import DecayCovisScorer
 from serving.diversity import DiversityConfig, ItemFacts, final_list
 from serving.next_event_scorer import NextEventScorer
-from serving.pair_features import FEATURES, pair_features
+from serving.pair_features import FEATURES, IN_HISTORY, LOG_HISTORY_SIZE, pair_features
 from serving.pipeline import PopularitySnapshot
 from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
-from serving.scorer import Candidate, Scorer, ShopperContext
+from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
 from streams.config import BEHAVIORS, DecaySettings
 
 log = logging.getLogger(__name__)
@@ -153,18 +155,16 @@ def list_metrics(lists: Mapping[str, Sequence[str]], future: Future,
 
 
 def diversity_metrics(lists: Mapping[str, Sequence[str]], users: Sequence[str],
-                      categories: Mapping[str, str] | None, n_items: int) -> dict[str, float]:
-    """Intra-list diversity (distinct categories / list length, Top-5; NaN without categories)
-    and coverage (distinct Top-5 items / items in the log)."""
+                      dissimilarity: Dissimilarity | None, n_items: int) -> dict[str, float]:
+    """Intra-list diversity (:func:`evaluation.list_diversity.intra_list_diversity` of the
+    Top-5; NaN without a dissimilarity) and coverage (distinct Top-5 items / items in the
+    log)."""
     shown: set[str] = set()
-    ild = []
     for user in users:
-        top = list(lists.get(user, ()))[:TOP_K]
-        shown.update(top)
-        if categories and top:
-            ild.append(len({categories.get(i, i) for i in top}) / len(top))
-    return {"ILD@5": float(np.mean(ild)) if ild else math.nan,
-            "coverage": len(shown) / max(n_items, 1)}
+        shown.update(list(lists.get(user, ()))[:TOP_K])
+    ild = (intra_list_diversity(lists, users, dissimilarity, TOP_K)
+           if dissimilarity is not None else math.nan)
+    return {"ILD@5": ild, "coverage": len(shown) / max(n_items, 1)}
 
 
 # --- references --------------------------------------------------------------------------------
@@ -310,6 +310,11 @@ def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
     train = RankingGroups.concat([groups[c] for c in train_cuts])
     valid = groups[valid_cut].with_positives()
     model, info = train_ranker(train, valid, config.ranker)
+    # chances of a hit for the repeat/explore composition: fitted on every validation group
+    # (with or without a recalled positive: the population the lists are made for)
+    held_out = groups[valid_cut]
+    info["calibration"] = fit_calibration(model.score(held_out.features), held_out,
+                                          IN_HISTORY, LOG_HISTORY_SIZE)
     info.update({"train_cuts": train_cuts, "valid_cut": valid_cut,
                  "valid_groups": valid.n_groups})
     return model, info
@@ -321,21 +326,50 @@ def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str
                   batch: int = 64) -> dict[str, list[str]]:
     """Each shopper's list at ``cut`` through the worker's recall, ``chain`` and
     :func:`final_list` (the offline twin of the live replay)."""
+    return compose_lists(scored_at(before, cut, users, config, chain, batch), k,
+                         facts, config.diversity)
+
+
+@dataclass
+class ScoredShopper:
+    """One shopper's scored candidates at a cut, before the final list is composed."""
+
+    user: str
+    excluded: set[str]
+    items: list[ScoredItem]
+    own: set[str]
+    calibrated: bool
+
+
+def scored_at(before: Sequence[Interaction], cut: float, users: Sequence[str],
+              config: SystemConfig, chain: Callable[[PopularitySnapshot], Scorer],
+              batch: int = 64) -> list[ScoredShopper]:
+    """The worker's recall and ``chain`` for each shopper at ``cut`` (the state rebuilt from
+    ``before``): what :func:`serving.diversity.final_list` composes lists from."""
     state = StreamState(config.decay)
     state.apply_all(before)
     snapshot = PopularitySnapshot()
     scorer = chain(snapshot)
-    out: dict[str, list[str]] = {}
+    out: list[ScoredShopper] = []
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
         candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
         snapshot.update(popularity)
         scored = scorer.score(shoppers, candidates)
+        calibrated = bool(getattr(scorer, "calibrated", False))
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
-            picked = final_list(items, skip, k, facts or {}, config.diversity,
-                                set(shopper.scores))
-            out[shopper.user_id] = [s.item_id for s in picked]
+            out.append(ScoredShopper(shopper.user_id, skip, items, set(shopper.scores),
+                                     calibrated))
     return out
+
+
+def compose_lists(scored: Sequence[ScoredShopper], k: int,
+                  facts: Mapping[str, ItemFacts] | None,
+                  diversity: DiversityConfig) -> dict[str, list[str]]:
+    """Each shopper's final list (:func:`serving.diversity.final_list`, the worker's)."""
+    return {s.user: [i.item_id for i in final_list(s.items, s.excluded, k, facts or {},
+                                                     diversity, s.own, s.calibrated)]
+            for s in scored}
 
 
 def decay_covis_chain(_: PopularitySnapshot) -> Scorer:
@@ -352,7 +386,8 @@ def train_and_save(before: Sequence[Interaction], cut: float, step: float,
                    config: SystemConfig, path: Path, version: str) -> dict:
     model, info = fit_ranker(before, cut, step, config, DecayCovisScorer())
     save_ranker(path, model, version=version, feature_names=FEATURES,
-                extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]})
+                extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]},
+                calibration=info["calibration"])
     return info
 
 
@@ -388,12 +423,12 @@ class ReplayTable:
 
 
 def make_table(label: str, lists: Mapping[str, Mapping[str, Sequence[str]]], future: Future,
-               users: Sequence[str], categories: Mapping[str, str] | None,
+               users: Sequence[str], dissimilarity: Dissimilarity | None,
                n_items: int) -> ReplayTable:
     rows, extra = {}, {}
     for name, per_user in lists.items():
         rows[name] = list_metrics(per_user, future, users)
-        extra[name] = diversity_metrics(per_user, users, categories, n_items)
+        extra[name] = diversity_metrics(per_user, users, dissimilarity, n_items)
     return ReplayTable(label, list(users), rows, extra)
 
 
@@ -465,7 +500,8 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                 system_name: str = "stylestream (offline twin)",
                 ablations: bool = True, seed: int = 0,
                 ranker_path: Path | None = None,
-                reference_decay: DecaySettings | None = None) -> ReplayTable:
+                reference_decay: DecaySettings | None = None,
+                dissimilarity: Dissimilarity | None = None) -> ReplayTable:
     """Train the ranker on the log before the cut, build the offline twin's lists (unless the
     live ``system_lists`` are given), the references and the ablations; score them all on the
     same shoppers. The own-history reference is Eq. 3 with ``reference_decay`` (the
@@ -491,9 +527,12 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
     if ablations:
         lists["w/o final ranker (recall strength order)"] = offline_lists(
             before, inputs.cut, users, config, decay_covis_chain)
-        slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
-        lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
-            before, inputs.cut, users, slots, ranker_chain(ranker_path))
+        scored = scored_at(before, inputs.cut, users, config, ranker_chain(ranker_path))
+        plain = replace(config.diversity, explore_weight=0.0)
+        lists["no explore term (w = 0: order by chance of a hit)"] = compose_lists(
+            scored, LONG_K, None, plain)
+        lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3, w = 0)"] = \
+            compose_lists(scored, LONG_K, None, replace(plain, max_repeats=3))
         # the lists before repeat-aware recall: no own item is recalled by any source
         discovery = replace(config, recall=replace(
             config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
@@ -505,7 +544,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
             lists[name] = offline_lists(before, inputs.cut, users, variant, ranker_chain(path))
             path.unlink(missing_ok=True)
     n_items = len({e.item for e in before})
-    table = make_table(inputs.label, lists, future, users, None, n_items)
+    table = make_table(inputs.label, lists, future, users, dissimilarity, n_items)
     table.info.update({
         "cut (T)": datetime.fromtimestamp(inputs.cut, UTC).isoformat(),
         "horizon": f"{inputs.step / 86400:g} days",
@@ -569,7 +608,9 @@ def select_decay(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         path = out_dir / f"{inputs.label}_ranker_decay{k}.pt"
         train_and_save(before, inputs.cut, inputs.step, variant, path,
                        version=f"next-event-{inputs.label}-decay{lam:g}")
-        lists = offline_lists(earlier, valid_cut, users, variant, ranker_chain(path))
+        # λ is judged on the accuracy lists (w = 0); w is chosen after it (explore_tradeoff)
+        plain = replace(variant, diversity=replace(variant.diversity, explore_weight=0.0))
+        lists = offline_lists(earlier, valid_cut, users, plain, ranker_chain(path))
         metrics = list_metrics(lists, future, users)
         hr, ndcg = float(np.nanmean(metrics["HR@5"])), float(np.nanmean(metrics["NDCG@5"]))
         scores[lam] = {"HR@5": round(hr, 4), "NDCG@5": round(ndcg, 4)}
