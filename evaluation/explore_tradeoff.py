@@ -39,7 +39,7 @@ from evaluation.stream_state import StreamState
 from streams.config import BEHAVIORS, DecaySettings
 
 #: w values tried on the validation cut (0: the order by chance of a hit)
-EXPLORE_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+EXPLORE_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0, 16.0)
 #: fixed caps of the shopper's own items per list, for comparison
 REPEAT_CAPS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
 METRICS = ("HR@5", "NDCG@5", "HR@5 new")

@@ -267,21 +267,36 @@ def fit_calibration(scores: np.ndarray, groups: RankingGroups, in_history_column
                                         f[:, history_size_column]))
     if not parts or not len(groups.labels) or groups.labels.min() == groups.labels.max():
         raise ValueError("calibration needs candidates with and without a next-event hit")
-    x = np.concatenate(parts)
-    x = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    raw = np.concatenate(parts)
+    mean, std = raw.mean(axis=0), raw.std(axis=0)
+    std = np.where(std > 1e-9, std, 1.0)
+    x = np.concatenate([(raw - mean) / std, np.ones((len(raw), 1))], axis=1)
     y = groups.labels.astype(np.float64)
     w = np.zeros(x.shape[1])
     w[-1] = math.log(y.mean() / (1 - y.mean()))
     penalty = l2 * len(y) * np.eye(x.shape[1])
     penalty[-1, -1] = 0.0
+
+    def loss(v: np.ndarray) -> float:
+        z = x @ v
+        return float(np.logaddexp(0.0, z).sum() - y @ z + 0.5 * v @ penalty @ v)
+
+    current = loss(w)
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -40, 40)))
         grad = x.T @ (p - y) + penalty @ w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + penalty
-        delta = np.linalg.solve(hess + 1e-9 * np.eye(len(w)), grad)
-        w -= delta
-        if np.abs(delta).max() < 1e-8:
+        hess = (x * (p * (1 - p))[:, None]).T @ x + penalty + 1e-9 * np.eye(len(w))
+        delta = np.linalg.solve(hess, grad)
+        step = 1.0
+        while step > 1e-6 and loss(w - step * delta) > current:   # damped Newton
+            step /= 2
+        w = w - step * delta
+        previous, current = current, loss(w)
+        if previous - current < 1e-9 * max(1.0, abs(previous)):
             break
+    # back to the raw inputs: z = Σ (x − mean)/std · w + b
+    weights = w[:-1] / std
+    w = np.concatenate([weights, [w[-1] - float(weights @ mean)]])
     return Calibration([float(v) for v in w[:-1]], float(w[-1]))
 
 

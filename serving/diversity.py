@@ -123,7 +123,7 @@ def diverse_top(ranked: Iterable, k: int, facts: Mapping[str, ItemFacts],
     order is :func:`serving.explore.explore_compose`'s instead of ``ranked``'s."""
     picker = _Picker(facts, config, repeats)
     if explore is not None:
-        explore_compose(ranked, repeats, k, explore, picker.offer)
+        picker.taken = explore_compose(ranked, repeats, k, explore, picker.offer)
         return picker.finish(k)
     for scored in ranked:
         if len(picker.taken) == k:

@@ -17,6 +17,10 @@ shopper with a long, strongly repeating history keeps repeats (a fourth strong o
 adds more than a weak new one), while a shopper with one weak own item gets new items (the
 first new item is worth its chance (1 + w)-fold). ``w = 0`` is the plain order by chance of a
 hit. ``w`` (``STYLESTREAM_EXPLORE_WEIGHT``) is chosen on the replay's validation cut.
+
+Neither expectation depends on the order inside a Top-5, so each block of ``block`` (5) items
+the greedy pass chose is shown best chance first: a new item that entered the list for the
+explore term does not push a likelier repeat down (NDCG@5 keeps the accuracy order).
 """
 
 from __future__ import annotations
@@ -37,11 +41,12 @@ def chance(scored: Scored) -> float:
 
 
 def explore_compose(ranked: Iterable[Scored], own: set[str] | frozenset[str], k: int,
-                    weight: float, offer: Callable[[Scored], bool]) -> list[Scored]:
-    """At most ``k`` items of ``ranked`` (best chance first) in the order that greedily
-    maximises E[hit] + ``weight`` · E[new hit]; ``own``: the shopper's items (not new);
-    ``offer(item)`` is asked before an item is taken (the diversity constraints: False holds it
-    back or drops it)."""
+                    weight: float, offer: Callable[[Scored], bool],
+                    block: int = 5) -> list[Scored]:
+    """At most ``k`` items of ``ranked`` (best chance first) chosen greedily to maximise
+    E[hit] + ``weight`` · E[new hit], each block of ``block`` shown best chance first;
+    ``own``: the shopper's items (not new); ``offer(item)`` is asked before an item is taken
+    (the diversity constraints: False holds it back or drops it)."""
     if weight < 0:
         raise ValueError(f"explore weight must be >= 0, got {weight}")
     mine: deque[Scored] = deque()
@@ -62,4 +67,5 @@ def explore_compose(ranked: Iterable[Scored], own: set[str] | frozenset[str], k:
         miss_all *= 1.0 - p
         if from_new:
             miss_new *= 1.0 - p
-    return taken
+    return [item for start in range(0, len(taken), block)
+            for item in sorted(taken[start: start + block], key=lambda s: -chance(s))]
