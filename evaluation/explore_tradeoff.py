@@ -121,7 +121,7 @@ def write_tradeoff(result: dict, out_dir: Path, label: str) -> Path:
     ax.plot([sweep[w]["HR@5 new"] for w in ws], [sweep[w]["HR@5"] for w in ws], "o-",
             label="explore weight w (per-shopper)")
     for w in ws:
-        ax.annotate(f"w={w:g}", (sweep[w]["HR@5 new"], sweep[w]["HR@5"]), fontsize=7,
+        ax.annotate(f"w={float(w):g}", (sweep[w]["HR@5 new"], sweep[w]["HR@5"]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
     cs = list(caps)
     ax.plot([caps[c]["HR@5 new"] for c in cs], [caps[c]["HR@5"] for c in cs], "s--",
@@ -131,13 +131,18 @@ def write_tradeoff(result: dict, out_dir: Path, label: str) -> Path:
                     xytext=(3, -9), textcoords="offset points")
     for name, point in result["references"].items():
         ax.plot(point["HR@5 new"], point["HR@5"], "^", label=name)
+    refs = result["references"]
+    ax.axhline(max(refs[r]["HR@5"] for r in ("own history (Eq. 3)", "popularity")),
+               color="grey", linestyle=":", linewidth=1)
+    ax.axvline(refs["discovery only"]["HR@5 new"], color="grey", linestyle=":", linewidth=1)
     chosen = sweep[result["chosen"]]
     ax.plot(chosen["HR@5 new"], chosen["HR@5"], "*", markersize=14, color="black",
             label=f"chosen w = {result['chosen']:g}")
     ax.set_xlabel("HR@5 on new-to-shopper items")
     ax.set_ylabel("HR@5 (all next items)")
     ax.set_title(f"Repeat/explore trade-off, {label}, validation cut T − horizon\n"
-                 f"({result['shoppers']} shoppers)", fontsize=9)
+                 f"({result['shoppers']} shoppers; dotted: best reference's HR@5, "
+                 "discovery-only lists' new-item HR@5)", fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
