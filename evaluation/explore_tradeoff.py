@@ -50,6 +50,35 @@ def _means(lists, future, users) -> dict[str, float]:
     return {m: round(float(np.nanmean(per_user[m])), 4) for m in METRICS}
 
 
+def _sweep(before: list, after: list, cut: float, config: SystemConfig, ranker: Path,
+           grid: tuple[float, ...], caps: tuple[int, ...]) -> tuple[list[str], dict, dict]:
+    """The offline twin's lists at ``cut`` for every w and every cap, scored on ``after``."""
+    future = future_of(before, after)
+    state = StreamState(config.decay)
+    state.apply_all(before)
+    users = sorted(u for u in future.targets if u in state.last_event)
+    scored = scored_at(before, cut, users, config, ranker_chain(ranker))
+    sweep = {w: _means(compose_lists(scored, LONG_K, None,
+                                     replace(config.diversity, explore_weight=w,
+                                             max_repeats=None)), future, users)
+             for w in grid}
+    capped = {c: _means(compose_lists(scored, LONG_K, None,
+                                      replace(config.diversity, explore_weight=0.0,
+                                              max_repeats=c)), future, users)
+              for c in caps}
+    return users, sweep, capped
+
+
+def after_cut(inputs: ReplayInputs, config: SystemConfig, ranker: Path,
+              grid: tuple[float, ...] = EXPLORE_GRID,
+              caps: tuple[int, ...] = REPEAT_CAPS) -> dict:
+    """The same sweep at T, scored on the events after T: for READING only (w is chosen
+    before, on the validation cut): does any w reach both goals at T?"""
+    before, after = inputs.split()
+    users, sweep, capped = _sweep(before, after, inputs.cut, config, ranker, grid, caps)
+    return {"shoppers": len(users), "explore": sweep, "caps": capped}
+
+
 def explore_tradeoff(inputs: ReplayInputs, config: SystemConfig, ranker: Path,
                      reference_decay: DecaySettings | None = None,
                      grid: tuple[float, ...] = EXPLORE_GRID,
@@ -61,18 +90,7 @@ def explore_tradeoff(inputs: ReplayInputs, config: SystemConfig, ranker: Path,
     earlier = [e for e in before if e.t < valid_cut]
     later = [e for e in before if e.t >= valid_cut]
     future = future_of(earlier, later)
-    state = StreamState(config.decay)
-    state.apply_all(earlier)
-    users = sorted(u for u in future.targets if u in state.last_event)
-    scored = scored_at(earlier, valid_cut, users, config, ranker_chain(ranker))
-    sweep = {w: _means(compose_lists(scored, LONG_K, None,
-                                     replace(config.diversity, explore_weight=w,
-                                             max_repeats=None)), future, users)
-             for w in grid}
-    capped = {c: _means(compose_lists(scored, LONG_K, None,
-                                      replace(config.diversity, explore_weight=0.0,
-                                              max_repeats=c)), future, users)
-              for c in caps}
+    users, sweep, capped = _sweep(earlier, later, valid_cut, config, ranker, grid, caps)
     ref_state = StreamState(reference_decay or DecaySettings())
     ref_state.apply_all(earlier)
     bought = {u: {i for i, b in ref_state.shopper(u, valid_cut).behaviors.items()
@@ -135,6 +153,12 @@ def write_tradeoff(result: dict, out_dir: Path, label: str) -> Path:
     ax.axhline(max(refs[r]["HR@5"] for r in ("own history (Eq. 3)", "popularity")),
                color="grey", linestyle=":", linewidth=1)
     ax.axvline(refs["discovery only"]["HR@5 new"], color="grey", linestyle=":", linewidth=1)
+    later = result.get("after_cut")
+    if later:
+        lw = list(later["explore"])
+        ax.plot([later["explore"][w]["HR@5 new"] for w in lw],
+                [later["explore"][w]["HR@5"] for w in lw], ".-", color="grey", alpha=0.6,
+                label="the same w after T (reading only)")
     chosen = sweep[result["chosen"]]
     ax.plot(chosen["HR@5 new"], chosen["HR@5"], "*", markersize=14, color="black",
             label=f"chosen w = {result['chosen']:g}")

@@ -266,6 +266,11 @@ def _replay(args: argparse.Namespace) -> int:
     table.info["decay λ per day"] = (f"{lam:g}, chosen on the validation cut T − horizon "
                                     f"(HR@5, NDCG@5 per λ: {chosen['validation']})"
                                     if chosen else f"{lam:g} (STYLESTREAM_DECAY_PER_DAY)")
+    if tradeoff is not None:  # the same sweep after T, for reading (w is already chosen)
+        from evaluation.explore_tradeoff import after_cut
+
+        tradeoff["after_cut"] = after_cut(inputs, config, ranker)
+        write_tradeoff(tradeoff, out, inputs.label)
     table.info["ILD@5 dissimilarity"] = replay_dissimilarity(
         dataset, inputs.level, [], args.data, args.events)[1]
     table.info["explore weight w"] = (
