@@ -11,7 +11,7 @@ before T is scored against what the shopper did in ``[T, T + horizon)``:
   publishes five);
 - no list — the system's or a reference's — holds an item the shopper bought before T, and those
   items are not targets either (nothing may show them);
-- intra-list diversity (share of distinct categories in a Top-5, where categories are known)
+- intra-list diversity (mean pairwise dissimilarity in a Top-5: :mod:`evaluation.list_diversity`)
   and catalogue coverage (share of the log's items shown to anyone).
 
 References on the same shoppers: global popularity (all events before T), trending (events in
