@@ -11,7 +11,7 @@ before T is scored against what the shopper did in ``[T, T + horizon)``:
   publishes five);
 - no list — the system's or a reference's — holds an item the shopper bought before T, and those
   items are not targets either (nothing may show them);
-- intra-list diversity (share of distinct categories in a Top-5, where categories are known)
+- intra-list diversity (mean pairwise dissimilarity in a Top-5: :mod:`evaluation.list_diversity`)
   and catalogue coverage (share of the log's items shown to anyone).
 
 References on the same shoppers: global popularity (all events before T), trending (events in
@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.harness import paired_bootstrap
+from evaluation.list_diversity import Dissimilarity, intra_list_diversity
 from evaluation.report import git_commit
 from evaluation.stream_state import StreamState
 from models.baselines import BaselineConfig, ItemCF, LightGCN
@@ -51,16 +52,24 @@ from models.next_event import (
     NextEventRanker,
     RankerConfig,
     RankingGroups,
+    fit_calibration,
     load_ranker,
     save_ranker,
     train_ranker,
 )
 from serving.chain import ScorerChain
 from serving.diversity import DiversityConfig, ItemFacts, final_list
-from serving.pair_features import FEATURES, pair_features
+from serving.pair_features import FEATURES, IN_HISTORY, LOG_HISTORY_SIZE, pair_features
 from serving.pipeline import ServingOptions, build_chain
 from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
-from serving.scorer import Candidate, PopularitySnapshot, RerankRequest, Scorer, ShopperContext
+from serving.scorer import (
+    Candidate,
+    PopularitySnapshot,
+    RerankRequest,
+    ScoredItem,
+    Scorer,
+    ShopperContext,
+)
 from serving.worker import TOP_K
 from streams.config import BEHAVIORS, DecaySettings
 
@@ -153,18 +162,16 @@ def list_metrics(lists: Mapping[str, Sequence[str]], future: Future,
 
 
 def diversity_metrics(lists: Mapping[str, Sequence[str]], users: Sequence[str],
-                      categories: Mapping[str, str] | None, n_items: int) -> dict[str, float]:
-    """Intra-list diversity (distinct categories / list length, Top-5; NaN without categories)
-    and coverage (distinct Top-5 items / items in the log)."""
+                      dissimilarity: Dissimilarity | None, n_items: int) -> dict[str, float]:
+    """Intra-list diversity (:func:`evaluation.list_diversity.intra_list_diversity` of the
+    Top-5; NaN without a dissimilarity) and coverage (distinct Top-5 items / items in the
+    log)."""
     shown: set[str] = set()
-    ild = []
     for user in users:
-        top = list(lists.get(user, ()))[:TOP_K]
-        shown.update(top)
-        if categories and top:
-            ild.append(len({categories.get(i, i) for i in top}) / len(top))
-    return {"ILD@5": float(np.mean(ild)) if ild else math.nan,
-            "coverage": len(shown) / max(n_items, 1)}
+        shown.update(list(lists.get(user, ()))[:TOP_K])
+    ild = (intra_list_diversity(lists, users, dissimilarity, TOP_K)
+           if dissimilarity is not None else math.nan)
+    return {"ILD@5": ild, "coverage": len(shown) / max(n_items, 1)}
 
 
 # --- references --------------------------------------------------------------------------------
@@ -277,11 +284,13 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
         scored = base.score(RerankRequest(shoppers, candidates, cut, popularity))
         feats, labels, offsets = [], [], [0]
         for shopper, cands, items in zip(shoppers, candidates, scored, strict=True):
+            # as served: the ranker orders only what the stages below kept
+            by_item = {s.item_id: s.score for s in items}
+            cands = [c for c in cands if c.item_id in by_item]
             if not cands:
                 continue
-            by_item = {s.item_id: s.score for s in items}
             rows = pair_features(shopper, cands, popularity.values, top_pop,
-                                 [by_item.get(c.item_id, 0.0) for c in cands])
+                                 [by_item[c.item_id] for c in cands])
             feats.append(rows)
             targets = future.targets[shopper.user_id]
             labels.append(np.array([c.item_id in targets for c in cands], dtype=np.float32))
@@ -309,29 +318,63 @@ def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
     train = RankingGroups.concat([groups[c] for c in train_cuts])
     valid = groups[valid_cut].with_positives()
     model, info = train_ranker(train, valid, config.ranker)
+    # chances of a hit for the repeat/explore composition: fitted on every validation group
+    # (with or without a recalled positive: the population the lists are made for)
+    held_out = groups[valid_cut]
+    info["calibration"] = fit_calibration(model.score(held_out.features), held_out,
+                                          IN_HISTORY, LOG_HISTORY_SIZE)
     info.update({"train_cuts": train_cuts, "valid_cut": valid_cut,
                  "valid_groups": valid.n_groups})
     return model, info
 
 
 def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str],
-                  config: SystemConfig, chain: Scorer,
+                  config: SystemConfig, chain: ScorerChain,
                   facts: Mapping[str, ItemFacts] | None = None, k: int = LONG_K,
                   batch: int = 64) -> dict[str, list[str]]:
     """Each shopper's list at ``cut`` through the worker's recall, ``chain`` and
     :func:`final_list` (the offline twin of the live replay)."""
+    return compose_lists(scored_at(before, cut, users, config, chain, batch), k,
+                         facts, config.diversity)
+
+
+@dataclass
+class ScoredShopper:
+    """One shopper's scored candidates at a cut, before the final list is composed."""
+
+    user: str
+    excluded: set[str]
+    items: list[ScoredItem]
+    own: set[str]
+    calibrated: bool
+
+
+def scored_at(before: Sequence[Interaction], cut: float, users: Sequence[str],
+              config: SystemConfig, chain: ScorerChain,
+              batch: int = 64) -> list[ScoredShopper]:
+    """The worker's recall and ``chain`` for each shopper at ``cut`` (the state rebuilt from
+    ``before``): what :func:`serving.diversity.final_list` composes lists from."""
     state = StreamState(config.decay)
     state.apply_all(before)
-    out: dict[str, list[str]] = {}
+    out: list[ScoredShopper] = []
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
         candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
         scored = chain.score(RerankRequest(shoppers, candidates, cut, popularity))
+        calibrated = chain.calibrated
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
-            picked = final_list(items, skip, k, facts or {}, config.diversity,
-                                set(shopper.scores))
-            out[shopper.user_id] = [s.item_id for s in picked]
+            out.append(ScoredShopper(shopper.user_id, skip, items, set(shopper.scores),
+                                     calibrated))
     return out
+
+
+def compose_lists(scored: Sequence[ScoredShopper], k: int,
+                  facts: Mapping[str, ItemFacts] | None,
+                  diversity: DiversityConfig) -> dict[str, list[str]]:
+    """Each shopper's final list (:func:`serving.diversity.final_list`, the worker's)."""
+    return {s.user: [i.item_id for i in final_list(s.items, s.excluded, k, facts or {},
+                                                     diversity, s.own, s.calibrated)]
+            for s in scored}
 
 
 def decay_covis_chain() -> ScorerChain:
@@ -348,7 +391,8 @@ def train_and_save(before: Sequence[Interaction], cut: float, step: float,
                    config: SystemConfig, path: Path, version: str) -> dict:
     model, info = fit_ranker(before, cut, step, config, decay_covis_chain())
     save_ranker(path, model, version=version, feature_names=FEATURES,
-                extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]})
+                extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]},
+                calibration=info["calibration"])
     return info
 
 
@@ -384,12 +428,12 @@ class ReplayTable:
 
 
 def make_table(label: str, lists: Mapping[str, Mapping[str, Sequence[str]]], future: Future,
-               users: Sequence[str], categories: Mapping[str, str] | None,
+               users: Sequence[str], dissimilarity: Dissimilarity | None,
                n_items: int) -> ReplayTable:
     rows, extra = {}, {}
     for name, per_user in lists.items():
         rows[name] = list_metrics(per_user, future, users)
-        extra[name] = diversity_metrics(per_user, users, categories, n_items)
+        extra[name] = diversity_metrics(per_user, users, dissimilarity, n_items)
     return ReplayTable(label, list(users), rows, extra)
 
 
@@ -462,7 +506,8 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                 system_name: str = "stylestream (offline twin)",
                 ablations: bool = True, seed: int = 0,
                 ranker_path: Path | None = None,
-                reference_decay: DecaySettings | None = None) -> ReplayTable:
+                reference_decay: DecaySettings | None = None,
+                dissimilarity: Dissimilarity | None = None) -> ReplayTable:
     """Train the ranker on the log before the cut, build the offline twin's lists (unless the
     live ``system_lists`` are given), the references and the ablations; score them all on the
     same shoppers. The own-history reference is Eq. 3 with ``reference_decay`` (the
@@ -488,9 +533,12 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
     if ablations:
         lists["w/o final ranker (recall strength order)"] = offline_lists(
             before, inputs.cut, users, config, decay_covis_chain())
-        slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
-        lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
-            before, inputs.cut, users, slots, ranker_chain(ranker_path))
+        scored = scored_at(before, inputs.cut, users, config, ranker_chain(ranker_path))
+        plain = replace(config.diversity, explore_weight=0.0)
+        lists["no explore term (w = 0: order by chance of a hit)"] = compose_lists(
+            scored, LONG_K, None, plain)
+        lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3, w = 0)"] = \
+            compose_lists(scored, LONG_K, None, replace(plain, max_repeats=3))
         # the lists before repeat-aware recall: no own item is recalled by any source
         discovery = replace(config, recall=replace(
             config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
@@ -502,7 +550,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
             lists[name] = offline_lists(before, inputs.cut, users, variant, ranker_chain(path))
             path.unlink(missing_ok=True)
     n_items = len({e.item for e in before})
-    table = make_table(inputs.label, lists, future, users, None, n_items)
+    table = make_table(inputs.label, lists, future, users, dissimilarity, n_items)
     table.info.update({
         "cut (T)": datetime.fromtimestamp(inputs.cut, UTC).isoformat(),
         "horizon": f"{inputs.step / 86400:g} days",
@@ -566,7 +614,9 @@ def select_decay(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         path = out_dir / f"{inputs.label}_ranker_decay{k}.pt"
         train_and_save(before, inputs.cut, inputs.step, variant, path,
                        version=f"next-event-{inputs.label}-decay{lam:g}")
-        lists = offline_lists(earlier, valid_cut, users, variant, ranker_chain(path))
+        # λ is judged on the accuracy lists (w = 0); w is chosen after it (explore_tradeoff)
+        plain = replace(variant, diversity=replace(variant.diversity, explore_weight=0.0))
+        lists = offline_lists(earlier, valid_cut, users, plain, ranker_chain(path))
         metrics = list_metrics(lists, future, users)
         hr, ndcg = float(np.nanmean(metrics["HR@5"])), float(np.nanmean(metrics["NDCG@5"]))
         scores[lam] = {"HR@5": round(hr, 4), "NDCG@5": round(ndcg, 4)}

@@ -22,6 +22,7 @@ from serving.scorer import (
     RerankRequest,
     ScoredItem,
     Scorer,
+    ScoresChances,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +60,11 @@ class ScorerChain:
 
     def score(self, request: RerankRequest) -> list[list[ScoredItem]]:
         return self.top.score(request)
+
+    @property
+    def calibrated(self) -> bool:
+        """True when the answering stage scores with chances of a hit (:class:`ScoresChances`)."""
+        return isinstance(self.top, ScoresChances) and self.top.calibrated
 
     def maybe_reload(self) -> bool:
         """Every reloadable stage, inside out, checks its model file; True when any changed

@@ -128,6 +128,15 @@ class Reloadable(Protocol):
         ...
 
 
+@runtime_checkable
+class ScoresChances(Protocol):
+    """A stage that can score with *chances of a hit* (a calibrated final ranker): when
+    ``calibrated`` is true its scores are probabilities, and the final list is composed per
+    shopper between repeats and new items (:mod:`serving.explore`) instead of by score order."""
+
+    calibrated: bool
+
+
 @dataclass(frozen=True)
 class NewItems:
     """Catalog items onboarded while serving (:mod:`serving.catalog_updates`).

@@ -177,11 +177,13 @@ class RerankWorker:
         scored = self.scorer.score(RerankRequest(shoppers, candidates, at, popularity))
         metrics.SCORE_LATENCY.observe(time.perf_counter() - started)
         generated_at = self.clock()
+        # calibrated scores (the final ranker's chances of a hit): per-shopper repeat/explore
+        calibrated = self.scorer.calibrated
         messages = []
         for trig, shopper, shopper_excluded, items in zip(triggers, shoppers, excluded, scored,
                                                           strict=True):
             ranked = final_list(items, shopper_excluded, TOP_K, self.item_facts, self.diversity,
-                                set(shopper.scores))
+                                set(shopper.scores), calibrated)
             messages.append(recommendation_message(trig.user_id, ranked, self.scorer.version,
                                                    trig.source_event_time, generated_at))
         return messages

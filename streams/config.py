@@ -184,6 +184,11 @@ class Settings:
     max_per_category: int = 2
     duplicate_cosine: float = 0.97
     max_repeats: int | None = None
+    #: w of the final list's repeat/explore composition (serving/explore.py): a new-to-shopper
+    #: hit counts 1 + w times a repeat's (STYLESTREAM_EXPLORE_WEIGHT; 0 = order by chance of a
+    #: hit; used with the final ranker, whose scores are calibrated; 0.75 is the Taobao category
+    #: replay's choice on its validation cut)
+    explore_weight: float = 0.75
     #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``)
     batch_max: int = 1000
     batch_within: float = 0.02
@@ -302,11 +307,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                    else _env_int(env, "STYLESTREAM_MAX_REPEATS", 0))
     if max_repeats is not None and max_repeats < 0:
         raise ConfigError("STYLESTREAM_MAX_REPEATS must be >= 0")
+    explore_weight = _env_float(env, "STYLESTREAM_EXPLORE_WEIGHT", Settings.explore_weight)
+    if not 0.0 <= explore_weight < float("inf"):
+        raise ConfigError("STYLESTREAM_EXPLORE_WEIGHT must be a finite number >= 0")
     return Settings(
         exclude_behaviors=exclude,
         max_per_category=max_per_category,
         duplicate_cosine=duplicate_cosine,
         max_repeats=max_repeats,
+        explore_weight=explore_weight,
         kafka_url=env.get("STYLESTREAM_KAFKA") or None,
         redis_url=redis_url,
         home=env.get("STYLESTREAM_HOME") or Settings.home,
