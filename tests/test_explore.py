@@ -22,12 +22,19 @@ from models.next_event import (
     save_ranker,
     train_ranker,
 )
+from serving.chain import ScorerChain
 from serving.decay_scorer import DecayCovisScorer
 from serving.diversity import DiversityConfig, ItemFacts, duplicate_key, final_list
 from serving.explore import explore_compose
 from serving.next_event_scorer import NextEventScorer
 from serving.pair_features import FEATURES, IN_HISTORY, LOG_HISTORY_SIZE
-from serving.scorer import Candidate, ScoredItem, ShopperContext
+from serving.scorer import (
+    Candidate,
+    PopularitySnapshot,
+    RerankRequest,
+    ScoredItem,
+    ShopperContext,
+)
 from streams.config import ConfigError, Settings, load_settings
 
 
@@ -161,12 +168,19 @@ def test_calibrated_checkpoint_makes_the_scorer_publish_chances(tmp_path) -> Non
                              last_touch={"a": 5.0, "b": 1.0}, last_event_time=5.0)
     cands = [Candidate("a", 2.0, {"history": (2.0, None)}),
              Candidate("n", 0.5, {"covisit": (0.5, "a")})]
-    scorer = NextEventScorer(path, DecayCovisScorer(), lambda: {"a": 1.0, "n": 2.0})
+    base = DecayCovisScorer()
+    scorer = NextEventScorer(path, base)
     assert scorer.calibrated
-    out = scorer.score([shopper], [cands])[0]
+    # the worker asks the chain, not the stage: the chain must pass the ability on
+    assert ScorerChain((base, scorer)).calibrated
+    request = RerankRequest([shopper], [cands], 10.0, PopularitySnapshot({"a": 1.0, "n": 2.0}))
+    out = scorer.score(request)[0]
+    assert {s.item_id for s in out} == {"a", "n"}
     assert all(0.0 <= s.score <= 1.0 for s in out)
     raw = save_ranker(tmp_path / "raw.pt", model, version="t", feature_names=FEATURES)
-    assert not NextEventScorer(raw, DecayCovisScorer(), dict).calibrated
+    assert not NextEventScorer(raw, base).calibrated
+    assert not ScorerChain((base, NextEventScorer(raw, base))).calibrated
+    assert not ScorerChain.of(base).calibrated
 
 
 def test_ild_dissimilarities() -> None:

@@ -156,6 +156,22 @@ def test_a_new_item_reaches_the_stages_that_take_it_only_when_applied(served, tr
     assert twin_terms.visual != 0.0  # the new item's visual vector joined the rule stage
     assert twin_terms.category == i7_terms.category
 
+def test_the_final_ranker_orders_only_what_the_rule_stage_kept(served) -> None:
+    """Catches the final ranker bypassing the rule stage's filters: it used to score every
+    recalled candidate, so an item the rules drop (unknown to the catalog, bought, of the
+    other gender, too far away) came back into the list whenever ``--ranker`` was on."""
+    chain = build_chain(ServingOptions(catalog_dir=served["catalog_dir"],
+                                       ranker=served["ranker"]))
+    rules, ranker = chain.stages[1], chain.stages[2]
+    shopper = ShopperContext("u1", 0.0, scores={"i1": 2.0, "i3": 1.0},
+                             behaviors={"i1": "cart", "i3": "purchase"}, purchased={"i3"})
+    request = RerankRequest([shopper], [[Candidate("i1"), Candidate("i3"), Candidate("ghost"),
+                                         Candidate("i7")]], 0.0, PopularitySnapshot({"i7": 3.0}))
+    kept = {s.item_id for s in rules.score(request)[0]}
+    assert kept == {"i1", "i7"}
+    assert {s.item_id for s in ranker.score(request)[0]} == kept
+
+
 def test_a_request_needs_one_candidate_list_per_shopper() -> None:
     """Catches a batch whose shoppers and candidate lists are misaligned reaching a scorer
     (each stage zips them)."""
