@@ -186,9 +186,9 @@ class Settings:
     max_repeats: int | None = None
     #: w of the final list's repeat/explore composition (serving/explore.py): a new-to-shopper
     #: hit counts 1 + w times a repeat's (STYLESTREAM_EXPLORE_WEIGHT; 0 = order by chance of a
-    #: hit; used with the final ranker, whose scores are calibrated; 0.75 is the Taobao category
+    #: hit; used with the final ranker, whose scores are calibrated; 0.25 is the Taobao category
     #: replay's choice on its validation cut)
-    explore_weight: float = 0.75
+    explore_weight: float = 0.25
     #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``)
     batch_max: int = 1000
     batch_within: float = 0.02

@@ -104,7 +104,7 @@ def test_explored_lists_never_hold_bought_items_or_near_duplicates() -> None:
 
 def test_explore_weight_setting_is_read_and_validated() -> None:
     """Catches a setting that is not read, or a negative / non-numeric weight accepted."""
-    assert load_settings({}).explore_weight == Settings.explore_weight == 0.75
+    assert load_settings({}).explore_weight == Settings.explore_weight == 0.25
     assert load_settings({"STYLESTREAM_EXPLORE_WEIGHT": "2.5"}).explore_weight == 2.5
     for bad in ("-1", "abc", "nan", "inf"):
         with pytest.raises(ConfigError, match="STYLESTREAM_EXPLORE_WEIGHT"):
