@@ -3,7 +3,8 @@
 Faust's aiokafka driver hard-codes ``fetch_max_wait_ms=1500``. A broker that answers a fetch
 only when the wait expires (Tansu does; measured: p50 0.43 s per hop at 1500 ms, 0.005 s at
 10 ms) then adds up to 1.5 s to every hop of the pipeline. This transport is the stock driver
-with that one number configurable (``STYLESTREAM_FETCH_WAIT_MS``, default 10 ms); it is exposed
+with that one number configurable (``STYLESTREAM_FETCH_WAIT_MS``, default 10 ms, read and checked
+by :func:`streams.config.fetch_wait_ms_from_env`); it is exposed
 through Faust's own extension point, the ``faust.transports`` entry point in pyproject.toml.
 
 It also replaces one step of the stock driver that races a rebalance: seeking every assigned
@@ -23,19 +24,20 @@ the seek is left to the newer assignment's own recovery.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-log = logging.getLogger(__name__)
+from streams.config import fetch_wait_ms_from_env
 
-DEFAULT_FETCH_WAIT_MS = 10
+log = logging.getLogger(__name__)
 
 
 def fetch_wait_ms() -> int:
-    return int(os.environ.get("STYLESTREAM_FETCH_WAIT_MS") or DEFAULT_FETCH_WAIT_MS)
+    """The consumers' fetch wait in ms (``STYLESTREAM_FETCH_WAIT_MS``, validated in
+    :mod:`streams.config`)."""
+    return fetch_wait_ms_from_env()
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
