@@ -181,6 +181,8 @@ def agent_throughput(events: list[dict], variant: str, workdir: Path) -> dict:
         proc, port = worker(svc, variant, log=workdir / "worker.log")
         first = last = None
         done = done_at_first = 0.0
+        cpu_first = cpu_last = 0.0
+        redis_first = redis_last = 0.0
         load_before = os.getloadavg()[0]
         with progress(total=len(events), desc=f"ingest: {variant}", unit="ev") as bar:
             deadline = time.time() + 600
@@ -191,11 +193,14 @@ def agent_throughput(events: list[dict], variant: str, workdir: Path) -> dict:
                     time.sleep(0.2)
                     continue
                 now = time.perf_counter()
+                cpu, redis_cpu = cpu_seconds(proc.pid), cpu_seconds(svc.redis_pid)
                 if now_done > 0 and first is None:
                     first, done_at_first = now, now_done
+                    cpu_first, redis_first = cpu, redis_cpu
                 if now_done > done:
                     bar.update(int(now_done - done))
                     done, last = now_done, now
+                    cpu_last, redis_last = cpu, redis_cpu
                 if done >= len(events):
                     break
                 time.sleep(0.05)
@@ -204,9 +209,18 @@ def agent_throughput(events: list[dict], variant: str, workdir: Path) -> dict:
         raise RuntimeError(f"{label} applied {done:.0f}/{len(events)} events; see "
                            f"{workdir / 'worker.log'}")
     # events applied before the first poll saw any are not timed: count only those after it
+    timed = max(done - done_at_first, 1.0)
     return {"variant": label, "kind": variant, "events": len(events), "seconds": last - first,
             "events_per_s": (done - done_at_first) / max(last - first, 1e-9),
+            "worker_cpu_us_per_event": (cpu_last - cpu_first) / timed * 1e6,
+            "redis_cpu_us_per_event": (redis_last - redis_first) / timed * 1e6,
             "load_before": load_before, "load_after": os.getloadavg()[0]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (``/proc``; its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def raw_redis_throughput(events: list[dict], workdir: Path, batch: int = 1000) -> dict:
@@ -381,15 +395,18 @@ def throughput_table(throughput: list[dict]) -> list[str]:
     by_kind = {r["kind"]: r for r in throughput}
     base = by_kind["plain"]["events_per_s"]
     ceiling = by_kind["ceiling"]["events_per_s"]
-    lines = ["| variant | events | events/s | × plain agent | × ceiling | load before → after |",
-             "|---|---:|---:|---:|---:|---|"]
-    lines += [f"| {r['variant']} | {r['events']} | {r['events_per_s']:,.0f} | "
-              f"{r['events_per_s'] / base:.1f} | {r['events_per_s'] / ceiling:.2f} | "
-              f"{r['load_before']:.1f} → {r['load_after']:.1f} |"
-              if "load_before" in r else
-              f"| {r['variant']} | {r['events']} | {r['events_per_s']:,.0f} | "
-              f"{r['events_per_s'] / base:.1f} | {r['events_per_s'] / ceiling:.2f} | |"
-              for r in throughput]
+    lines = ["| variant | events | events/s | × plain agent | × ceiling | worker CPU µs/event | "
+             "Redis CPU µs/event | load before → after |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in throughput:
+        cells = [r["variant"], str(r["events"]), f"{r['events_per_s']:,.0f}",
+                 f"{r['events_per_s'] / base:.1f}", f"{r['events_per_s'] / ceiling:.2f}"]
+        if "load_before" in r:
+            cells += [f"{r['worker_cpu_us_per_event']:.0f}", f"{r['redis_cpu_us_per_event']:.0f}",
+                      f"{r['load_before']:.1f} → {r['load_after']:.1f}"]
+        else:
+            cells += ["", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
