@@ -293,6 +293,9 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
             raise RuntimeError(f"the {label} served no warm-up list within 120 s; see {workdir}")
         events = synthetic_events(int(rate * seconds), users, items, seed=3,
                                   prefix=f"f{rate:.0f}-")
+        pids = {"ingest": ingest.pid, "rerank": rerank.pid, "redis": svc.redis_pid,
+                "broker": svc.kafka_pid, "bench (generator + reader)": os.getpid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.time()
         for k, e in enumerate(progress(events, desc=f"freshness: {variant} @ {rate:,.0f}/s",
                                        unit="ev")):
@@ -306,6 +309,9 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
         offered = len(events) / (time.time() - started)
         producer.close()  # clients close before the broker they talk to stops
         time.sleep(3.0)
+        window = time.time() - started
+        cores = {name: (cpu_seconds(pid) - cpu_before[name]) / window
+                 for name, pid in pids.items()}
         stop_reading.set()
         reader.join(timeout=5)
         stop_processes(ingest, rerank)
@@ -318,7 +324,8 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
               "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": max(lags) * 1000,
               "first_quarter_p50_ms": statistics.median(lags[:quarter]) * 1000,
               "last_quarter_p50_ms": statistics.median(lags[-quarter:]) * 1000,
-              "load_before": load_before, "load_after": os.getloadavg()[0]}
+              "load_before": load_before, "load_after": os.getloadavg()[0],
+              "cores_busy": cores}
     result["saturated"] = saturated(result)
     return result
 
@@ -348,8 +355,9 @@ def freshness_curve(loads: list[float], seconds: float, users: int, items: int,
         points.append(point)
         print(f"  {rate:>8,.0f} ev/s offered {point['offered_events_per_s']:,.0f}: "
               f"p50 {point['p50_ms']:.0f} ms, p99 {point['p99_ms']:.0f} ms, load "
-              f"{point['load_before']:.1f} → {point['load_after']:.1f}"
-              f"{'  SATURATED: ' + point['saturated'] if point['saturated'] else ''}",
+              f"{point['load_before']:.1f} → {point['load_after']:.1f}; cores busy: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in point["cores_busy"].items())
+              + (f"  SATURATED: {point['saturated']}" if point["saturated"] else ""),
               flush=True)
         if point["saturated"]:
             break
@@ -412,11 +420,14 @@ def throughput_table(throughput: list[dict]) -> list[str]:
 
 def freshness_table(freshness: list[dict]) -> list[str]:
     lines = ["| variant | target ev/s | offered ev/s | lists | p50 ms | p99 ms | max ms | "
-             "load before → after | saturated |", "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+             "load before → after | cores busy: ingest / rerank / Redis / broker / bench | "
+             "saturated |", "|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
     lines += [f"| {r['variant']} | {r['target_events_per_s']:,.0f} | "
               f"{r['offered_events_per_s']:,.0f} | {r['lists']} | {r['p50_ms']:.0f} | "
               f"{r['p99_ms']:.0f} | {r['max_ms']:.0f} | {r['load_before']:.1f} → "
-              f"{r['load_after']:.1f} | {r['saturated'] or 'no'} |" for r in freshness]
+              f"{r['load_after']:.1f} | "
+              + " / ".join(f"{v:.2f}" for v in r["cores_busy"].values())
+              + f" | {r['saturated'] or 'no'} |" for r in freshness]
     return lines
 
 
