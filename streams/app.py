@@ -187,7 +187,7 @@ async def _finish_in_order(parts: IngestParts, prepared: PreparedBatch,
     except BaseException as exc:
         if not applied.done():
             applied.set_exception(exc if isinstance(exc, Exception)
-                                  else RuntimeError("the previous batch was cancelled"))
+                                  else RuntimeError("a batch was cancelled before it was applied"))
             applied.exception()  # retrieved here: the next batch may never look
         raise
     applied.set_result(None)
