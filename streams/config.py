@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -170,6 +170,9 @@ class Settings:
     service_timeout: float = 5.0
     #: address the workers' metrics/health server binds (STYLESTREAM_METRICS_HOST)
     metrics_host: str = "127.0.0.1"
+    #: longest a consumer fetch waits for data, ms (STYLESTREAM_FETCH_WAIT_MS): Tansu answers a
+    #: fetch only when this wait expires, so it is a floor on every hop's latency
+    fetch_wait_ms: int = 10
     decay: DecaySettings = field(default_factory=DecaySettings)
     limits: InputLimits = field(default_factory=InputLimits)
     topics: Topics = field(default_factory=Topics)
@@ -241,6 +244,17 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
     return _env_value(env, name, default, int, "an integer")
 
 
+def fetch_wait_ms_from_env(env: Mapping[str, str] | None = None) -> int:
+    """The validated ``STYLESTREAM_FETCH_WAIT_MS`` (default :attr:`Settings.fetch_wait_ms`);
+    readable on its own by the Kafka clients that are built without a :class:`Settings`."""
+    env = os.environ if env is None else env
+    wait = _env_int(dict(env), "STYLESTREAM_FETCH_WAIT_MS", Settings.fetch_wait_ms)
+    if not 1 <= wait <= 10_000:
+        raise ConfigError(f"STYLESTREAM_FETCH_WAIT_MS={wait!r}: expected milliseconds in "
+                          "[1, 10000]")
+    return wait
+
+
 def parse_weights(raw: str) -> dict[str, float]:
     """Weights from JSON (``{"view":1,...}``) or ``view=1,favorite=3,cart=5,purchase=10``."""
     raw = raw.strip()
@@ -280,6 +294,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if not 0 < service_timeout <= 600:
         raise ConfigError(f"STYLESTREAM_SERVICE_TIMEOUT={service_timeout!r}: expected seconds "
                           "in (0, 600]")
+    fetch_wait_ms = fetch_wait_ms_from_env(env)
     metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or Settings.metrics_host).strip()
     if not metrics_host or any(c.isspace() or c == "/" for c in metrics_host):
         raise ConfigError(f"STYLESTREAM_METRICS_HOST={metrics_host!r}: expected an address to "
@@ -323,6 +338,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_format=log_format_from_env(env),
         service_timeout=service_timeout,
         metrics_host=metrics_host,
+        fetch_wait_ms=fetch_wait_ms,
         decay=decay,
         limits=limits,
         kafka_security=kafka_security_from_env(env),
