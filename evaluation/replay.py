@@ -225,6 +225,38 @@ def reference_lists(before: Sequence[Interaction], state: StreamState, cut: floa
 # --- the system offline: recall, features, ranker ------------------------------------------------
 
 @dataclass
+class Parts:
+    """The chain below the final ranker: its base scorer (fusion network where the data set has
+    content, else the decayed-score/co-visitation scorer), content recall (the feature store's
+    neighbours), the diversity step's item facts, and which pair-feature columns the ranker
+    reads (``keep``; None = all; the others are zero, for the "no pair features" ablation)."""
+
+    base: Callable[[], Scorer] = DecayCovisScorer
+    content: Callable[[list[str], int], Mapping] | None = None
+    facts: Mapping[str, ItemFacts] = field(default_factory=dict)
+    keep: tuple[int, ...] | None = None
+
+
+def keep_columns(rows: np.ndarray, keep: tuple[int, ...] | None) -> np.ndarray:
+    """``rows`` with every pair-feature column outside ``keep`` set to 0 (None: unchanged)."""
+    if keep is None:
+        return rows
+    out = np.zeros_like(rows)
+    out[:, list(keep)] = rows[:, list(keep)]
+    return out
+
+
+class _KeptColumns:
+    """A ranker model that reads only the ``keep`` columns of its pair features."""
+
+    def __init__(self, model, keep: tuple[int, ...]) -> None:
+        self.model, self.keep = model, keep
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return self.model.score(keep_columns(rows, self.keep))
+
+
+@dataclass
 class SystemConfig:
     """What the served system is made of, for the offline twin and the ranker's training."""
 
@@ -235,6 +267,7 @@ class SystemConfig:
     #: training cuts before the validation cut, ``cut_spacing`` × horizon apart
     training_cuts: int = 5
     cut_spacing: float = 1.0
+    parts: Parts = field(default_factory=Parts)
 
 
 def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
@@ -273,7 +306,8 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
                            (e for e in events[position:] if e.t < cut + horizon))
         users = sorted(u for u in future.targets if u in state.last_event)
         shoppers = _shoppers(state, users, cut)
-        candidates, _, popularity = recall_at(state, shoppers, cut, config.recall)
+        candidates, _, popularity = recall_at(state, shoppers, cut, config.recall,
+                                              config.parts.content)
         top_pop = max(popularity.values(), default=0.0)
         scored = base.score(shoppers, candidates)
         feats, labels, offsets = [], [], [0]
@@ -283,7 +317,7 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
             by_item = {s.item_id: s.score for s in items}
             rows = pair_features(shopper, cands, popularity, top_pop,
                                  [by_item.get(c.item_id, 0.0) for c in cands])
-            feats.append(rows)
+            feats.append(keep_columns(rows, config.parts.keep))
             targets = future.targets[shopper.user_id]
             labels.append(np.array([c.item_id in targets for c in cands], dtype=np.float32))
             offsets.append(offsets[-1] + len(cands))
@@ -328,11 +362,13 @@ def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str
     out: dict[str, list[str]] = {}
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
-        candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
+        candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall,
+                                                     config.parts.content)
         snapshot.update(popularity)
         scored = scorer.score(shoppers, candidates)
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
-            picked = final_list(items, skip, k, facts or {}, config.diversity,
+            picked = final_list(items, skip, k, config.parts.facts if facts is None else facts,
+                                config.diversity,
                                 set(shopper.scores))
             out[shopper.user_id] = [s.item_id for s in picked]
     return out
@@ -342,15 +378,22 @@ def decay_covis_chain(_: PopularitySnapshot) -> Scorer:
     return DecayCovisScorer()
 
 
-def ranker_chain(path: Path) -> Callable[[PopularitySnapshot], Scorer]:
+def ranker_chain(path: Path, parts: Parts | None = None
+                 ) -> Callable[[PopularitySnapshot], Scorer]:
+    """The final ranker over ``parts``' base scorer (default: decayed score/co-visitation)."""
+    parts = parts or Parts()
+
     def build(snapshot: PopularitySnapshot) -> Scorer:
-        return NextEventScorer(path, DecayCovisScorer(), snapshot)
+        scorer = NextEventScorer(path, parts.base(), snapshot)
+        if parts.keep is not None:
+            scorer.model = _KeptColumns(scorer.model, parts.keep)  # type: ignore[assignment]
+        return scorer
     return build
 
 
 def train_and_save(before: Sequence[Interaction], cut: float, step: float,
                    config: SystemConfig, path: Path, version: str) -> dict:
-    model, info = fit_ranker(before, cut, step, config, DecayCovisScorer())
+    model, info = fit_ranker(before, cut, step, config, config.parts.base())
     save_ranker(path, model, version=version, feature_names=FEATURES,
                 extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]})
     return info
@@ -367,6 +410,7 @@ class ReplayTable:
     rows: dict[str, dict[str, np.ndarray]]
     extra: dict[str, dict[str, float]] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -421,6 +465,7 @@ def markdown(table: ReplayTable, system: str, command: str) -> str:
         lines.append(f"| {bold} | " + " | ".join(cells) + " |")
     lines += ["", "Δ = system − reference over the same shoppers (paired bootstrap, 1,000 "
               "resamples): an interval above 0 means the system is better.", ""]
+    lines += [line for note in table.notes for line in (note, "")]
     return "\n".join(lines)
 
 
@@ -465,11 +510,15 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                 system_name: str = "stylestream (offline twin)",
                 ablations: bool = True, seed: int = 0,
                 ranker_path: Path | None = None,
-                reference_decay: DecaySettings | None = None) -> ReplayTable:
+                reference_decay: DecaySettings | None = None,
+                extra_ablations: Callable[[Sequence[str]], Mapping[str, Mapping]] | None = None,
+                ) -> ReplayTable:
     """Train the ranker on the log before the cut, build the offline twin's lists (unless the
     live ``system_lists`` are given), the references and the ablations; score them all on the
     same shoppers. The own-history reference is Eq. 3 with ``reference_decay`` (the
-    settings' λ, default the paper's), whatever λ the system chose on validation."""
+    settings' λ, default the paper's), whatever λ the system chose on validation.
+    ``extra_ablations(users)`` adds more ablation rows (item content:
+    :mod:`evaluation.replay_content`)."""
     before, after = inputs.split()
     future = future_of(before, after)
     state = StreamState(reference_decay or DecaySettings())
@@ -482,10 +531,10 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
     if system_lists is not None:
         lists[system_name] = system_lists
         lists["stylestream (offline twin)"] = offline_lists(before, inputs.cut, users, config,
-                                                            ranker_chain(ranker_path))
+                                                            ranker_chain(ranker_path, config.parts))
     else:
         lists[system_name] = offline_lists(before, inputs.cut, users, config,
-                                           ranker_chain(ranker_path))
+                                           ranker_chain(ranker_path, config.parts))
     lists.update(reference_lists(before, state, inputs.cut, users, trend_window=inputs.step,
                                  seed=seed))
     if ablations:
@@ -493,7 +542,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
             before, inputs.cut, users, config, decay_covis_chain)
         slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
         lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
-            before, inputs.cut, users, slots, ranker_chain(ranker_path))
+            before, inputs.cut, users, slots, ranker_chain(ranker_path, config.parts))
         # the lists before repeat-aware recall: no own item is recalled by any source
         discovery = replace(config, recall=replace(
             config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
@@ -502,8 +551,11 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         for name, variant in ablation_configs(config).items():
             path = out_dir / f"{inputs.label}_ranker_{len(lists)}.pt"
             train_and_save(before, inputs.cut, inputs.step, variant, path, version=name)
-            lists[name] = offline_lists(before, inputs.cut, users, variant, ranker_chain(path))
+            lists[name] = offline_lists(before, inputs.cut, users, variant,
+                                        ranker_chain(path, variant.parts))
             path.unlink(missing_ok=True)
+        if extra_ablations is not None:
+            lists.update(extra_ablations(users))
     n_items = len({e.item for e in before})
     table = make_table(inputs.label, lists, future, users, None, n_items)
     table.info.update({
@@ -533,7 +585,7 @@ def write_table(table: ReplayTable, system: str, out_dir: Path, command: str) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"replay_{table.label}.md"
     md.write_text(markdown(table, system, command), encoding="utf-8")
-    payload = {"label": table.label, "command": command, "info": table.info,
+    payload = {"label": table.label, "command": command, "info": table.info, "notes": table.notes,
                "summary": table.summary(),
                "versus_system": {k: {m: list(v) for m, v in d.items()}
                                  for k, d in table.versus(system).items()}}
@@ -569,7 +621,8 @@ def select_decay(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         path = out_dir / f"{inputs.label}_ranker_decay{k}.pt"
         train_and_save(before, inputs.cut, inputs.step, variant, path,
                        version=f"next-event-{inputs.label}-decay{lam:g}")
-        lists = offline_lists(earlier, valid_cut, users, variant, ranker_chain(path))
+        lists = offline_lists(earlier, valid_cut, users, variant,
+                              ranker_chain(path, variant.parts))
         metrics = list_metrics(lists, future, users)
         hr, ndcg = float(np.nanmean(metrics["HR@5"])), float(np.nanmean(metrics["NDCG@5"]))
         scores[lam] = {"HR@5": round(hr, 4), "NDCG@5": round(ndcg, 4)}
