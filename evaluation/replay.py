@@ -275,11 +275,17 @@ def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
               content: Callable[[list[str], int], Mapping] | None = None,
               ) -> tuple[list[list[Candidate]], list[set[str]], dict[str, float]]:
     """The worker's recall for a batch of shoppers (``RerankWorker.rank``'s first half) on the
-    offline state: candidates, excluded items and the popularity snapshot per shopper."""
+    offline state: candidates, excluded items and the popularity snapshot per shopper. Content
+    neighbours are limited to the items the state has seen (all of them at T)."""
     seeds = seed_items(shoppers, config)
     covisits = state.covisited(seeds, config.covisit_per_item)
     trending = state.trending(at, config.trending)
     neighbours = content(seeds, config.content_per_item) if content is not None and seeds else {}
+    # the content index holds every item of the log before T; at an earlier cut only the items
+    # seen by then exist (else training and validation cuts would recall the next horizon's
+    # new arrivals, which the index at T cannot hold)
+    neighbours = {seed: [(i, s) for i, s in found if i in state.popularity]
+                  for seed, found in neighbours.items()}
     candidates, excluded = recall_batch(shoppers, covisits, trending, neighbours, config)
     popularity = state.popularity_of(popularity_items(shoppers, candidates), at)
     popularity.update(dict(trending))

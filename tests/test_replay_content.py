@@ -122,3 +122,20 @@ def test_modality_ablations_change_the_network_and_the_content_neighbours(
     rows = np.arange(3 * len(FEATURES), dtype=np.float32).reshape(3, -1) + 1
     kept = keep_columns(rows, (FEATURES.index("base_score"), FEATURES.index("log_content")))
     assert np.count_nonzero(kept[0]) == 2
+
+
+def test_content_recall_at_an_earlier_cut_offers_only_items_seen_by_then() -> None:
+    """Catches training and validation cuts whose content recall offers the next horizon's new
+    arrivals (the content index is built from every item before T; at a cut before T an item
+    first bought later does not exist yet, and the index at T holds no such items)."""
+    from models.datasets import Interaction
+    from serving.recall import RecallConfig
+
+    state = StreamState(SystemConfig().decay)
+    state.apply_all([Interaction("u", "a", "purchase", 0.0),
+                     Interaction("v", "b", "purchase", 10.0)])
+    index = {"a": [("b", 0.9), ("later", 0.8)]}
+    candidates, _, _ = recall_at(state, [state.shopper("u", 20.0)], 20.0, RecallConfig(),
+                                 lambda seeds, k: {s: index.get(s, [])[:k] for s in seeds})
+    recalled = {c.item_id: c.sources for c in candidates[0]}
+    assert "content" in recalled["b"] and "later" not in recalled
