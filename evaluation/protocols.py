@@ -29,7 +29,6 @@ from models.datasets import Interaction, InteractionArrays, Vocabulary, load
 from models.splits import Split, cold_item_share, per_user_split, temporal_split
 
 PROTOCOLS: tuple[str, ...] = ("peruser", "temporal")
-RANKINGS: tuple[str, ...] = ("full", "sampled")
 
 
 @dataclass

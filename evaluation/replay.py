@@ -11,7 +11,7 @@ before T is scored against what the shopper did in ``[T, T + horizon)``:
   publishes five);
 - no list — the system's or a reference's — holds an item the shopper bought before T, and those
   items are not targets either (nothing may show them);
-- intra-list diversity (share of distinct categories in a Top-5, where categories are known)
+- intra-list diversity (mean pairwise dissimilarity in a Top-5: :mod:`evaluation.list_diversity`)
   and catalogue coverage (share of the log's items shown to anyone).
 
 References on the same shoppers: global popularity (all events before T), trending (events in
@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.harness import paired_bootstrap
+from evaluation.list_diversity import Dissimilarity, intra_list_diversity
+from evaluation.report import git_commit
 from evaluation.stream_state import StreamState
 from models.baselines import BaselineConfig, ItemCF, LightGCN
 from models.datasets import Interaction, InteractionArrays, Vocabulary
@@ -50,22 +52,29 @@ from models.next_event import (
     NextEventRanker,
     RankerConfig,
     RankingGroups,
+    fit_calibration,
     load_ranker,
     save_ranker,
     train_ranker,
 )
-from serving.decay_scorer import DecayCovisScorer
+from serving.chain import ScorerChain
 from serving.diversity import DiversityConfig, ItemFacts, final_list
-from serving.next_event_scorer import NextEventScorer
-from serving.pair_features import FEATURES, pair_features
-from serving.pipeline import PopularitySnapshot
+from serving.pair_features import FEATURES, IN_HISTORY, LOG_HISTORY_SIZE, pair_features
+from serving.pipeline import ServingOptions, build_chain
 from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
-from serving.scorer import Candidate, Scorer, ShopperContext
+from serving.scorer import (
+    Candidate,
+    PopularitySnapshot,
+    RerankRequest,
+    ScoredItem,
+    Scorer,
+    ShopperContext,
+)
+from serving.worker import TOP_K
 from streams.config import BEHAVIORS, DecaySettings
 
 log = logging.getLogger(__name__)
 
-TOP_K = 5
 LONG_K = 20
 TAOBAO_TZ = timezone(timedelta(hours=8))
 
@@ -153,18 +162,16 @@ def list_metrics(lists: Mapping[str, Sequence[str]], future: Future,
 
 
 def diversity_metrics(lists: Mapping[str, Sequence[str]], users: Sequence[str],
-                      categories: Mapping[str, str] | None, n_items: int) -> dict[str, float]:
-    """Intra-list diversity (distinct categories / list length, Top-5; NaN without categories)
-    and coverage (distinct Top-5 items / items in the log)."""
+                      dissimilarity: Dissimilarity | None, n_items: int) -> dict[str, float]:
+    """Intra-list diversity (:func:`evaluation.list_diversity.intra_list_diversity` of the
+    Top-5; NaN without a dissimilarity) and coverage (distinct Top-5 items / items in the
+    log)."""
     shown: set[str] = set()
-    ild = []
     for user in users:
-        top = list(lists.get(user, ()))[:TOP_K]
-        shown.update(top)
-        if categories and top:
-            ild.append(len({categories.get(i, i) for i in top}) / len(top))
-    return {"ILD@5": float(np.mean(ild)) if ild else math.nan,
-            "coverage": len(shown) / max(n_items, 1)}
+        shown.update(list(lists.get(user, ()))[:TOP_K])
+    ild = (intra_list_diversity(lists, users, dissimilarity, TOP_K)
+           if dissimilarity is not None else math.nan)
+    return {"ILD@5": ild, "coverage": len(shown) / max(n_items, 1)}
 
 
 # --- references --------------------------------------------------------------------------------
@@ -224,14 +231,19 @@ def reference_lists(before: Sequence[Interaction], state: StreamState, cut: floa
 
 # --- the system offline: recall, features, ranker ------------------------------------------------
 
+def _no_catalog() -> ServingOptions:
+    return ServingOptions(rules=False, follow_catalog=False)
+
+
 @dataclass
 class Parts:
-    """The chain below the final ranker: its base scorer (fusion network where the data set has
-    content, else the decayed-score/co-visitation scorer), content recall (the feature store's
-    neighbours), the diversity step's item facts, and which pair-feature columns the ranker
-    reads (``keep``; None = all; the others are zero, for the "no pair features" ablation)."""
+    """The chain below the final ranker: the workers' serving options (the fusion network,
+    feature store and catalog where the data set has content; else the decayed-score/
+    co-visitation scorer alone), content recall (the feature store's neighbours), the diversity
+    step's item facts, and which pair-feature columns the ranker reads (``keep``; None = all;
+    the others are zero, for the "no pair features" ablation)."""
 
-    base: Callable[[], Scorer] = DecayCovisScorer
+    options: ServingOptions = field(default_factory=_no_catalog)
     content: Callable[[list[str], int], Mapping] | None = None
     facts: Mapping[str, ItemFacts] = field(default_factory=dict)
     keep: tuple[int, ...] | None = None
@@ -273,7 +285,7 @@ class SystemConfig:
 def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
               config: RecallConfig,
               content: Callable[[list[str], int], Mapping] | None = None,
-              ) -> tuple[list[list[Candidate]], list[set[str]], dict[str, float]]:
+              ) -> tuple[list[list[Candidate]], list[set[str]], PopularitySnapshot]:
     """The worker's recall for a batch of shoppers (``RerankWorker.rank``'s first half) on the
     offline state: candidates, excluded items and the popularity snapshot per shopper. Content
     neighbours are limited to the items the state has seen (all of them at T)."""
@@ -288,8 +300,7 @@ def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
                   for seed, found in neighbours.items()}
     candidates, excluded = recall_batch(shoppers, covisits, trending, neighbours, config)
     popularity = state.popularity_of(popularity_items(shoppers, candidates), at)
-    popularity.update(dict(trending))
-    return candidates, excluded, popularity
+    return candidates, excluded, PopularitySnapshot.of(popularity, trending)
 
 
 def _shoppers(state: StreamState, users: Iterable[str], at: float) -> list[ShopperContext]:
@@ -314,16 +325,18 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
         shoppers = _shoppers(state, users, cut)
         candidates, _, popularity = recall_at(state, shoppers, cut, config.recall,
                                               config.parts.content)
-        top_pop = max(popularity.values(), default=0.0)
-        scored = base.score(shoppers, candidates)
+        top_pop = max(popularity.values.values(), default=0.0)
+        scored = base.score(RerankRequest(shoppers, candidates, cut, popularity))
         feats, labels, offsets = [], [], [0]
         for shopper, cands, items in zip(shoppers, candidates, scored, strict=True):
+            # as served: the ranker orders only what the stages below kept
+            by_item = {s.item_id: s.score for s in items}
+            cands = [c for c in cands if c.item_id in by_item]
             if not cands:
                 continue
-            by_item = {s.item_id: s.score for s in items}
-            rows = pair_features(shopper, cands, popularity, top_pop,
-                                 [by_item.get(c.item_id, 0.0) for c in cands])
-            feats.append(keep_columns(rows, config.parts.keep))
+            rows = pair_features(shopper, cands, popularity.values, top_pop,
+                                 [by_item[c.item_id] for c in cands])
+            feats.append(rows)
             targets = future.targets[shopper.user_id]
             labels.append(np.array([c.item_id in targets for c in cands], dtype=np.float32))
             offsets.append(offsets[-1] + len(cands))
@@ -332,6 +345,11 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
             np.concatenate(labels) if labels else np.zeros(0, np.float32),
             np.asarray(offsets, np.int64))
     return out
+
+
+def _kept(groups: RankingGroups, keep: tuple[int, ...] | None) -> RankingGroups:
+    return groups if keep is None else replace(groups,
+                                               features=keep_columns(groups.features, keep))
 
 
 def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
@@ -347,61 +365,94 @@ def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
         raise ValueError("the log before the cut is too short for one training cut and one "
                          f"validation cut of {step / 86400:g} days")
     groups = training_groups(before, [*train_cuts, valid_cut], step, config, base)
-    train = RankingGroups.concat([groups[c] for c in train_cuts])
-    valid = groups[valid_cut].with_positives()
+    keep = config.parts.keep
+    train = _kept(RankingGroups.concat([groups[c] for c in train_cuts]), keep)
+    valid = _kept(groups[valid_cut].with_positives(), keep)
     model, info = train_ranker(train, valid, config.ranker)
+    # chances of a hit for the repeat/explore composition: fitted on every validation group
+    # (with or without a recalled positive: the population the lists are made for)
+    held_out = groups[valid_cut]
+    info["calibration"] = fit_calibration(model.score(keep_columns(held_out.features, keep)),
+                                          held_out,
+                                          IN_HISTORY, LOG_HISTORY_SIZE)
     info.update({"train_cuts": train_cuts, "valid_cut": valid_cut,
                  "valid_groups": valid.n_groups})
     return model, info
 
 
 def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str],
-                  config: SystemConfig, chain: Callable[[PopularitySnapshot], Scorer],
+                  config: SystemConfig, chain: ScorerChain,
                   facts: Mapping[str, ItemFacts] | None = None, k: int = LONG_K,
                   batch: int = 64) -> dict[str, list[str]]:
     """Each shopper's list at ``cut`` through the worker's recall, ``chain`` and
     :func:`final_list` (the offline twin of the live replay)."""
+    return compose_lists(scored_at(before, cut, users, config, chain, batch), k,
+                         config.parts.facts if facts is None else facts, config.diversity)
+
+
+@dataclass
+class ScoredShopper:
+    """One shopper's scored candidates at a cut, before the final list is composed."""
+
+    user: str
+    excluded: set[str]
+    items: list[ScoredItem]
+    own: set[str]
+    calibrated: bool
+
+
+def scored_at(before: Sequence[Interaction], cut: float, users: Sequence[str],
+              config: SystemConfig, chain: ScorerChain,
+              batch: int = 64) -> list[ScoredShopper]:
+    """The worker's recall and ``chain`` for each shopper at ``cut`` (the state rebuilt from
+    ``before``): what :func:`serving.diversity.final_list` composes lists from."""
     state = StreamState(config.decay)
     state.apply_all(before)
-    snapshot = PopularitySnapshot()
-    scorer = chain(snapshot)
-    out: dict[str, list[str]] = {}
+    out: list[ScoredShopper] = []
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
         candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall,
                                                      config.parts.content)
-        snapshot.update(popularity)
-        scored = scorer.score(shoppers, candidates)
+        scored = chain.score(RerankRequest(shoppers, candidates, cut, popularity))
+        calibrated = chain.calibrated
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
-            picked = final_list(items, skip, k, config.parts.facts if facts is None else facts,
-                                config.diversity,
-                                set(shopper.scores))
-            out[shopper.user_id] = [s.item_id for s in picked]
+            out.append(ScoredShopper(shopper.user_id, skip, items, set(shopper.scores),
+                                     calibrated))
     return out
 
 
-def decay_covis_chain(_: PopularitySnapshot) -> Scorer:
-    return DecayCovisScorer()
+def compose_lists(scored: Sequence[ScoredShopper], k: int,
+                  facts: Mapping[str, ItemFacts] | None,
+                  diversity: DiversityConfig) -> dict[str, list[str]]:
+    """Each shopper's final list (:func:`serving.diversity.final_list`, the worker's)."""
+    return {s.user: [i.item_id for i in final_list(s.items, s.excluded, k, facts or {},
+                                                     diversity, s.own, s.calibrated)]
+            for s in scored}
 
 
-def ranker_chain(path: Path, parts: Parts | None = None
-                 ) -> Callable[[PopularitySnapshot], Scorer]:
-    """The final ranker over ``parts``' base scorer (default: decayed score/co-visitation)."""
+def decay_covis_chain(parts: Parts | None = None) -> ScorerChain:
+    """The workers' chain without the final ranker: ``parts``' (default: the recall strength
+    order)."""
+    return build_chain((parts or Parts()).options)
+
+
+def ranker_chain(path: Path, parts: Parts | None = None) -> ScorerChain:
+    """The workers' chain with the final ranker ``path`` over ``parts``' chain (default: the
+    recall strength)."""
     parts = parts or Parts()
-
-    def build(snapshot: PopularitySnapshot) -> Scorer:
-        scorer = NextEventScorer(path, parts.base(), snapshot)
-        if parts.keep is not None:
-            scorer.model = _KeptColumns(scorer.model, parts.keep)  # type: ignore[assignment]
-        return scorer
-    return build
+    chain = build_chain(replace(parts.options, ranker=str(path)))
+    if parts.keep is not None:
+        ranker = chain.top
+        ranker.model = _KeptColumns(ranker.model, parts.keep)  # type: ignore[attr-defined]
+    return chain
 
 
 def train_and_save(before: Sequence[Interaction], cut: float, step: float,
                    config: SystemConfig, path: Path, version: str) -> dict:
-    model, info = fit_ranker(before, cut, step, config, config.parts.base())
+    model, info = fit_ranker(before, cut, step, config, decay_covis_chain(config.parts))
     save_ranker(path, model, version=version, feature_names=FEATURES,
-                extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]})
+                extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]},
+                calibration=info["calibration"])
     return info
 
 
@@ -438,12 +489,12 @@ class ReplayTable:
 
 
 def make_table(label: str, lists: Mapping[str, Mapping[str, Sequence[str]]], future: Future,
-               users: Sequence[str], categories: Mapping[str, str] | None,
+               users: Sequence[str], dissimilarity: Dissimilarity | None,
                n_items: int) -> ReplayTable:
     rows, extra = {}, {}
     for name, per_user in lists.items():
         rows[name] = list_metrics(per_user, future, users)
-        extra[name] = diversity_metrics(per_user, users, categories, n_items)
+        extra[name] = diversity_metrics(per_user, users, dissimilarity, n_items)
     return ReplayTable(label, list(users), rows, extra)
 
 
@@ -452,7 +503,8 @@ def markdown(table: ReplayTable, system: str, command: str) -> str:
     summary = table.summary()
     versus = table.versus(system)
     cols = ["HR@5", "NDCG@5", "Recall@20", "HR@5 new", "ILD@5", "coverage"]
-    lines = [f"# Replay: {table.label}", "", f"`{command}`", ""]
+    lines = [f"# Replay: {table.label}", "", f"`{command}`", "",
+             f"- commit: `{git_commit()}`; written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
     for key, value in table.info.items():
         lines.append(f"- {key}: {value}")
     lines += ["", "| ranking | " + " | ".join(cols) + " | system − row, HR@5 (95% CI) | "
@@ -517,6 +569,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                 ablations: bool = True, seed: int = 0,
                 ranker_path: Path | None = None,
                 reference_decay: DecaySettings | None = None,
+                dissimilarity: Dissimilarity | None = None,
                 extra_ablations: Callable[[Sequence[str]], Mapping[str, Mapping]] | None = None,
                 ) -> ReplayTable:
     """Train the ranker on the log before the cut, build the offline twin's lists (unless the
@@ -545,15 +598,19 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                                  seed=seed))
     if ablations:
         lists["w/o final ranker (recall strength order)"] = offline_lists(
-            before, inputs.cut, users, config, decay_covis_chain)
-        slots = replace(config, diversity=replace(config.diversity, max_repeats=3))
-        lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3)"] = offline_lists(
-            before, inputs.cut, users, slots, ranker_chain(ranker_path, config.parts))
+            before, inputs.cut, users, config, decay_covis_chain(config.parts))
+        scored = scored_at(before, inputs.cut, users, config,
+                           ranker_chain(ranker_path, config.parts))
+        plain = replace(config.diversity, explore_weight=0.0)
+        lists["no explore term (w = 0: order by chance of a hit)"] = compose_lists(
+            scored, LONG_K, config.parts.facts, plain)
+        lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3, w = 0)"] = \
+            compose_lists(scored, LONG_K, config.parts.facts, replace(plain, max_repeats=3))
         # the lists before repeat-aware recall: no own item is recalled by any source
         discovery = replace(config, recall=replace(
             config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
         lists["discovery only (no history recall, previous lists)"] = offline_lists(
-            before, inputs.cut, users, discovery, decay_covis_chain)
+            before, inputs.cut, users, discovery, decay_covis_chain(discovery.parts))
         for name, variant in ablation_configs(config).items():
             path = out_dir / f"{inputs.label}_ranker_{len(lists)}.pt"
             train_and_save(before, inputs.cut, inputs.step, variant, path, version=name)
@@ -563,7 +620,7 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         if extra_ablations is not None:
             lists.update(extra_ablations(users))
     n_items = len({e.item for e in before})
-    table = make_table(inputs.label, lists, future, users, None, n_items)
+    table = make_table(inputs.label, lists, future, users, dissimilarity, n_items)
     table.info.update({
         "cut (T)": datetime.fromtimestamp(inputs.cut, UTC).isoformat(),
         "horizon": f"{inputs.step / 86400:g} days",
@@ -627,8 +684,9 @@ def select_decay(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         path = out_dir / f"{inputs.label}_ranker_decay{k}.pt"
         train_and_save(before, inputs.cut, inputs.step, variant, path,
                        version=f"next-event-{inputs.label}-decay{lam:g}")
-        lists = offline_lists(earlier, valid_cut, users, variant,
-                              ranker_chain(path, variant.parts))
+        # λ is judged on the accuracy lists (w = 0); w is chosen after it (explore_tradeoff)
+        plain = replace(variant, diversity=replace(variant.diversity, explore_weight=0.0))
+        lists = offline_lists(earlier, valid_cut, users, plain, ranker_chain(path, plain.parts))
         metrics = list_metrics(lists, future, users)
         hr, ndcg = float(np.nanmean(metrics["HR@5"])), float(np.nanmean(metrics["NDCG@5"]))
         scores[lam] = {"HR@5": round(hr, 4), "NDCG@5": round(ndcg, 4)}

@@ -122,21 +122,17 @@ class ContentSystem:
 
         return FeatureStore.load(self.features)
 
-    @cached_property
-    def scorer(self):
-        from serving.fusion_scorer import FusionScorer
-
-        return FusionScorer(self.checkpoint, self.features)
-
     def parts(self) -> Parts:
         """The offline twin's chain: what ``serving.pipeline.build_worker`` builds from
-        :meth:`rerank_args`."""
-        from models.catalog import load_catalog
-        from serving.pipeline import item_facts
+        :meth:`rerank_args` (its serving options, content index and item facts)."""
+        from serving.pipeline import ServingOptions, item_facts, load_catalog
 
+        options = ServingOptions(catalog_dir=str(self.catalog), checkpoint=str(self.checkpoint),
+                                 features=str(self.features), rules=False,
+                                 follow_catalog=False)
         vectors = dict(zip(self.store.ids, self.store.visual, strict=True))
-        facts = item_facts(load_catalog(self.catalog), vectors)
-        return Parts(base=lambda: self.scorer, content=self.store.neighbours, facts=facts)
+        facts = item_facts(load_catalog(options), vectors)
+        return Parts(options=options, content=self.store.neighbours, facts=facts)
 
 
 def _key(*parts: object) -> str:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def git_commit(cwd: str | Path | None = None) -> str:
     """HEAD's hash (plus ``-dirty`` when tracked files have changes), or ``unknown``."""
-    cwd = cwd or Path(__file__).resolve().parents[2]
+    cwd = cwd or Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                               text=True, check=True).stdout.strip()

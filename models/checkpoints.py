@@ -8,10 +8,15 @@ hot-reloading worker never reads half a file), and loaded with ``torch.load(weig
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from torch import nn
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def save_payload(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -38,3 +43,24 @@ def load_payload(path: str | Path, expected_format: str, missing_hint: str,
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         raise ValueError(f"{path} is not a {expected_format} checkpoint")
     return payload
+
+
+def save_model(path: str | Path, model_format: str, model: nn.Module, *, version: str,
+               extra: dict[str, Any] | None = None, **fields: Any) -> Path:
+    """A network's checkpoint: ``{format, version, config, <fields>, state_dict, extra}``, its
+    ``config`` the network's config dataclass, written by :func:`save_payload`."""
+    return save_payload(path, {"format": model_format, "version": version,
+                               "config": asdict(model.config), **fields,  # type: ignore[arg-type]
+                               "state_dict": model.state_dict(), "extra": extra or {}})
+
+
+def load_model(path: str | Path, model_format: str, missing_hint: str,
+               build: Callable[[dict[str, Any]], M],
+               map_location: str | torch.device = "cpu") -> tuple[M, dict[str, Any]]:
+    """The network of a :func:`save_model` checkpoint (``build`` makes it from the saved
+    config), in eval mode, and the whole payload (for the caller's fields)."""
+    payload = load_payload(path, model_format, missing_hint, map_location)
+    model = build(payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, payload

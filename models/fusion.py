@@ -28,7 +28,7 @@ resembles the profile" cheaply. The first layer splits as
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoints import load_payload, save_payload
+from models.checkpoints import load_model, save_model
 from models.text import TextHead
 from models.visual import VisualHead
 
 MODEL_FORMAT = "stylestream-fusion/1"
-FUSED_DIM = 600
 
 
 @dataclass
@@ -223,9 +222,8 @@ def save_checkpoint(path: str | Path, model: FusionRanker, *, version: str,
                     users: list[str], extra: dict[str, Any] | None = None) -> Path:
     """Write ``{format, version, config, users, state_dict, extra}`` (atomically: temp file +
     rename, so a reloading scorer never reads half a file). ``users[k]`` has embedding row k+1."""
-    return save_payload(path, {"format": MODEL_FORMAT, "version": version,
-                               "config": asdict(model.config), "users": list(users),
-                               "state_dict": model.state_dict(), "extra": extra or {}})
+    return save_model(path, MODEL_FORMAT, model, version=version, extra=extra,
+                      users=list(users))
 
 
 @dataclass
@@ -242,9 +240,8 @@ class Checkpoint:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load with ``torch.load(weights_only=True)``; clear errors for missing/foreign files."""
-    payload = load_payload(path, MODEL_FORMAT, "run `stylestream train` first", map_location)
-    model = FusionRanker(FusionConfig.from_dict(payload["config"]))
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
+    model, payload = load_model(path, MODEL_FORMAT, "run `stylestream train` first",
+                                lambda config: FusionRanker(FusionConfig.from_dict(config)),
+                                map_location)
     return Checkpoint(model=model, version=str(payload["version"]),
                       users=list(payload["users"]), extra=dict(payload.get("extra") or {}))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoints import load_payload, save_payload
+from models.checkpoints import load_model, save_model
 
 MODEL_FORMAT = "stylestream-next-event/1"
 LOSSES: tuple[str, ...] = ("listwise", "bpr")
@@ -211,13 +211,103 @@ def train_ranker(train: RankingGroups, valid: RankingGroups | None,
     return model, {"history": history, "best_ndcg5": best, "train_groups": train.n_groups}
 
 
+#: inputs of the calibration, per candidate of one shopper's group
+CALIBRATION_INPUTS: tuple[str, ...] = (
+    "score", "log_share", "in_history", "in_history*score", "in_history*log_share",
+    "log_history_size", "in_history*log_history_size",
+)
+
+
+def calibration_inputs(scores: np.ndarray, in_history: np.ndarray,
+                       log_history_size: np.ndarray) -> np.ndarray:
+    """``[N, 7]`` inputs (:data:`CALIBRATION_INPUTS`) for ONE shopper's candidates: the ranker's
+    score, its log softmax share within the group (what the listwise loss trained), whether the
+    item is the shopper's own, the shopper's history size, and their products (a repeat and a
+    new item get their own slope and level)."""
+    s = np.asarray(scores, dtype=np.float64)
+    share = s - (s.max() + np.log(np.exp(s - s.max()).sum())) if len(s) else s
+    h = np.asarray(in_history, dtype=np.float64)
+    size = np.asarray(log_history_size, dtype=np.float64)
+    return np.stack([s, share, h, h * s, h * share, size, h * size], axis=1)
+
+
+@dataclass
+class Calibration:
+    """P(the shopper touches the candidate in the horizon) from the ranker's score.
+
+    The listwise ranker's scores only order one shopper's candidates; deciding how many of a
+    Top-5 go to the shopper's own items and how many to new ones needs the *chance* of a hit
+    of each (:mod:`serving.explore`). Platt scaling (Platt 1999), extended: a logistic
+    regression over :func:`calibration_inputs`, fitted on a held-out cut."""
+
+    weights: list[float]
+    bias: float
+
+    def probabilities(self, scores: np.ndarray, in_history: np.ndarray,
+                      log_history_size: np.ndarray) -> np.ndarray:
+        """P(hit) of ONE shopper's candidates."""
+        if len(scores) == 0:
+            return np.zeros(0)
+        z = calibration_inputs(scores, in_history, log_history_size) @ np.asarray(
+            self.weights) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def fit_calibration(scores: np.ndarray, groups: RankingGroups, in_history_column: int,
+                    history_size_column: int, l2: float = 1e-3,
+                    iterations: int = 50) -> Calibration:
+    """Logistic regression of ``groups.labels`` on :func:`calibration_inputs` of every group
+    (groups without a positive included: they are the shoppers whose next items were not
+    recalled), by Newton's method with an L2 penalty ``l2`` per row."""
+    parts = []
+    for g in range(groups.n_groups):
+        lo, hi = int(groups.offsets[g]), int(groups.offsets[g + 1])
+        f = groups.features[lo:hi]
+        parts.append(calibration_inputs(scores[lo:hi], f[:, in_history_column],
+                                        f[:, history_size_column]))
+    if not parts or not len(groups.labels) or groups.labels.min() == groups.labels.max():
+        raise ValueError("calibration needs candidates with and without a next-event hit")
+    raw = np.concatenate(parts)
+    mean, std = raw.mean(axis=0), raw.std(axis=0)
+    std = np.where(std > 1e-9, std, 1.0)
+    x = np.concatenate([(raw - mean) / std, np.ones((len(raw), 1))], axis=1)
+    y = groups.labels.astype(np.float64)
+    w = np.zeros(x.shape[1])
+    w[-1] = math.log(y.mean() / (1 - y.mean()))
+    penalty = l2 * len(y) * np.eye(x.shape[1])
+    penalty[-1, -1] = 0.0
+
+    def loss(v: np.ndarray) -> float:
+        z = x @ v
+        return float(np.logaddexp(0.0, z).sum() - y @ z + 0.5 * v @ penalty @ v)
+
+    current = loss(w)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -40, 40)))
+        grad = x.T @ (p - y) + penalty @ w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + penalty + 1e-9 * np.eye(len(w))
+        delta = np.linalg.solve(hess, grad)
+        step = 1.0
+        while step > 1e-6 and loss(w - step * delta) > current:   # damped Newton
+            step /= 2
+        w = w - step * delta
+        previous, current = current, loss(w)
+        if previous - current < 1e-9 * max(1.0, abs(previous)):
+            break
+    # back to the raw inputs: z = Σ (x − mean)/std · w + b
+    weights = w[:-1] / std
+    w = np.concatenate([weights, [w[-1] - float(weights @ mean)]])
+    return Calibration([float(v) for v in w[:-1]], float(w[-1]))
+
+
 def save_ranker(path: str | Path, model: NextEventRanker, *, version: str,
-                feature_names: tuple[str, ...], extra: dict[str, Any] | None = None) -> Path:
+                feature_names: tuple[str, ...], extra: dict[str, Any] | None = None,
+                calibration: Calibration | None = None) -> Path:
     """Write the checkpoint atomically (temp file + rename: a hot-reloading worker never reads
     half a file)."""
-    return save_payload(path, {"format": MODEL_FORMAT, "version": version,
-                               "config": asdict(model.config), "features": list(feature_names),
-                               "state_dict": model.state_dict(), "extra": extra or {}})
+    return save_model(path, MODEL_FORMAT, model, version=version, extra=extra,
+                      features=list(feature_names),
+                      calibration=None if calibration is None else asdict(calibration))
 
 
 @dataclass
@@ -226,14 +316,15 @@ class RankerCheckpoint:
     version: str
     features: list[str]
     extra: dict[str, Any]
+    calibration: Calibration | None = None
 
 
 def load_ranker(path: str | Path) -> RankerCheckpoint:
     """Load with ``weights_only=True``; clear errors for a missing or foreign file."""
-    payload = load_payload(path, MODEL_FORMAT,
-                           "run `stylestream evaluate --protocol replay` (it trains one)")
-    model = NextEventRanker(RankerConfig.from_dict(payload["config"]))
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
+    model, payload = load_model(path, MODEL_FORMAT,
+                                "run `stylestream evaluate --protocol replay` (it trains one)",
+                                lambda config: NextEventRanker(RankerConfig.from_dict(config)))
+    calibration = payload.get("calibration")
     return RankerCheckpoint(model, str(payload["version"]), list(payload["features"]),
-                            dict(payload.get("extra") or {}))
+                            dict(payload.get("extra") or {}),
+                            None if calibration is None else Calibration(**calibration))

@@ -1,17 +1,24 @@
-"""``stylestream bench ingest``: ingest throughput and end-to-end freshness, with baselines.
+"""``stylestream bench ingest``: ingest throughput against its ceiling, and end-to-end freshness.
 
 Measured side by side in one run, each variant on a fresh embedded broker + Redis:
 
-- **throughput** (events/s) of the product's batched Faust agent (``take_events`` + pipelined
-  Lua), of a plain Faust agent that handles one event per iteration (same validation, same Lua,
-  one round trip per event; :func:`plain_agent_app`, run as ``python -m scripts.bench_ingest``),
-  and of raw pipelined Redis (the same Lua batches called from a Python loop, no Kafka): the
-  ceiling the agent can approach. A worker's rate is counted from its first applied event to
-  its last, read from its Prometheus endpoint, so process start and group join are not in it.
+- **throughput** (events/s), the same pre-loaded topic for each: the **ceiling**, a Faust agent
+  on the product's app (same settings, topics, tasks) that only takes the product's batches and
+  counts them (:func:`ceiling_agent_app`); the **product**'s pipelined batched agent; the
+  baseline, a **plain** Faust agent that handles one event per iteration (same validation,
+  same Lua, one round trip per event; :func:`plain_agent_app`); and **raw pipelined Redis**
+  (the same Lua batches called from a Python loop, no Kafka). The two benchmark agents run as
+  ``python -m scripts.bench_ingest --variant ceiling|plain``. A worker's rate is counted from
+  its first applied (taken) event to its last, read from its Prometheus endpoint, so process
+  start and group join are not in it. The result to read is product ÷ ceiling.
 - **freshness** at a fixed offered load (default 1,000 events/s): events stamped with the wall
   clock when sent; freshness = time a Top-5 list is *received* from ``recommendations`` minus its
   ``source_event_time`` (conservative: it includes the consumer hop after publishing), for the
   batched agent and for the plain agent under the same load.
+- **curve** (``--only curve``): the product's freshness at each offered load of ``--loads`` in
+  turn, both workers, broker, Redis and the load generator on this machine, until the first
+  load at which it falls behind (:func:`saturated`); the load average before and after each
+  point, and a PNG plot beside the JSON.
 """
 
 from __future__ import annotations
@@ -39,16 +46,20 @@ if TYPE_CHECKING:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--events", type=int, default=40000, help="events for the batched agent "
-                                                             "and raw Redis")
+    p.add_argument("--events", type=int, default=40000,
+                   help="events for the ceiling, the batched agent and raw Redis")
     p.add_argument("--single-events", type=int, default=8000,
                    help="events for the one-at-a-time agent (slower; its rate is per event)")
     p.add_argument("--users", type=int, default=5000)
     p.add_argument("--items", type=int, default=3000)
     p.add_argument("--load", type=float, default=1000.0, help="offered events/s for freshness")
     p.add_argument("--load-seconds", type=float, default=20.0)
-    p.add_argument("--only", choices=("throughput", "freshness"), default=None,
-                   help="run one half of the benchmark")
+    p.add_argument("--only", choices=("throughput", "freshness", "curve"), default=None,
+                   help="run one part: throughput (ceiling, product, plain agent, raw Redis), "
+                        "freshness at --load, or curve (freshness of the product at each of "
+                        "--loads until it falls behind; a PNG plot beside --out)")
+    p.add_argument("--loads", default="500,1000,2000,3000,5000,7000,10000",
+                   help="offered events/s of the curve, in order (default %(default)s)")
     p.add_argument("--out", default="var/bench/ingest.json")
 
 
@@ -101,43 +112,79 @@ def plain_agent_app(settings: Settings) -> faust.App:
     return parts.app
 
 
-def plain_agent_main(argv: list[str]) -> int:
-    """``python -m scripts.bench_ingest --metrics-port N``: run the plain agent as a worker."""
+def ceiling_agent_app(settings: Settings) -> faust.App:
+    """The ceiling: the product's Faust app (same settings, topics, tasks and timers) with an
+    agent that takes the product's batches (:func:`streams.app.take_batches`) and only counts
+    them: no parsing, validation, Redis or triggers. What the product's agent does beyond it
+    is the cost of its own work."""
+    from streams import metrics
+    from streams.app import build_ingest, take_batches
+
+    parts = build_ingest(settings)
+    taken = metrics.EVENTS.labels("taken")
+
+    @parts.app.agent(parts.events_topic, name="ingest")
+    async def ingest_ceiling(stream: faust.StreamT) -> None:
+        async for batch in take_batches(stream, settings):
+            taken.inc(len(batch))
+
+    return parts.app
+
+
+#: The benchmark's own agents, run as ``python -m scripts.bench_ingest --variant NAME``.
+BENCH_AGENTS = {"plain": plain_agent_app, "ceiling": ceiling_agent_app}
+
+
+def bench_agent_main(argv: list[str]) -> int:
+    """``python -m scripts.bench_ingest --variant plain|ceiling --metrics-port N``: run one of
+    the benchmark's agents as a worker."""
     from prometheus_client import start_http_server
 
     from streams.app import run_worker
     from streams.config import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m scripts.bench_ingest",
-                                     description="the ingest benchmark's plain-agent worker")
+                                     description="the ingest benchmark's own agents")
+    parser.add_argument("--variant", choices=sorted(BENCH_AGENTS), required=True)
     parser.add_argument("--metrics-port", type=int, required=True)
     args = parser.parse_args(argv)
     settings = load_settings()
     start_http_server(args.metrics_port, addr="127.0.0.1")
-    run_worker(plain_agent_app(settings))
+    run_worker(BENCH_AGENTS[args.variant](settings))
     return 0
 
 
 def worker(svc: EmbeddedServices, *args: str, log: Path) -> tuple[subprocess.Popen, int]:
-    """A worker process: ``stylestream ARGS`` or, for ``("plain",)``, the plain agent."""
+    """A worker process: ``stylestream ARGS`` or, for ``("plain",)`` / ``("ceiling",)``, one
+    of the benchmark's agents."""
     port = free_port()
     env = dict(os.environ, **svc.env())
-    command = ["scripts.bench_ingest"] if args == ("plain",) else ["scripts.cli", *args]
+    command = (["scripts.bench_ingest", "--variant", args[0]] if args[0] in BENCH_AGENTS
+               else ["scripts.cli", *args])
     proc = subprocess.Popen([sys.executable, "-m", *command, "--metrics-port", str(port)],
                             env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     return proc, port
 
 
-def agent_throughput(events: list[dict], single: bool, workdir: Path) -> dict:
-    """Pre-load the topic, start the agent, time first → last applied event."""
+#: What each worker variant of the throughput benchmark is called in its tables.
+LABELS = {"ceiling": "ceiling: Faust agent that only takes the batches",
+          "stream": "batched agent (the product)",
+          "plain": "plain agent, one event per iteration"}
+
+
+def agent_throughput(events: list[dict], variant: str, workdir: Path) -> dict:
+    """Pre-load the topic, start the worker ``variant`` (``stream``: the product, ``ceiling``,
+    ``plain``), time first → last applied (or, for the ceiling, taken) event."""
+    label = LABELS[variant]
     with start_services(partitions=4, workdir=str(workdir)) as svc:
         produce_all(svc, "behavior-events", events)
-        args = ["plain"] if single else ["stream"]
-        proc, port = worker(svc, *args, log=workdir / "worker.log")
-        label = "plain agent" if single else "batched agent"
+        proc, port = worker(svc, variant, log=workdir / "worker.log")
         first = last = None
         done = done_at_first = 0.0
-        with progress(total=len(events), desc=f"ingest: {label}", unit="ev") as bar:
+        cpu_first = cpu_last = 0.0
+        redis_first = redis_last = 0.0
+        load_before = os.getloadavg()[0]
+        with progress(total=len(events), desc=f"ingest: {variant}", unit="ev") as bar:
             deadline = time.time() + 600
             while time.time() < deadline and proc.poll() is None:
                 try:
@@ -146,11 +193,14 @@ def agent_throughput(events: list[dict], single: bool, workdir: Path) -> dict:
                     time.sleep(0.2)
                     continue
                 now = time.perf_counter()
+                cpu, redis_cpu = cpu_seconds(proc.pid), cpu_seconds(svc.redis_pid)
                 if now_done > 0 and first is None:
                     first, done_at_first = now, now_done
+                    cpu_first, redis_first = cpu, redis_cpu
                 if now_done > done:
                     bar.update(int(now_done - done))
                     done, last = now_done, now
+                    cpu_last, redis_last = cpu, redis_cpu
                 if done >= len(events):
                     break
                 time.sleep(0.05)
@@ -159,8 +209,18 @@ def agent_throughput(events: list[dict], single: bool, workdir: Path) -> dict:
         raise RuntimeError(f"{label} applied {done:.0f}/{len(events)} events; see "
                            f"{workdir / 'worker.log'}")
     # events applied before the first poll saw any are not timed: count only those after it
-    return {"variant": label, "events": len(events), "seconds": last - first,
-            "events_per_s": (done - done_at_first) / max(last - first, 1e-9)}
+    timed = max(done - done_at_first, 1.0)
+    return {"variant": label, "kind": variant, "events": len(events), "seconds": last - first,
+            "events_per_s": (done - done_at_first) / max(last - first, 1e-9),
+            "worker_cpu_us_per_event": (cpu_last - cpu_first) / timed * 1e6,
+            "redis_cpu_us_per_event": (redis_last - redis_first) / timed * 1e6,
+            "load_before": load_before, "load_after": os.getloadavg()[0]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (``/proc``; its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def raw_redis_throughput(events: list[dict], workdir: Path, batch: int = 1000) -> dict:
@@ -182,19 +242,21 @@ def raw_redis_throughput(events: list[dict], workdir: Path, batch: int = 1000) -
 
     with start_services(partitions=4, workdir=str(workdir)) as svc:
         seconds = asyncio.run(run(svc.redis_url))
-    return {"variant": "raw pipelined Redis (no Kafka)", "events": len(events),
+    return {"variant": "raw pipelined Redis (no Kafka)", "kind": "raw", "events": len(events),
             "seconds": seconds, "events_per_s": len(events) / seconds}
 
 
-def freshness_under_load(rate: float, seconds: float, single: bool, users: int, items: int,
+def freshness_under_load(rate: float, seconds: float, variant: str, users: int, items: int,
                          workdir: Path) -> dict:
-    """Both workers up; offer ``rate`` events/s; freshness of the lists that come back."""
+    """Both workers up (ingest ``variant``: ``stream`` or ``plain``, and ``rerank``); offer
+    ``rate`` events/s for ``seconds``; freshness of the lists that come back, the load average
+    before and after, and whether the pipeline kept up (:func:`saturated`)."""
     from kafka import KafkaConsumer, KafkaProducer
 
-    label = "plain agent" if single else "batched agent"
+    label = LABELS[variant]
+    load_before = os.getloadavg()[0]
     with start_services(partitions=4, workdir=str(workdir)) as svc:
-        stream_args = ["plain"] if single else ["stream"]
-        ingest, _ = worker(svc, *stream_args, log=workdir / "stream.log")
+        ingest, _ = worker(svc, variant, log=workdir / "stream.log")
         rerank, _ = worker(svc, "rerank", log=workdir / "rerank.log")
         lags: list[float] = []
         stop_reading, warmed = threading.Event(), threading.Event()
@@ -229,9 +291,14 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
             stop_reading.set()
             stop_processes(ingest, rerank)
             raise RuntimeError(f"the {label} served no warm-up list within 120 s; see {workdir}")
-        events = synthetic_events(int(rate * seconds), users, items, seed=3, prefix="f")
+        events = synthetic_events(int(rate * seconds), users, items, seed=3,
+                                  prefix=f"f{rate:.0f}-")
+        pids = {"ingest": ingest.pid, "rerank": rerank.pid, "redis": svc.redis_pid,
+                "broker": svc.kafka_pid, "bench (generator + reader)": os.getpid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.time()
-        for k, e in enumerate(progress(events, desc=f"freshness: {label}", unit="ev")):
+        for k, e in enumerate(progress(events, desc=f"freshness: {variant} @ {rate:,.0f}/s",
+                                       unit="ev")):
             delay = started + k / rate - time.time()
             if delay > 0:
                 time.sleep(delay)
@@ -242,14 +309,126 @@ def freshness_under_load(rate: float, seconds: float, single: bool, users: int, 
         offered = len(events) / (time.time() - started)
         producer.close()  # clients close before the broker they talk to stops
         time.sleep(3.0)
+        window = time.time() - started
+        cores = {name: (cpu_seconds(pid) - cpu_before[name]) / window
+                 for name, pid in pids.items()}
         stop_reading.set()
         reader.join(timeout=5)
         stop_processes(ingest, rerank)
     if not lags:
         raise RuntimeError(f"no lists came back for the {label}; see {workdir}")
     q = statistics.quantiles(lags, n=100)
-    return {"variant": label, "offered_events_per_s": offered, "lists": len(lags),
-            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": max(lags) * 1000}
+    quarter = max(1, len(lags) // 4)
+    result = {"variant": label, "kind": variant, "target_events_per_s": rate,
+              "offered_events_per_s": offered, "lists": len(lags),
+              "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": max(lags) * 1000,
+              "first_quarter_p50_ms": statistics.median(lags[:quarter]) * 1000,
+              "last_quarter_p50_ms": statistics.median(lags[-quarter:]) * 1000,
+              "load_before": load_before, "load_after": os.getloadavg()[0],
+              "cores_busy": cores}
+    result["saturated"] = saturated(result)
+    return result
+
+
+def saturated(point: dict) -> str:
+    """Why a freshness run shows the pipeline falling behind its offered load ("" if it kept
+    up): the load generator could not offer the rate, or lists come back later and later (the
+    median lag of the last quarter of the lists over 1 s and over three times the first
+    quarter's: a backlog grew), or the median list is over a second old."""
+    if point["offered_events_per_s"] < 0.95 * point["target_events_per_s"]:
+        return "generator short of the rate"
+    if point["last_quarter_p50_ms"] > max(1000.0, 3 * point["first_quarter_p50_ms"]):
+        return "backlog grew"
+    if point["p50_ms"] > 1000.0:
+        return "median over 1 s"
+    return ""
+
+
+def freshness_curve(loads: list[float], seconds: float, users: int, items: int,
+                    workdir: Path) -> list[dict]:
+    """The product's freshness at each offered load in turn (fresh services each), up to and
+    including the first load at which it falls behind."""
+    points = []
+    for rate in loads:
+        point = freshness_under_load(rate, seconds, "stream", users, items,
+                                     workdir / f"curve-{rate:.0f}")
+        points.append(point)
+        print(f"  {rate:>8,.0f} ev/s offered {point['offered_events_per_s']:,.0f}: "
+              f"p50 {point['p50_ms']:.0f} ms, p99 {point['p99_ms']:.0f} ms, load "
+              f"{point['load_before']:.1f} → {point['load_after']:.1f}; cores busy: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in point["cores_busy"].items())
+              + (f"  SATURATED: {point['saturated']}" if point["saturated"] else ""),
+              flush=True)
+        if point["saturated"]:
+            break
+    return points
+
+
+#: Freshness targets of the curve: offered events/s → p99 ms.
+P99_TARGETS_MS = {1000.0: 100.0, 5000.0: 250.0}
+
+
+def plot_curve(points: list[dict], path: Path) -> None:
+    """p50 and p99 freshness against the offered load, targets marked, saturation shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [p["offered_events_per_s"] for p in points]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    ax.plot(x, [p["p50_ms"] for p in points], "o-", label="p50")
+    ax.plot(x, [p["p99_ms"] for p in points], "s-", label="p99")
+    ax.scatter(list(P99_TARGETS_MS), list(P99_TARGETS_MS.values()), marker="x", color="red",
+               zorder=5, label="p99 target")
+    for p in points:
+        if p["saturated"]:
+            ax.axvspan(p["offered_events_per_s"] * 0.97, max(x) * 1.05, color="grey",
+                       alpha=0.2, label=f"saturated ({p['saturated']})")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load, events/s")
+    ax.set_ylabel("freshness, ms (list received − event time)")
+    loads = [f"{p['load_before']:.1f}" for p in points]
+    ax.set_title(f"Freshness vs load, both workers + broker + Redis on {os.cpu_count()} cores\n"
+                 f"load average before each run: {', '.join(loads)}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def throughput_table(throughput: list[dict]) -> list[str]:
+    by_kind = {r["kind"]: r for r in throughput}
+    base = by_kind["plain"]["events_per_s"]
+    ceiling = by_kind["ceiling"]["events_per_s"]
+    lines = ["| variant | events | events/s | × plain agent | × ceiling | worker CPU µs/event | "
+             "Redis CPU µs/event | load before → after |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in throughput:
+        cells = [r["variant"], str(r["events"]), f"{r['events_per_s']:,.0f}",
+                 f"{r['events_per_s'] / base:.1f}", f"{r['events_per_s'] / ceiling:.2f}"]
+        if "load_before" in r:
+            cells += [f"{r['worker_cpu_us_per_event']:.0f}", f"{r['redis_cpu_us_per_event']:.0f}",
+                      f"{r['load_before']:.1f} → {r['load_after']:.1f}"]
+        else:
+            cells += ["", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def freshness_table(freshness: list[dict]) -> list[str]:
+    lines = ["| variant | target ev/s | offered ev/s | lists | p50 ms | p99 ms | max ms | "
+             "load before → after | cores busy: ingest / rerank / Redis / broker / bench | "
+             "saturated |", "|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['target_events_per_s']:,.0f} | "
+              f"{r['offered_events_per_s']:,.0f} | {r['lists']} | {r['p50_ms']:.0f} | "
+              f"{r['p99_ms']:.0f} | {r['max_ms']:.0f} | {r['load_before']:.1f} → "
+              f"{r['load_after']:.1f} | "
+              + " / ".join(f"{v:.2f}" for v in r["cores_busy"].values())
+              + f" | {r['saturated'] or 'no'} |" for r in freshness]
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -258,37 +437,39 @@ def run(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     events = synthetic_events(args.events, args.users, args.items, seed=1, prefix="b")
     single_events = events[: args.single_events]
-    throughput = [] if args.only == "freshness" else [
-        agent_throughput(events, single=False, workdir=work / "batched"),
-        agent_throughput(single_events, single=True, workdir=work / "single"),
+    throughput = [] if args.only in ("freshness", "curve") else [
+        agent_throughput(events, "ceiling", work / "ceiling"),
+        agent_throughput(events, "stream", work / "batched"),
+        agent_throughput(single_events, "plain", work / "single"),
         raw_redis_throughput(events, work / "raw"),
     ]
-    freshness = [] if args.only == "throughput" else [
-        freshness_under_load(args.load, args.load_seconds, False, args.users, args.items,
-                             work / "fresh-batched"),
-        freshness_under_load(args.load, args.load_seconds, True, args.users, args.items,
-                             work / "fresh-single"),
-    ]
+    freshness = [] if args.only in ("throughput", "curve") else [
+        freshness_under_load(args.load, args.load_seconds, variant, args.users, args.items,
+                             work / f"fresh-{variant}") for variant in ("stream", "plain")]
+    curve = [] if args.only != "curve" else freshness_curve(
+        [float(x) for x in args.loads.split(",")], args.load_seconds, args.users, args.items,
+        work)
     lines = []
     if throughput:
-        base = throughput[1]["events_per_s"]
-        lines += ["| variant | events | events/s | × plain agent |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['variant']} | {r['events']} | {r['events_per_s']:,.0f} | "
-                  f"{r['events_per_s'] / base:.1f} |" for r in throughput]
-    if freshness:
-        lines += ["", "| variant | offered ev/s | lists | freshness p50 ms | p99 ms | max ms |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['variant']} | {r['offered_events_per_s']:,.0f} | {r['lists']} | "
-                  f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} |"
-                  for r in freshness]
+        lines += throughput_table(throughput)
+        ratio = throughput[1]["events_per_s"] / throughput[0]["events_per_s"]
+        lines += ["", f"product / ceiling: {ratio:.2f}"]
+    if freshness or curve:
+        lines += [""] + freshness_table(freshness + curve)
     table = "\n".join(lines)
     print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"throughput": throughput, "freshness": freshness,
-                               "cpu_count": os.cpu_count(), "table": table}, indent=2))
+    result: dict = {"throughput": throughput, "freshness": freshness, "curve": curve,
+                    "cpu_count": os.cpu_count(), "table": table}
+    if curve:
+        plot = out.with_name(out.stem + "-freshness_vs_load.png")
+        plot_curve(curve, plot)
+        result["plot"] = str(plot)
+        print(f"plot: {plot}")
+    out.write_text(json.dumps(result, indent=2))
     print(f"\nwritten to {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(plain_agent_main(sys.argv[1:]))
+    sys.exit(bench_agent_main(sys.argv[1:]))

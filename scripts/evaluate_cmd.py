@@ -67,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-decay-search", action="store_true",
                    help="replay: keep STYLESTREAM_DECAY_PER_DAY instead of choosing λ among "
                         "0.05, 0.01 and 0 on the validation cut T − horizon")
+    p.add_argument("--no-explore-search", action="store_true",
+                   help="replay: keep STYLESTREAM_EXPLORE_WEIGHT instead of choosing the "
+                        "repeat/explore weight w on the validation cut T − horizon")
     p.add_argument("--ranking", choices=("full", "sampled"), default=None,
                    help="full: all items, training items masked; sampled: "
                         "1 positive vs 99 negatives")
@@ -168,6 +171,7 @@ def _replay(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from evaluation.list_diversity import replay_dissimilarity
     from evaluation.live_replay import replay_live
     from evaluation.replay import (
         ReplayInputs,
@@ -243,13 +247,25 @@ def _replay(args: argparse.Namespace) -> int:
     lam = config.decay.decay_per_day
     print(f"final ranker: {ranker} (decay {lam:g}/day"
           + (f", chosen on the validation cut: {chosen['validation']})" if chosen else ")"))
+    tradeoff = None
+    if not args.no_explore_search:
+        from dataclasses import replace
+
+        from evaluation.explore_tradeoff import explore_tradeoff, write_tradeoff
+
+        tradeoff = explore_tradeoff(inputs, config, ranker, reference_decay=settings.decay)
+        config = replace(config, diversity=replace(config.diversity,
+                                                   explore_weight=tradeoff["chosen"]))
+        print(write_tradeoff(tradeoff, out, inputs.label))
+    explore_w = config.diversity.explore_weight
     before, after = inputs.split()
     lists = None
     if not args.offline:
         with services_for(settings) as live:
             serve = ["--ranker", str(ranker), *(content.rerank_args() if content else [])]
             lists = replay_live(before, live, rerank_args=serve,
-                                env={"STYLESTREAM_DECAY_PER_DAY": repr(lam)},
+                                env={"STYLESTREAM_DECAY_PER_DAY": repr(lam),
+                                     "STYLESTREAM_EXPLORE_WEIGHT": repr(explore_w)},
                                 show_progress=not args.no_progress, log_dir=models)
         if args.lists_out:
             Path(args.lists_out).write_text(json.dumps(lists), encoding="utf-8")
@@ -264,6 +280,8 @@ def _replay(args: argparse.Namespace) -> int:
     table = offline_run(inputs, config, models, system_lists=lists, system_name=system,
                         ablations=not args.no_ablations, ranker_path=ranker,
                         reference_decay=settings.decay,
+                        dissimilarity=replay_dissimilarity(dataset, inputs.level, before,
+                                                           args.data, args.events)[0],
                         extra_ablations=lambda users: content_ablations(
                             inputs, config, models, users, fusion_decay=settings.decay,
                             root=args.data, cache=cache, progress=not args.no_progress))
@@ -272,6 +290,17 @@ def _replay(args: argparse.Namespace) -> int:
     table.info["decay λ per day"] = (f"{lam:g}, chosen on the validation cut T − horizon "
                                     f"(HR@5, NDCG@5 per λ: {chosen['validation']})"
                                     if chosen else f"{lam:g} (STYLESTREAM_DECAY_PER_DAY)")
+    if tradeoff is not None:  # the same sweep after T, for reading (w is already chosen)
+        from evaluation.explore_tradeoff import after_cut
+
+        tradeoff["after_cut"] = after_cut(inputs, config, ranker)
+        write_tradeoff(tradeoff, out, inputs.label)
+    table.info["ILD@5 dissimilarity"] = replay_dissimilarity(
+        dataset, inputs.level, [], args.data, args.events)[1]
+    table.info["explore weight w"] = (
+        f"{explore_w:g}, chosen on the validation cut T − horizon ({tradeoff['rule']}; "
+        f"replay_{inputs.label}_explore.png)" if tradeoff else
+        f"{explore_w:g} (STYLESTREAM_EXPLORE_WEIGHT)")
     print(write_table(table, system, out, command))
     return 0
 

@@ -31,15 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="read scores at the newest event time of each micro-batch instead of "
                         "the wall clock (replaying a historical log)")
     p.add_argument("--no-rules", action="store_true", help="skip the paper-002 rule stages")
-    p.add_argument("--base-weight", type=float, default=1.0,
+    p.add_argument("--base-weight", type=float, default=None,
                    help="weight of the base scorer (network or co-visitation) in the rules")
     p.add_argument("--max-km", type=float, default=None,
                    help="only recommend items of stores within this distance (km)")
-    p.add_argument("--distance-weight", type=float, default=0.0,
-                   help="penalty weight of store distance")
+    p.add_argument("--distance-weight", type=float, default=None,
+                   help="penalty weight of store distance (default: no penalty)")
     p.add_argument("--no-catalog-updates", action="store_true",
                    help="do not onboard new items from catalog-updates while running")
-    p.add_argument("--max-batch", type=int, default=256, help="triggers per micro-batch at most")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="triggers per micro-batch at most")
     add_service_arguments(p)
     add_log_format_argument(p)
     p.set_defaults(func=run)
@@ -66,13 +67,16 @@ def run(args: argparse.Namespace) -> int:
              args.metrics_port or "off", args.checkpoint or "none (co-visitation)")
 
     async def main() -> None:
+        weights = {name: value for name, value in (("base_weight", args.base_weight),
+                                                   ("distance_weight", args.distance_weight))
+                   if value is not None}  # unset: the options' own defaults
         options = ServingOptions(catalog_dir=args.catalog, checkpoint=args.checkpoint,
                                  features=args.features, rules=not args.no_rules,
-                                 base_weight=args.base_weight, max_km=args.max_km,
-                                 distance_weight=args.distance_weight,
+                                 max_km=args.max_km, **weights,
                                  follow_catalog=not args.no_catalog_updates,
                                  ranker=args.ranker, event_clock=args.event_clock)
-        worker = build_worker(settings, options, max_batch=args.max_batch)
+        batch = {} if args.max_batch is None else {"max_batch": args.max_batch}
+        worker = build_worker(settings, options, **batch)
         worker.health = health
         settle_heap()  # catalog, index and scorer are loaded: keep the collector off them
         stop = asyncio.Event()

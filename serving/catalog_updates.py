@@ -10,14 +10,15 @@ arriving on ``catalog-updates`` (key = item id, value = UTF-8 JSON of a
 2. :meth:`ItemOnboarder.prepare` (CPU-heavy, run in a thread) encodes the items with the *same*
    extractor the feature store was built with (its ``meta.json``: backbone, weights, image size,
    text model, seed; Eq. 7 GAP and Eq. 10–11 ``T``) and fuses them (Eq. 13–18) with the network
-   that fused the store: the serving checkpoint when the base scorer is a
-   :class:`~serving.fusion_scorer.FusionScorer`, else the seeded untrained network of
-   :func:`models.feature_store.build_store` (``fused_by = "untrained-seed-<n>"``); it also
-   builds the paper-002 rule stage anew around the extended catalog and visual vectors;
+   that fused the store: the serving checkpoint when a stage of the chain is built on it
+   (:class:`~serving.scorer.FusesItems`), else the seeded untrained network of
+   :func:`models.feature_store.build_store` (``fused_by = "untrained-seed-<n>"``); every stage
+   that takes new items (:class:`~serving.scorer.AcceptsNewItems`) prepares them too (the
+   paper-002 rule stage extends its catalog, visual vectors and category table);
 3. :meth:`ItemOnboarder.apply` (cheap, on the event loop, between two refresh micro-batches)
-   appends them to the FAISS index (content recall finds them) and to the fusion scorer
-   (``add_items``), and hands back the extended rule stage — so they are recalled and ranked
-   without a restart.
+   appends them to the FAISS index (content recall finds them) and applies the stages' prepared
+   steps (the fusion scorer's ``add_items``, the rule stage's tables) — so they are recalled and
+   ranked without a restart. The chain itself is never rebuilt or edited.
 
 Without a feature store the items still join the rule stage's catalog: category, gender and
 popularity rules need no features. A store fused by a checkpoint the worker does not serve
@@ -40,8 +41,8 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +58,10 @@ from models.catalog import (
 )
 from models.feature_store import Encoders, ExtractConfig, FeatureStore, encode_items
 from models.fusion import FusionConfig, FusionRanker, ItemFeatures
-from serving.fusion_scorer import FusionScorer
-from serving.rule_scorer import RuleScorer
-from serving.scorer import Scorer
+from serving.chain import ScorerChain
+from serving.scorer import NewItems
 from streams.config import InputLimits
+from streams.contract import DEFAULT_LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,6 @@ for _outcome in OUTCOMES:
 REQUIRED = ("item_id", "title", "category", "group")
 _OPTIONAL_TEXT = ("gender", "colour", "description")
 _OPTIONAL_NULLABLE_TEXT = ("image", "store_id")
-
-
-DEFAULT_LIMITS = InputLimits()
 
 
 class CatalogRecordError(ValueError):
@@ -199,45 +197,15 @@ def extract_config(meta: Mapping[str, object]) -> ExtractConfig:
     return ExtractConfig(**{k: v for k, v in meta.items() if k in known})
 
 
-def chain_stages(scorer: Scorer | None) -> list[Scorer]:
-    """The chain from the outside in: the scorer, its ``base``, that one's ``base``, …
-    (final ranker → rule stage → fusion network or co-visitation scorer)."""
-    stages: list[Scorer] = []
-    while scorer is not None and len(stages) < 8:
-        stages.append(scorer)
-        scorer = getattr(scorer, "base", None)
-    return stages
-
-
-def rule_stage(scorer: Scorer) -> RuleScorer | None:
-    """The chain's rule stage, wherever it sits (under a final ranker or on top)."""
-    return next((s for s in chain_stages(scorer) if isinstance(s, RuleScorer)), None)
-
-
-def fusion_stage(scorer: Scorer) -> FusionScorer | None:
-    """The chain's fusion scorer, wherever it sits."""
-    return next((s for s in chain_stages(scorer) if isinstance(s, FusionScorer)), None)
-
-
-def with_rule_stage(scorer: Scorer, rules: RuleScorer) -> Scorer:
-    """``scorer`` with its rule stage replaced by ``rules`` (the stage above it, a final ranker,
-    is kept and now wraps the new stage)."""
-    stages = chain_stages(scorer)
-    for above, stage in zip(stages, stages[1:], strict=False):
-        if isinstance(stage, RuleScorer):
-            above.base = rules  # type: ignore[attr-defined]
-            return scorer
-    return rules
-
-
 @dataclass
 class Prepared:
-    """Encoded new items and the extended rule stage, ready for :meth:`ItemOnboarder.apply`."""
+    """Encoded new items and the chain's prepared steps, ready for
+    :meth:`ItemOnboarder.apply`."""
 
     items: list[CatalogItem]
     features: ItemFeatures | None = None
     fused: np.ndarray | None = None
-    rules: RuleScorer | None = None
+    steps: list[Callable[[], None]] = field(default_factory=list)
 
 
 class ItemOnboarder:
@@ -277,12 +245,12 @@ class ItemOnboarder:
                 self._encoders = Encoders.load(config)
             return self._encoders
 
-    def _fuser(self, scorer: Scorer) -> FusionRanker | None:
+    def _fuser(self, chain: ScorerChain) -> FusionRanker | None:
         """The network whose fused vectors fill the store (see the module docstring)."""
         assert self.store is not None
-        fusion = fusion_stage(scorer)
-        if fusion is not None:
-            return fusion.state.model
+        served = chain.item_fuser()
+        if served is not None:
+            return served
         fused_by = str(self.store.meta.get("fused_by", ""))
         seed = self.store.meta.get("seed", 0)
         if fused_by != f"untrained-seed-{seed}":
@@ -303,11 +271,11 @@ class ItemOnboarder:
             return self._untrained
 
     @torch.no_grad()
-    def prepare(self, items: list[CatalogItem], scorer: Scorer) -> Prepared:
-        """Encode and fuse ``items`` and build the extended rule stage: the heavy part, which
-        only reads the store and ``scorer`` (safe in a thread while the loop serves)."""
+    def prepare(self, items: list[CatalogItem], chain: ScorerChain) -> Prepared:
+        """Encode and fuse ``items`` and prepare the chain's stages for them: the heavy part,
+        which only reads the store and the chain (safe in a thread while the loop serves)."""
         prepared = Prepared(list(items))
-        fuser = self._fuser(scorer) if self.store is not None and items else None
+        fuser = self._fuser(chain) if self.store is not None and items else None
         if fuser is not None:
             features, stats = encode_items(items, self.catalog_dir or Path("."),
                                            self.encoders())
@@ -318,38 +286,24 @@ class ItemOnboarder:
             prepared.features = features
             prepared.fused = fuser.fuse(features.visual.to(device), features.text.to(device),
                                         features.present.to(device)).cpu().numpy()
-        rules = rule_stage(scorer)
-        if rules is not None and items:
-            catalog = {**rules.catalog, **{item.item_id: item for item in items}}
-            vectors: dict[str, np.ndarray] | None = None
-            if self.store is not None:  # the store's visual rows, as build_scorer passes them
-                vectors = dict(zip(self.store.ids, self.store.visual, strict=True))
-                if prepared.features is not None:
-                    vectors.update(zip(prepared.features.ids,
-                                       prepared.features.visual.numpy(), strict=True))
-            # RuleScorer precomputes unit vectors and the category matrix in its constructor;
-            # rebuilding it is the public way to extend both
-            prepared.rules = RuleScorer(catalog, vectors, popularity=rules.popularity,
-                                        stores=rules.stores, config=rules.config,
-                                        base=rules.base)
+        if items:
+            prepared.steps = chain.onboarding_steps(NewItems(prepared.items, prepared.features))
         return prepared
 
     # ---- applying (event loop) -------------------------------------------------------------
-    def apply(self, prepared: Prepared, scorer: Scorer) -> Scorer:
-        """Add prepared items to the index and the fusion scorer (cheap; on the event loop);
-        returns the scorer to use from now on (the rule stage rebuilt by :meth:`prepare`)."""
+    def apply(self, prepared: Prepared) -> None:
+        """Add prepared items to the index and run the stages' prepared steps (cheap; on the
+        event loop, between two micro-batches)."""
         if prepared.features is not None and prepared.fused is not None:
             assert self.store is not None
             self.store.add_items(prepared.features.ids, prepared.fused, prepared.features)
-            fusion = fusion_stage(scorer)
-            if fusion is not None:
-                fusion.add_items(prepared.features)
+        for step in prepared.steps:
+            step()
         CATALOG_UPDATES.labels("applied").inc(len(prepared.items))
-        return scorer if prepared.rules is None else with_rule_stage(scorer, prepared.rules)
 
-    def onboard(self, items: list[CatalogItem], scorer: Scorer) -> Scorer:
+    def onboard(self, items: list[CatalogItem], chain: ScorerChain) -> None:
         """:meth:`prepare` then :meth:`apply`, in the calling thread (for scripts and tests)."""
-        return self.apply(self.prepare(items, scorer), scorer)
+        self.apply(self.prepare(items, chain))
 
     @staticmethod
     def count_failed(n: int) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from operator import attrgetter
 
 from models.behaviors import BEHAVIOR_PAST
-from serving.scorer import Candidate, ScoredItem, ShopperContext
+from serving.scorer import Candidate, RerankRequest, ScoredItem, ShopperContext
 
 _recall_score = attrgetter("recall_score")
 
@@ -78,11 +78,10 @@ class DecayCovisScorer:
         self.titles = titles
         self.reasons_top = reasons_top
 
-    def score(self, shoppers: list[ShopperContext],
-              candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
+    def score(self, request: RerankRequest) -> list[list[ScoredItem]]:
         out = []
         top, titles = max(self.reasons_top, 0), self.titles
-        for shopper, cands in zip(shoppers, candidates, strict=True):
+        for shopper, cands in zip(request.shoppers, request.candidates, strict=True):
             # strongest first (stable: recall's order among equals); reasons near the top only
             ranked = sorted(cands, key=_recall_score, reverse=True)
             scored = [ScoredItem(c.item_id, c.recall_score, recall_reasons(shopper, c, titles))

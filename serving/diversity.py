@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.explore import explore_compose
 from streams.config import Settings
 
 
@@ -34,11 +35,14 @@ class DiversityConfig:
     #: at most this many of the shopper's own items in a list (None: no cap), so that a list
     #: keeps room for discovery; items held back by it fill the list like the category cap's
     max_repeats: int | None = Settings.max_repeats
+    #: w of the repeat/explore composition (:mod:`serving.explore`; None: the score order)
+    explore_weight: float | None = Settings.explore_weight
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiversityConfig:
         return cls(max_per_category=settings.max_per_category,
-                   visual_threshold=settings.duplicate_cosine, max_repeats=settings.max_repeats)
+                   visual_threshold=settings.duplicate_cosine, max_repeats=settings.max_repeats,
+                   explore_weight=settings.explore_weight)
 
 
 @dataclass(frozen=True)
@@ -57,56 +61,86 @@ def duplicate_key(title: str | None, colour: str | None) -> str | None:
     return " ".join(title.lower().split()) + "|" + " ".join((colour or "").lower().split())
 
 
+class _Picker:
+    """The constraints of one list: :meth:`offer` takes an item, holds it back (repeat or
+    category cap: it may fill the list later) or drops it (a near-duplicate)."""
+
+    def __init__(self, facts: Mapping[str, ItemFacts], config: DiversityConfig,
+                 repeats: set[str] | frozenset[str]) -> None:
+        self.facts = facts
+        self.config = config
+        self.repeats = repeats
+        self.taken: list = []
+        self.held_by_cap: list = []
+        self.n_repeats = 0
+        self.keys: set[str] = set()
+        self.vectors: list[np.ndarray] = []
+        self.per_category: Counter[str] = Counter()
+
+    def offer(self, scored) -> bool:
+        config = self.config
+        is_repeat = scored.item_id in self.repeats
+        if is_repeat and config.max_repeats is not None and self.n_repeats >= config.max_repeats:
+            self.held_by_cap.append(scored)
+            return False
+        fact = self.facts.get(scored.item_id)
+        if fact is None:
+            self.taken.append(scored)
+            self.n_repeats += is_repeat
+            return True
+        if fact.duplicate_key is not None and fact.duplicate_key in self.keys:
+            return False
+        if fact.vector is not None and self.vectors and max(
+                float(fact.vector @ v) for v in self.vectors) > config.visual_threshold:
+            return False
+        if fact.category is not None and self.per_category[fact.category] >= \
+                config.max_per_category:
+            self.held_by_cap.append(scored)
+            return False
+        self.taken.append(scored)
+        self.n_repeats += is_repeat
+        if fact.duplicate_key is not None:
+            self.keys.add(fact.duplicate_key)
+        if fact.vector is not None:
+            self.vectors.append(fact.vector)
+        if fact.category is not None:
+            self.per_category[fact.category] += 1
+        return True
+
+    def finish(self, k: int) -> list:
+        if self.config.fill and len(self.taken) < k:
+            self.taken.extend(self.held_by_cap[: k - len(self.taken)])
+        return self.taken
+
+
 def diverse_top(ranked: Iterable, k: int, facts: Mapping[str, ItemFacts],
                 config: DiversityConfig = DiversityConfig(),
-                repeats: set[str] | frozenset[str] = frozenset()) -> list:
+                repeats: set[str] | frozenset[str] = frozenset(),
+                explore: float | None = None) -> list:
     """The first ``k`` of ``ranked`` (objects with ``item_id``, best first) that pass the
     near-duplicate, per-category and repeat constraints (``repeats``: the shopper's own
-    items)."""
-    taken: list = []
-    n_repeats = 0
-    held_by_cap: list = []
-    keys: set[str] = set()
-    vectors: list[np.ndarray] = []
-    per_category: Counter[str] = Counter()
+    items). With ``explore`` (a weight w; the scores are calibrated chances of a hit), the
+    order is :func:`serving.explore.explore_compose`'s instead of ``ranked``'s."""
+    picker = _Picker(facts, config, repeats)
+    if explore is not None:
+        picker.taken = explore_compose(ranked, repeats, k, explore, picker.offer)
+        return picker.finish(k)
     for scored in ranked:
-        if len(taken) == k:
+        if len(picker.taken) == k:
             break
-        is_repeat = scored.item_id in repeats
-        if is_repeat and config.max_repeats is not None and n_repeats >= config.max_repeats:
-            held_by_cap.append(scored)
-            continue
-        fact = facts.get(scored.item_id)
-        if fact is None:
-            taken.append(scored)
-            n_repeats += is_repeat
-            continue
-        if fact.duplicate_key is not None and fact.duplicate_key in keys:
-            continue
-        if fact.vector is not None and vectors and max(
-                float(fact.vector @ v) for v in vectors) > config.visual_threshold:
-            continue
-        if fact.category is not None and per_category[fact.category] >= config.max_per_category:
-            held_by_cap.append(scored)
-            continue
-        taken.append(scored)
-        n_repeats += is_repeat
-        if fact.duplicate_key is not None:
-            keys.add(fact.duplicate_key)
-        if fact.vector is not None:
-            vectors.append(fact.vector)
-        if fact.category is not None:
-            per_category[fact.category] += 1
-    if config.fill and len(taken) < k:
-        taken.extend(held_by_cap[: k - len(taken)])
-    return taken
+        picker.offer(scored)
+    return picker.finish(k)
 
 
 def final_list(scored: Iterable, excluded: set[str], k: int, facts: Mapping[str, ItemFacts],
                config: DiversityConfig = DiversityConfig(),
-               repeats: set[str] | frozenset[str] = frozenset()) -> list:
+               repeats: set[str] | frozenset[str] = frozenset(),
+               calibrated: bool = False) -> list:
     """The published list: best score first (ties by item id), excluded items dropped, then
-    :func:`diverse_top`. The worker and the offline replay both call this."""
+    :func:`diverse_top`; when the scores are ``calibrated`` chances of a hit (the final ranker)
+    and ``config.explore_weight`` is set, the per-shopper repeat/explore composition
+    (:mod:`serving.explore`). The worker and the offline replay both call this."""
     ranked = sorted((s for s in scored if s.item_id not in excluded),
                     key=lambda s: (-s.score, s.item_id))
-    return diverse_top(ranked, k, facts, config, repeats)
+    explore = config.explore_weight if calibrated else None
+    return diverse_top(ranked, k, facts, config, repeats, explore)

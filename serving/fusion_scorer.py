@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ from models.behaviors import BEHAVIOR_PAST
 from models.feature_store import FeatureStore, resolve_store
 from models.fusion import FusionRanker, ItemFeatures, load_checkpoint
 from serving.fused_rerank import FusedRerank
-from serving.scorer import Candidate, ScoredItem, ShopperContext
+from serving.scorer import Candidate, NewItems, RerankRequest, ScoredItem, ShopperContext
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,17 @@ class FusionScorer:
         with self._lock:
             self._state = extra
 
+    def prepare_items(self, new: NewItems) -> Callable[[], None]:
+        """Onboarding: :meth:`add_items` of the new items' features (on the event loop);
+        nothing when they were not encoded."""
+        if new.features is None:
+            return lambda: None
+        return partial(self.add_items, new.features)
+
+    def item_fuser(self) -> FusionRanker:
+        """The served network: new items must be fused by it to join the feature store."""
+        return self._state.model
+
     # ---- scoring ---------------------------------------------------------------------------
     def _history(self, state: _State, shoppers: Sequence[ShopperContext]
                  ) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
@@ -210,10 +222,8 @@ class FusionScorer:
             self._fast = fast
         return fast[1]
 
-    def score(self, shoppers: list[ShopperContext],
-              candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
-        if len(shoppers) != len(candidates):
-            raise ValueError(f"{len(shoppers)} shoppers but {len(candidates)} candidate lists")
+    def score(self, request: RerankRequest) -> list[list[ScoredItem]]:
+        shoppers, candidates = request.shoppers, request.candidates
         if not shoppers:
             return []
         state = self._state

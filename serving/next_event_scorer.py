@@ -6,6 +6,11 @@ decayed-score/co-visitation scorer): that chain's score becomes one pair feature
 every candidate — repeats and new items alike. Reasons come from the chain below, and for the
 shopper's own items from the recall ("still in your cart", "you viewed this 2 days ago").
 
+When the checkpoint carries a calibration (:class:`models.next_event.Calibration`, fitted by
+the replay on its validation cut), the published scores are the candidates' chances of a hit
+and :attr:`NextEventScorer.calibrated` is True: the final list then composes repeats and new
+items per shopper (:mod:`serving.explore`).
+
 The checkpoint is re-read when its file changes (a retrained ranker goes live without a
 restart), like the fusion scorer's.
 """
@@ -14,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from models.next_event import load_ranker
 from serving.decay_scorer import recall_reasons
-from serving.pair_features import FEATURES, pair_features
-from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
+from serving.pair_features import FEATURES, IN_HISTORY, LOG_HISTORY_SIZE, pair_features
+from serving.scorer import RerankRequest, ScoredItem, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +36,9 @@ class NextEventScorer:
     reads_popularity = True
 
     def __init__(self, checkpoint: str | os.PathLike[str], base: Scorer,
-                 popularity: Callable[[], Mapping[str, float]],
                  titles: Mapping[str, str] | None = None) -> None:
         self.path = Path(checkpoint)
         self.base = base
-        self.popularity = popularity
         self.titles = titles
         self._load()
 
@@ -45,48 +48,61 @@ class NextEventScorer:
             raise ValueError(f"{self.path}: trained on features {loaded.features}, this version "
                              f"computes {list(FEATURES)}; retrain the ranker")
         self.model = loaded.model
+        self.calibration = loaded.calibration
         self._mtime = self.path.stat().st_mtime_ns
-        self.version = f"{loaded.version}+{self.base.version}"
+        self.ranker_version = loaded.version
+
+    @property
+    def version(self) -> str:
+        """The ranker's version, then the chain's below it (it follows their reloads)."""
+        return f"{self.ranker_version}+{self.base.version}"
+
+    @property
+    def calibrated(self) -> bool:
+        """True when :meth:`score` returns chances of a hit (the checkpoint is calibrated)."""
+        return self.calibration is not None
 
     def maybe_reload(self) -> bool:
-        """Re-read the checkpoint when its file changed; True when a new one was loaded."""
-        reload = getattr(self.base, "maybe_reload", None)
-        changed = bool(reload()) if callable(reload) else False
+        """Re-read the checkpoint when its file changed; True when a new one was loaded (the
+        stages below reload on their own: :meth:`serving.chain.ScorerChain.maybe_reload`)."""
         try:
             mtime = self.path.stat().st_mtime_ns
         except OSError:
-            return changed
+            return False
         if mtime == self._mtime:
-            if changed:
-                self.version = self.version.split("+", 1)[0] + "+" + self.base.version
-            return changed
+            return False
         try:
             self._load()
         except (OSError, ValueError) as exc:
             log.warning("ranker checkpoint %s changed but is not loadable (%s); keeping %s",
                         self.path, exc, self.version)
-            return changed
+            return False
         log.info("reloaded ranker %s", self.version)
         return True
 
-    def score(self, shoppers: list[ShopperContext],
-              candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
-        base = self.base.score(shoppers, candidates)
-        popularity = self.popularity()
+    def score(self, request: RerankRequest) -> list[list[ScoredItem]]:
+        base = self.base.score(request)
+        popularity = request.popularity.values
         top_pop = max(popularity.values(), default=0.0)
         out = []
-        for shopper, cands, scored in zip(shoppers, candidates, base, strict=True):
+        for shopper, cands, scored in zip(request.shoppers, request.candidates, base,
+                                          strict=True):
+            # the stages below decide what may be shown (bought items, the gender and distance
+            # filters of the rule stage); the ranker only orders what they kept
+            by_item = {s.item_id: s for s in scored}
+            cands = [c for c in cands if c.item_id in by_item]
             if not cands:
                 out.append([])
                 continue
-            by_item = {s.item_id: s for s in scored}
-            base_scores = [by_item[c.item_id].score if c.item_id in by_item else 0.0
-                           for c in cands]
+            base_scores = [by_item[c.item_id].score for c in cands]
             rows = pair_features(shopper, cands, popularity, top_pop, base_scores)
             scores = self.model.score(rows)
+            if self.calibration is not None:
+                scores = self.calibration.probabilities(
+                    scores, rows[:, IN_HISTORY], rows[:, LOG_HISTORY_SIZE])
             items = []
             for cand, value in zip(cands, scores.tolist(), strict=True):
-                reasons = by_item[cand.item_id].reasons if cand.item_id in by_item else []
+                reasons = by_item[cand.item_id].reasons
                 if "history" in cand.sources or not reasons:
                     reasons = recall_reasons(shopper, cand, self.titles)
                 items.append(ScoredItem(cand.item_id, float(value), reasons))

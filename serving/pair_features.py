@@ -52,6 +52,9 @@ FEATURES: tuple[str, ...] = (
     "log_history_size", "log_recall_rank", "base_score", "log_own_rank", "log_recency_rank",
 )
 N_FEATURES = len(FEATURES)
+#: the columns the ranker's calibration reads (:class:`models.next_event.Calibration`)
+IN_HISTORY = FEATURES.index("in_history")
+LOG_HISTORY_SIZE = FEATURES.index("log_history_size")
 NOT_OWN_LOG_SCORE = -20.0
 NOT_OWN_HOURS = math.log1p(7 * 24.0)
 _BEHAVIOR_COLUMN = {"view": 2, "favorite": 3, "cart": 4}

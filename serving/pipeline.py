@@ -1,6 +1,6 @@
 """Assembles a rerank worker from settings: score store, scorer chain and content index.
 
-The chain, from the inside out:
+:func:`build_chain` composes the chain once, stage by stage, from the inside out:
 
 1. base scorer — the fusion network (:class:`serving.fusion_scorer.FusionScorer`) when a
    checkpoint and a feature store are given, else the decayed-score/co-visitation scorer;
@@ -9,46 +9,38 @@ The chain, from the inside out:
    filter, purchased-item exclusion and optional store distance, with the base score as one more
    weighted term (``delta``), each stage adding its reason;
 3. the learned final ranker (:class:`serving.next_event_scorer.NextEventScorer`) when a ranker
-   checkpoint is given: the chain below becomes one of its pair features;
-4. content recall from the feature store's FAISS index, and the diversity step's item facts
-   (title + colour, category, visual vector) from the catalog and the feature store.
+   checkpoint is given: the chain below becomes one of its pair features.
 
-With ``follow_catalog`` the worker also follows ``catalog-updates``: new items are encoded like
-the store's items and join the index and the chain without a restart
-(:mod:`serving.catalog_updates`).
+:func:`build_worker` adds content recall from the feature store's FAISS index, and the diversity
+step's item facts (title + colour, category, visual vector) from the catalog and the feature
+store. With ``follow_catalog`` the worker also follows ``catalog-updates``: new items are encoded
+like the store's items and join the index and the stages that take new items without a restart
+(:mod:`serving.catalog_updates`); a newer model file is picked up by the stage that reads it.
+Nothing edits a built chain.
 
-The worker sees one :class:`~serving.scorer.Scorer` whatever the chain is.
+The worker sees one :class:`~serving.chain.ScorerChain` whatever the stages are.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from serving.chain import ScorerChain
 from serving.decay_scorer import DecayCovisScorer
 from serving.diversity import DiversityConfig, ItemFacts, duplicate_key
-from serving.recall import ContentIndex, RecallConfig
+from serving.recall import RecallConfig
 from serving.scorer import Scorer
-from serving.worker import RerankWorker
+from serving.worker import MAX_BATCH, RerankWorker
 from streams.config import Settings
 from streams.store import ScoreStore
 
+if TYPE_CHECKING:
+    from models.feature_store import FeatureStore
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PopularitySnapshot:
-    """The decayed popularity the worker read for the current micro-batch (rules read it)."""
-
-    values: dict[str, float] = field(default_factory=dict)
-
-    def update(self, values: Mapping[str, float]) -> None:
-        self.values = dict(values)
-
-    def __call__(self) -> Mapping[str, float]:
-        return self.values
 
 
 @dataclass
@@ -84,81 +76,80 @@ def item_facts(catalog: Mapping, vectors: Mapping) -> dict[str, ItemFacts]:
     return facts
 
 
-def build_scorer(options: ServingOptions, popularity: PopularitySnapshot,
-                 catalog: Mapping | None = None) -> tuple[Scorer, ContentIndex | None]:
-    """The scorer chain and the content index (``catalog``: the loaded catalog, else it is read
-    from ``options.catalog_dir``)."""
-    catalog = _catalog(options) if catalog is None else catalog
-    base, content = _build_chain(options, popularity, catalog)
+def load_catalog(options: ServingOptions) -> dict:
+    """The catalog of ``options.catalog_dir`` (empty without one)."""
+    if not options.catalog_dir:
+        return {}
+    from models.catalog import load_catalog as load
+
+    return load(options.catalog_dir)
+
+
+def load_features(options: ServingOptions) -> FeatureStore | None:
+    """The feature store of ``options.features`` (the content recall index), or ``None``."""
+    if not options.features:
+        return None
+    from models.feature_store import FeatureStore, resolve_store
+
+    return FeatureStore.load(resolve_store(options.features))
+
+
+def build_chain(options: ServingOptions, catalog: Mapping | None = None,
+                features: FeatureStore | None = None) -> ScorerChain:
+    """The scorer chain for ``options``, built once in order (module docstring).
+
+    ``catalog``, ``features``: the loaded catalog and feature store (else read from
+    ``options``); the fusion network scores the store's items, the rule stage compares their
+    visual vectors."""
+    if options.checkpoint and not options.features:
+        raise ValueError("--checkpoint needs --features (the item feature store it scores)")
+    catalog = load_catalog(options) if catalog is None else catalog
+    features = load_features(options) if features is None else features
+    titles = {i: item.title for i, item in catalog.items()}
+    with_rules = options.rules and bool(catalog)
+    stages: list[Scorer] = []
+    if options.checkpoint:
+        from serving.fusion_scorer import FusionScorer
+
+        stages.append(FusionScorer(options.checkpoint, options.features))
+    else:
+        # alone, the co-visitation scorer's order is final: reasons for the published five only
+        stages.append(DecayCovisScorer(titles, reasons_top=20 if with_rules else 5))
+    if with_rules:
+        from models.demo_catalog import load_store_coords
+        from serving.rule_scorer import RuleConfig, RuleScorer
+
+        vectors = ({} if features is None else
+                   dict(zip(features.ids, features.visual, strict=True)))
+        stores = load_store_coords(options.catalog_dir)
+        config = RuleConfig(delta=options.base_weight, max_km=options.max_km,
+                            distance_weight=options.distance_weight)
+        stages.append(RuleScorer(catalog, vectors, stores=stores, config=config,
+                                 base=stages[-1]))
     if options.ranker:
         from serving.next_event_scorer import NextEventScorer
 
-        titles = {i: item.title for i, item in catalog.items()}
-        base = NextEventScorer(options.ranker, base, popularity, titles)
-    return base, content
-
-
-def _catalog(options: ServingOptions) -> dict:
-    if not options.catalog_dir:
-        return {}
-    from models.catalog import load_catalog
-
-    return load_catalog(options.catalog_dir)
-
-
-def _build_chain(options: ServingOptions, popularity: PopularitySnapshot, catalog: Mapping
-                 ) -> tuple[Scorer, ContentIndex | None]:
-    titles = {i: item.title for i, item in catalog.items()}
-    # alone, the co-visitation scorer's order is final: reasons for the published five only
-    base: Scorer = DecayCovisScorer(titles, reasons_top=20 if options.rules and catalog else 5)
-    content: ContentIndex | None = None
-    vectors: dict = {}
-    if options.features:
-        from models.feature_store import FeatureStore, resolve_store
-
-        store = FeatureStore.load(resolve_store(options.features))
-        content = store
-        vectors = dict(zip(store.ids, store.visual, strict=True))
-        if options.checkpoint:
-            from serving.fusion_scorer import FusionScorer
-
-            base = FusionScorer(options.checkpoint, options.features)
-    elif options.checkpoint:
-        raise ValueError("--checkpoint needs --features (the item feature store it scores)")
-    if not (options.rules and catalog):
-        return base, content
-    from models.demo_catalog import load_stores
-    from serving.rule_scorer import RuleConfig, RuleScorer
-
-    stores = {s.store_id: (s.lat, s.lon) for s in load_stores(options.catalog_dir).values()}
-    config = RuleConfig(delta=options.base_weight, max_km=options.max_km,
-                        distance_weight=options.distance_weight)
-    return RuleScorer(catalog, vectors, popularity=popularity, stores=stores, config=config,
-                      base=base), content
+        stages.append(NextEventScorer(options.ranker, stages[-1], titles))
+    return ScorerChain(tuple(stages))
 
 
 def build_worker(settings: Settings, options: ServingOptions | None = None,
-                 max_batch: int = 64) -> RerankWorker:
+                 max_batch: int = MAX_BATCH) -> RerankWorker:
     options = options or ServingOptions()
-    popularity = PopularitySnapshot()
-    catalog = _catalog(options)
-    scorer, content = build_scorer(options, popularity, catalog)
-    log.info("rerank scorer %s%s", scorer.version,
-             " with content recall" if content is not None else "")
+    catalog = load_catalog(options)
+    features = load_features(options)
+    chain = build_chain(options, catalog, features)
+    log.info("rerank scorer %s%s", chain.version,
+             " with content recall" if features is not None else "")
     onboarder = None
     if options.follow_catalog and (options.features or (options.catalog_dir and options.rules)):
         from serving.catalog_updates import ItemOnboarder
 
-        # content is the FeatureStore whenever features are given (build_scorer)
-        onboarder = ItemOnboarder(cast(Any, content), options.catalog_dir,
-                                  limits=settings.limits)
+        onboarder = ItemOnboarder(features, options.catalog_dir, limits=settings.limits)
     store = ScoreStore.from_settings(settings)
-    vectors = ({} if content is None else
-               dict(zip(cast(Any, content).ids, cast(Any, content).visual, strict=True)))
-    return RerankWorker(settings, store, scorer, content_index=content, max_batch=max_batch,
+    vectors = {} if features is None else dict(zip(features.ids, features.visual, strict=True))
+    return RerankWorker(settings, store, chain, content_index=features, max_batch=max_batch,
                         recall_config=RecallConfig(exclude_behaviors=settings.exclude_behaviors),
-                        popularity_sink=popularity.update, onboarder=onboarder,
-                        item_facts=item_facts(catalog, vectors),
+                        onboarder=onboarder, item_facts=item_facts(catalog, vectors),
                         diversity=DiversityConfig.from_settings(settings),
                         event_clock=options.event_clock)
-

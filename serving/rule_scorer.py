@@ -17,7 +17,7 @@ For a shopper u and a candidate item c:
   popularity fit is :func:`serving.rules.trend.popularity_modulation`.
 - τ_u is the shopper's trendiness (``ShopperContext.trendiness`` when set, e.g. by a simulator;
   else estimated from the shopper's scores, :func:`serving.rules.trend.shopper_trendiness`);
-  NormPop is min-max over the popularity provider's decayed counts.
+  NormPop is min-max over the decayed counts of the request's popularity snapshot.
 - ``base_c``: an optional wrapped scorer's score (e.g. the fusion network), min-max normalised
   over the shopper's candidates so that its scale does not matter; its reasons are kept.
 - Filters (§3.5, §4.2, §3.6): purchased items are excluded, candidates must be gender compatible
@@ -45,9 +45,7 @@ from serving.decay_scorer import history_reason
 from serving.rules.category import category_similarity
 from serving.rules.distance import distance_penalty, haversine_km, within_distance
 from serving.rules.trend import popularity_modulation, shopper_trendiness
-from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
-
-PopularityProvider = Callable[[], Mapping[str, float]]
+from serving.scorer import NewItems, RerankRequest, ScoredItem, Scorer, ShopperContext
 
 
 @dataclass(frozen=True)
@@ -116,44 +114,43 @@ class RuleScorer:
 
     def __init__(self, catalog: Mapping[str, CatalogItem] | list[CatalogItem],
                  vectors: Mapping[str, np.ndarray] | None = None,
-                 popularity: PopularityProvider | None = None,
                  stores: Mapping[str, tuple[float, float]] | None = None,
                  config: RuleConfig | None = None, base: Scorer | None = None) -> None:
         self.catalog = dict(catalog) if isinstance(catalog, Mapping) else {
             item.item_id: item for item in catalog}
         self.config = config or RuleConfig()
-        self.popularity = popularity or dict
         self.stores = dict(stores or {})
         self.base = base
-        self.version = "rules-1" + (f"+{base.version}" if base is not None else "")
-        self._row: dict[str, int] = {}
-        self._unit = np.zeros((0, 0), dtype=np.float32)
-        if vectors:
-            ids = [i for i in vectors if np.size(vectors[i])]
-            rows = [np.asarray(vectors[i], dtype=np.float32).ravel() for i in ids]
-            if len({r.size for r in rows}) > 1:
-                raise ValueError("item vectors must all have the same length, got sizes "
-                                 f"{sorted({r.size for r in rows})}")
-            matrix = np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            self._unit = matrix / np.where(norms > 0, norms, 1.0)
-            self._row = {item_id: k for k, item_id in enumerate(ids)}
-        # §3.4 similarity between every pair of distinct (category, group) of the catalog
-        keys = sorted({(i.category, i.group) for i in self.catalog.values()})
-        index = {key: k for k, key in enumerate(keys)}
-        self._catkey = {i: index[(item.category, item.group)] for i, item in self.catalog.items()}
-        self._catmat = np.array([[category_similarity(ca, cb, ga, gb) for cb, gb in keys]
-                                 for ca, ga in keys], dtype=np.float64).reshape(len(keys),
-                                                                                len(keys))
+        self._row, self._unit = _unit_rows(vectors or {})
+        self._catkey, self._catmat = _category_tables(self.catalog)
 
-    def maybe_reload(self) -> bool:
-        """Let the base scorer pick up a newer model (the fusion network's checkpoint); the
-        version published with every list follows it. True when the model changed."""
-        reload = getattr(self.base, "maybe_reload", None)
-        if self.base is None or not callable(reload) or not reload():
-            return False
-        self.version = f"rules-1+{self.base.version}"
-        return True
+    @property
+    def version(self) -> str:
+        """``rules-1``, then the wrapped scorer's version (it follows that one's reloads)."""
+        return "rules-1" + (f"+{self.base.version}" if self.base is not None else "")
+
+    def prepare_items(self, new: NewItems) -> Callable[[], None]:
+        """New catalog items (and their visual vectors, when encoded) for the catalog, the
+        unit vectors and the category table; an item already known is replaced. The tables
+        are built here (any thread); the returned step swaps them in."""
+        catalog = {**self.catalog, **{item.item_id: item for item in new.items}}
+        rows, unit = self._row, self._unit
+        added_rows, added = _unit_rows({} if new.features is None else dict(zip(
+            new.features.ids, new.features.visual.numpy(), strict=True)))
+        if added_rows:
+            if rows and added.shape[1] != unit.shape[1]:
+                raise ValueError(f"new item vectors have {added.shape[1]} dimensions, the rule "
+                                 f"stage's {unit.shape[1]}")
+            kept = [i for i in rows if i not in added_rows]
+            unit = (np.concatenate([unit[[rows[i] for i in kept]], added]) if kept
+                    else added)
+            rows = {item_id: k for k, item_id in enumerate([*kept, *added_rows])}
+        catkey, catmat = _category_tables(catalog)
+
+        def swap() -> None:
+            self.catalog, self._row, self._unit = catalog, rows, unit
+            self._catkey, self._catmat = catkey, catmat
+        return swap
 
     # ---- single terms ---------------------------------------------------------------------
 
@@ -188,16 +185,15 @@ class RuleScorer:
                 for sid, (lat, lon) in self.stores.items()}
 
     def terms(self, shopper: ShopperContext, item_ids: list[str],
-              normpop: Mapping[str, float] | None = None,
+              normpop: Mapping[str, float],
               base_scores: Mapping[str, tuple[float, list[str]]] | None = None
               ) -> list[RuleTerms]:
-        """Relevance terms of the kept candidates (filters applied), in input order.
+        """Relevance terms of the kept candidates (filters applied), in input order;
+        ``normpop``: NormPop of the items (:func:`models.popularity.norm_pop`).
 
         The terms are computed as arrays (anchors × candidates); reasons are written for the
         ``reasons_top`` most relevant candidates only (the worker publishes five)."""
         cfg = self.config
-        if normpop is None:
-            normpop = norm_pop(self.popularity())
         anchors = self.anchors(shopper)
         gender = shopper.gender or infer_gender(self.catalog[a].gender for a in anchors)
         tau = shopper.trendiness if shopper.trendiness is not None else shopper_trendiness(
@@ -280,12 +276,11 @@ class RuleScorer:
         return reasons
 
     # ---- the Scorer interface -------------------------------------------------------------
-    def _base_scores(self, shoppers: list[ShopperContext], candidates: list[list[Candidate]]
-                     ) -> list[dict[str, tuple[float, list[str]]]]:
+    def _base_scores(self, request: RerankRequest) -> list[dict[str, tuple[float, list[str]]]]:
         if self.base is None or self.config.delta <= 0:
-            return [{} for _ in shoppers]
+            return [{} for _ in request.shoppers]
         out = []
-        for scored in self.base.score(shoppers, candidates):
+        for scored in self.base.score(request):
             values = [s.score for s in scored]
             low, high = (min(values), max(values)) if values else (0.0, 0.0)
             span = high - low
@@ -293,12 +288,36 @@ class RuleScorer:
                         for s in scored})
         return out
 
-    def score(self, shoppers: list[ShopperContext],
-              candidates: list[list[Candidate]]) -> list[list[ScoredItem]]:
-        if len(shoppers) != len(candidates):
-            raise ValueError("score() needs one candidate list per shopper")
-        normpop = norm_pop(self.popularity())
-        bases = self._base_scores(shoppers, candidates)
+    def score(self, request: RerankRequest) -> list[list[ScoredItem]]:
+        normpop = norm_pop(request.popularity.values)
+        bases = self._base_scores(request)
         return [[ScoredItem(t.item_id, t.relevance, t.reasons)
                  for t in self.terms(shopper, [c.item_id for c in cands], normpop, base)]
-                for shopper, cands, base in zip(shoppers, candidates, bases, strict=True)]
+                for shopper, cands, base in zip(request.shoppers, request.candidates, bases,
+                                                strict=True)]
+
+
+def _unit_rows(vectors: Mapping[str, np.ndarray]) -> tuple[dict[str, int], np.ndarray]:
+    """Row per item id and the L2-normalised vectors (items with an empty vector left out)."""
+    ids = [i for i in vectors if np.size(vectors[i])]
+    if not ids:
+        return {}, np.zeros((0, 0), dtype=np.float32)
+    rows = [np.asarray(vectors[i], dtype=np.float32).ravel() for i in ids]
+    if len({r.size for r in rows}) > 1:
+        raise ValueError("item vectors must all have the same length, got sizes "
+                         f"{sorted({r.size for r in rows})}")
+    matrix = np.stack(rows)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return {item_id: k for k, item_id in enumerate(ids)}, matrix / np.where(norms > 0, norms, 1.0)
+
+
+def _category_tables(catalog: Mapping[str, CatalogItem]
+                     ) -> tuple[dict[str, int], np.ndarray]:
+    """§3.4 similarity between every pair of distinct (category, group) of the catalog, and
+    each item's row in it."""
+    keys = sorted({(i.category, i.group) for i in catalog.values()})
+    index = {key: k for k, key in enumerate(keys)}
+    catkey = {i: index[(item.category, item.group)] for i, item in catalog.items()}
+    catmat = np.array([[category_similarity(ca, cb, ga, gb) for cb, gb in keys]
+                       for ca, ga in keys], dtype=np.float64).reshape(len(keys), len(keys))
+    return catkey, catmat

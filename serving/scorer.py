@@ -1,15 +1,27 @@
-"""The ``Scorer`` interface the rerank worker ranks through, and the records it passes.
+"""The rerank seam: the ``Scorer`` interface, the request it takes and the records it returns.
 
 One small interface (the RecBole habit): the decayed-score/co-visitation scorer, the fusion
-network and the paper-002 rule stages all take a micro-batch of shoppers with their candidates
-and return scored candidates with reasons. The worker never branches on which scorer it holds,
-and offline evaluation calls the same scorers.
+network, the paper-002 rule stages and the final ranker all take one :class:`RerankRequest` (a
+micro-batch of shoppers, their candidates, the popularity snapshot and the clock) and return
+scored candidates with reasons. The worker never branches on which scorer it holds, and offline
+evaluation calls the same scorers.
+
+Optional abilities are typed protocols, checked with ``isinstance``, never probed with
+``getattr``: :class:`Reloadable` (a newer model file goes live without a restart),
+:class:`AcceptsNewItems` (catalog items onboarded while serving) and :class:`FusesItems` (the
+network whose fused item vectors fill the feature store). Stages are composed once, in order,
+by :func:`serving.pipeline.build_chain` into a :class:`serving.chain.ScorerChain`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from models.catalog import CatalogItem
+    from models.fusion import FusionRanker, ItemFeatures
 
 
 @dataclass
@@ -55,19 +67,99 @@ class ScoredItem:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PopularitySnapshot:
+    """The decayed popularity of the items a micro-batch may show, read once per batch (the
+    rule stage's NormPop and trendiness, the final ranker's popularity features)."""
+
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, popularity: Mapping[str, float],
+           trending: Iterable[tuple[str, float]]) -> PopularitySnapshot:
+        """The batch's snapshot: its items' decayed popularity, with the trending list's own
+        values where it has them (both read at the same time)."""
+        return cls({**popularity, **dict(trending)})
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    """One micro-batch for :meth:`Scorer.score`: ``candidates[k]`` are ``shoppers[k]``'s.
+
+    ``popularity``: the snapshot read for this batch (empty when no stage reads it);
+    ``now``: the time the state was read at (the wall clock, or the batch's newest event time
+    when a historical log is replayed)."""
+
+    shoppers: Sequence[ShopperContext]
+    candidates: Sequence[Sequence[Candidate]]
+    now: float
+    popularity: PopularitySnapshot = field(default_factory=PopularitySnapshot)
+
+    def __post_init__(self) -> None:
+        if len(self.shoppers) != len(self.candidates):
+            raise ValueError(f"{len(self.shoppers)} shoppers but {len(self.candidates)} "
+                             "candidate lists: score() needs one candidate list per shopper")
+
+
 @runtime_checkable
 class Scorer(Protocol):
-    """Ranks a micro-batch: ``score(shoppers, candidates)[k]`` scores ``candidates[k]``.
+    """Ranks a micro-batch: ``score(request)[k]`` scores ``request.candidates[k]``.
 
-    Implementations return one :class:`ScoredItem` per candidate (any order); the worker sorts
-    and cuts to the Top-5. ``version`` goes into every published message (``model_version``).
-
-    Optional: a class attribute ``reads_popularity = False`` tells the worker that the chain
-    never reads the popularity snapshot, so it skips reading item popularity per micro-batch
-    (absent means True: the worker reads it).
+    Implementations return one :class:`ScoredItem` per candidate they keep (any order); the
+    worker sorts and cuts to the Top-5. ``version`` goes into every published message
+    (``model_version``). ``reads_popularity``: whether the stage reads
+    ``request.popularity`` (when no stage of a chain does, the worker skips reading item
+    popularity per micro-batch).
     """
 
     version: str
+    reads_popularity: bool
 
-    def score(self, shoppers: list[ShopperContext],
-              candidates: list[list[Candidate]]) -> list[list[ScoredItem]]: ...
+    def score(self, request: RerankRequest) -> list[list[ScoredItem]]: ...
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """A stage whose model file can change while serving."""
+
+    def maybe_reload(self) -> bool:
+        """Load a newer model if its file changed; True when the model in use changed (a
+        broken new file is logged and the old model kept)."""
+        ...
+
+
+@runtime_checkable
+class ScoresChances(Protocol):
+    """A stage that can score with *chances of a hit* (a calibrated final ranker): when
+    ``calibrated`` is true its scores are probabilities, and the final list is composed per
+    shopper between repeats and new items (:mod:`serving.explore`) instead of by score order."""
+
+    calibrated: bool
+
+
+@dataclass(frozen=True)
+class NewItems:
+    """Catalog items onboarded while serving (:mod:`serving.catalog_updates`).
+
+    ``features``: their per-modality vectors when the feature store could be extended with
+    them, else ``None`` (the items then join the rule catalog only)."""
+
+    items: Sequence[CatalogItem]
+    features: ItemFeatures | None = None
+
+
+@runtime_checkable
+class AcceptsNewItems(Protocol):
+    """A stage that takes new catalog items without a restart, in two steps: the heavy one
+    (may run in a worker thread; reads only) returns the cheap one, which the worker runs on
+    its event loop between two micro-batches."""
+
+    def prepare_items(self, new: NewItems) -> Callable[[], None]: ...
+
+
+@runtime_checkable
+class FusesItems(Protocol):
+    """A stage built on the network that fused the feature store's item vectors (new items
+    must be fused by the same network to be comparable)."""
+
+    def item_fuser(self) -> FusionRanker: ...

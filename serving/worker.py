@@ -5,16 +5,18 @@ Per micro-batch (``getmany``, at most ``max_batch`` triggers):
 1. coalesce triggers of the same shopper (keep the newest source event time);
 2. read each shopper's decayed scores, behaviours and location from Redis (closed form, Eq. 3);
 3. recall candidates (co-visitation, content neighbours, trending; ``serving.recall``);
-4. score all shoppers' candidates in one call to the :class:`~serving.scorer.Scorer`
-   (the fusion network micro-batches them on the GPU when present);
+4. score all shoppers' candidates in one :class:`~serving.scorer.RerankRequest` (with the
+   batch's popularity snapshot when a stage reads it) through the
+   :class:`~serving.chain.ScorerChain` (the fusion network micro-batches them on the GPU when
+   present);
 5. publish the Top-5 message of the contract to ``recommendations`` (key = user id) and to
    ``rec:{user}`` in Redis, then commit the consumed offsets (at-least-once: a crash re-sends
    lists, never loses a trigger).
 
 Alongside, when an :class:`~serving.catalog_updates.ItemOnboarder` is given, a second consumer
 follows ``catalog-updates``: new items are encoded in a thread (``asyncio.to_thread``, so the
-refresh path stays responsive) and then added to the content index and the scorer chain on the
-event loop, between two refresh micro-batches (new-item cold start without a restart).
+refresh path stays responsive) and then added to the content index and the chain's stages on
+the event loop, between two refresh micro-batches (new-item cold start without a restart).
 """
 
 from __future__ import annotations
@@ -43,21 +45,26 @@ from serving.recall import (
     recall_batch,
     seed_items,
 )
-from serving.scorer import ScoredItem, Scorer, ShopperContext
+from serving.scorer import PopularitySnapshot, RerankRequest, ScoredItem, ShopperContext
 from streams.config import Settings
-from streams.errors import classify
 from streams.health import HealthState, keep_probing
+from streams.retry import retry_until_done
 from streams.security import kafka_client_kwargs
 from streams.store import ScoreStore
 from streams.transport import fetch_wait_ms
 
 if TYPE_CHECKING:
     from serving.catalog_updates import ItemOnboarder
+    from serving.chain import ScorerChain
 
 log = logging.getLogger(__name__)
 
 TOP_K = 5
 REC_KEY_PREFIX = "rec:"
+#: what makes a micro-batch wait and retry instead of being skipped: Redis or Kafka unreachable
+UNAVAILABLE = (RedisError, KafkaError, OSError)
+#: refresh triggers per micro-batch at most (``stylestream rerank --max-batch``)
+MAX_BATCH = 256
 
 
 @dataclass
@@ -105,12 +112,11 @@ def recommendation_message(user_id: str, items: list[ScoredItem], model_version:
 class RerankWorker:
     """Recall → score → publish, for micro-batches of refresh triggers."""
 
-    def __init__(self, settings: Settings, store: ScoreStore, scorer: Scorer,
+    def __init__(self, settings: Settings, store: ScoreStore, scorer: ScorerChain,
                  content_index: ContentIndex | None = None,
                  recall_config: RecallConfig | None = None,
-                 max_batch: int = 64,
+                 max_batch: int = MAX_BATCH,
                  clock: Callable[[], float] = time.time,
-                 popularity_sink: Callable[[Mapping[str, float]], None] | None = None,
                  onboarder: ItemOnboarder | None = None,
                  item_facts: Mapping[str, ItemFacts] | None = None,
                  diversity: DiversityConfig | None = None,
@@ -123,7 +129,6 @@ class RerankWorker:
         self.max_batch = max_batch
         self.rec_ttl_seconds = settings.rec_ttl_seconds
         self.clock = clock
-        self.popularity_sink = popularity_sink
         self.onboarder = onboarder
         self.item_facts = item_facts or {}
         self.diversity = diversity or DiversityConfig()
@@ -160,24 +165,25 @@ class RerankWorker:
                                             self.recall_config)
         for cands in candidates:
             metrics.CANDIDATES.observe(len(cands))
-        if self.popularity_sink is not None and getattr(self.scorer, "reads_popularity", True):
-            popularity = await self.store.popularity_of(popularity_items(shoppers, candidates),
-                                                        at)
-            popularity.update(dict(trending))
-            self.popularity_sink(popularity)
-        maybe_reload = getattr(self.scorer, "maybe_reload", None)
-        if callable(maybe_reload) and maybe_reload():
+        popularity = PopularitySnapshot()
+        if self.scorer.reads_popularity:
+            popularity = PopularitySnapshot.of(
+                await self.store.popularity_of(popularity_items(shoppers, candidates), at),
+                trending)
+        if self.scorer.maybe_reload():
             metrics.MODEL_VERSION.clear()  # the dashboard shows the version now in use
             metrics.MODEL_VERSION.labels(self.scorer.version).set(1)
         started = time.perf_counter()
-        scored = self.scorer.score(shoppers, candidates)
+        scored = self.scorer.score(RerankRequest(shoppers, candidates, at, popularity))
         metrics.SCORE_LATENCY.observe(time.perf_counter() - started)
         generated_at = self.clock()
+        # calibrated scores (the final ranker's chances of a hit): per-shopper repeat/explore
+        calibrated = self.scorer.calibrated
         messages = []
         for trig, shopper, shopper_excluded, items in zip(triggers, shoppers, excluded, scored,
                                                           strict=True):
             ranked = final_list(items, shopper_excluded, TOP_K, self.item_facts, self.diversity,
-                                set(shopper.scores))
+                                set(shopper.scores), calibrated)
             messages.append(recommendation_message(trig.user_id, ranked, self.scorer.version,
                                                    trig.source_event_time, generated_at))
         return messages
@@ -238,26 +244,23 @@ class RerankWorker:
                                 stop: asyncio.Event) -> list[dict]:
         """:meth:`handle`, retried with backoff while Redis or Kafka are unreachable; a batch
         that fails for any other reason is logged and counted, and the worker goes on."""
-        delay = 0.1
-        while True:
-            try:
-                return await self.handle(raw_values)
-            except (RedisError, KafkaError, OSError) as exc:
-                if stop.is_set():
-                    raise
-                self._note_failure(exc)
-                log.warning("services unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 5.0)
-            except Exception:
-                log.exception("rerank of a micro-batch failed; its triggers are skipped")
-                metrics.FAILED_BATCHES.inc()
-                return []
+        def unavailable(exc: BaseException, delay: float) -> None:
+            self._note_failure(exc)
+            log.warning("services unavailable (%s); retrying in %.1fs", exc, delay)
+
+        try:
+            return await retry_until_done(lambda: self.handle(raw_values),
+                                          UNAVAILABLE, unavailable, stop)
+        except UNAVAILABLE:
+            raise  # only while stopping
+        except Exception:
+            log.exception("rerank of a micro-batch failed; its triggers are skipped")
+            metrics.FAILED_BATCHES.inc()
+            return []
 
     def _note_failure(self, exc: BaseException) -> None:
-        failure = classify(exc, self.settings.kafka_bootstrap, self.settings.redis)
-        if self.health is not None and failure is not None:
-            self.health.record_failure(failure)
+        if self.health is not None:
+            self.health.record_exception(exc, self.settings)
 
     async def _start_with_retry(self, client: AIOKafkaConsumer | AIOKafkaProducer, what: str,
                                 stop: asyncio.Event) -> bool:
@@ -282,22 +285,18 @@ class RerankWorker:
     async def _commit_with_retry(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Commit consumed offsets, retrying while Kafka is unreachable. A commit refused
         after a rebalance is given up: the new owner re-sends those lists (at-least-once)."""
-        delay = 0.1
-        while True:
+        async def commit() -> None:
             try:
                 await consumer.commit()
-                return
             except CommitFailedError as exc:
                 log.warning("offset commit refused after a rebalance (%s); the triggers will "
                             "be handled again", exc)
-                return
-            except KafkaError as exc:
-                if stop.is_set():
-                    raise
-                self._note_failure(exc)
-                log.warning("offset commit failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 5.0)
+
+        def failed(exc: BaseException, delay: float) -> None:
+            self._note_failure(exc)
+            log.warning("offset commit failed (%s); retrying in %.1fs", exc, delay)
+
+        await retry_until_done(commit, (KafkaError,), failed, stop)
 
     async def onboard(self, records: list[tuple[bytes | None, bytes | None]]) -> int:
         """Onboard a micro-batch of ``catalog-updates`` (key, value) records; returns how many
@@ -309,7 +308,7 @@ class RerankWorker:
             return 0
         try:
             prepared = await asyncio.to_thread(self.onboarder.prepare, items, self.scorer)
-            self.scorer = self.onboarder.apply(prepared, self.scorer)
+            self.onboarder.apply(prepared)
         except Exception:
             log.exception("onboarding %d new catalog items failed; they are skipped",
                           len(items))

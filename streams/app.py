@@ -22,9 +22,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
@@ -32,15 +33,14 @@ from aiokafka.errors import KafkaError
 from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
-from streams.errors import classify
 from streams.health import HealthState, keep_probing
 from streams.redact import install_log_redaction, redact
 from streams.redis_client import UNAVAILABLE_ERRORS
+from streams.retry import retry_until_done
 from streams.security import kafka_client_kwargs
 from streams.store import PENDING_GRACE_SECONDS, BatchResult, ScoreStore
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: The refresh triggers of one batch: user → (newest event time applied, events of the batch).
 Triggers = dict[str, tuple[float, int]]
@@ -55,50 +55,137 @@ def refresh_message(user_id: str, source_event_time: float, events: int) -> byte
                       separators=(",", ":")).encode()
 
 
-async def retry_until_done(call: Callable[[], Awaitable[T]],
-                           errors: tuple[type[BaseException], ...],
-                           on_error: Callable[[BaseException, float], None]) -> T:
-    """``await call()`` until it succeeds; after each failure in ``errors``, ``on_error(exc,
-    delay)`` and a sleep of ``delay`` (0.1 s, doubling up to 5 s). Nothing is dropped: an
-    unreachable service holds the batch (at-least-once)."""
-    delay = 0.1
-    while True:
-        try:
-            return await call()
-        except errors as exc:
-            on_error(exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+@dataclass
+class PreparedBatch:
+    """A taken batch after validation: its events (to acknowledge) and the valid ones."""
+
+    events: Sequence[faust.types.EventT]
+    valid: list[BehaviorEvent]
+    counts: dict[str, int]
 
 
 @dataclass
 class IngestParts:
-    """The ingest app without its agent: the topics, and ``process(batch, send=None)``, which
-    validates a batch (invalid records to the dead-letter topic), applies it to Redis (retried
-    while Redis is unreachable) and sends the refresh triggers with ``send`` (default: all of
-    the batch handed to the producer, one wait; retried while Kafka is unreachable).
-    :func:`create_app` drives it with the batched agent; the ingest benchmark builds its plain
-    one-event agent from the same parts."""
+    """The ingest app without its agent: the topics and the steps of a batch.
+
+    ``prepare(batch)`` validates it (invalid records to the dead-letter topic);
+    ``apply(prepared)`` applies the valid events to Redis (retried while Redis is unreachable)
+    and returns the refresh triggers; ``send(triggers, send=None)`` sends them (default: all of
+    the batch handed to the producer, one wait; retried while Kafka is unreachable);
+    ``process(batch, send=None)`` is the three in a row. :func:`create_app` drives the steps
+    with :func:`run_pipelined`; the ingest benchmark builds its plain one-event agent from
+    ``process``."""
 
     app: faust.App
     events_topic: faust.TopicT
     refresh_topic: faust.TopicT
     process: Callable[..., Awaitable[None]]
+    prepare: Callable[[Sequence[faust.types.EventT]], Awaitable[PreparedBatch]]
+    apply: Callable[[PreparedBatch], Awaitable[Triggers]]
+    send: Callable[..., Awaitable[None]]
 
 
 def create_app(settings: Settings, app_id: str = "stylestream-ingest",
                health: HealthState | None = None) -> faust.App:
     """The ingest app: batches of up to ``settings.batch_max`` events, closed after
-    ``settings.batch_within`` seconds at the latest. ``health`` is kept up to date for
-    ``/readyz``."""
+    ``settings.batch_within`` seconds at the latest, handled by :func:`run_pipelined`.
+    ``health`` is kept up to date for ``/readyz``."""
     parts = build_ingest(settings, app_id, health)
 
     @parts.app.agent(parts.events_topic, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
-            await parts.process(batch)
+        await run_pipelined(parts, take_batches(stream, settings), stream.ack, health)
 
     return parts.app
+
+
+#: Batches handed to Redis and Kafka at once at most: the newest waits for its Redis step
+#: behind the older one's, while the older one's triggers are still being acknowledged.
+PIPELINE_DEPTH = 2
+
+
+async def run_pipelined(parts: IngestParts,
+                        batches: AsyncIterator[Sequence[faust.types.EventT]],
+                        ack: Callable[[faust.types.EventT], Awaitable[bool]],
+                        health: HealthState | None = None) -> None:
+    """Handle ``batches`` with the next one taken and parsed while the previous one is in
+    Redis and Kafka, keeping every guarantee of handling them one after another:
+
+    - Redis applies the batches in the order they were taken (a batch's Redis step starts when
+      the previous one's has ended; if that failed, this one fails too and nothing later runs);
+    - a batch's offsets are acknowledged (``ack``, the stream's) only once its events are in
+      Redis and its refresh triggers acknowledged by Kafka: each message is referenced once
+      more when taken (Faust's reference count), so the acknowledgement that
+      :func:`take_batches` gives when the next batch is asked for is not the last one; the
+      batch's own task gives the last. A crash anywhere before leaves the batch uncommitted,
+      redelivered and deduplicated (at-least-once, exactly-once effect in Redis).
+    - at most :data:`PIPELINE_DEPTH` batches are in flight; an error of one (after its own
+      retries) is raised here, as the one-by-one loop raised it, and the others are cancelled.
+    """
+    in_flight: deque[tuple[asyncio.Task[None], float]] = deque()
+    applied_before: asyncio.Future[None] | None = None
+
+    def mark_busy() -> None:
+        if health is not None:
+            health.busy_since = in_flight[0][1] if in_flight else None
+
+    async def oldest_done() -> None:
+        task, _ = in_flight[0]
+        try:
+            await task
+        finally:
+            in_flight.popleft()
+            mark_busy()
+
+    try:
+        async for batch in batches:
+            for event in batch:
+                event.message.incref()  # released by the batch's own task (see above)
+            prepared = await parts.prepare(batch)
+            while len(in_flight) >= PIPELINE_DEPTH:
+                await oldest_done()
+            applied = asyncio.get_running_loop().create_future()
+            task = asyncio.ensure_future(
+                _finish_in_order(parts, prepared, applied_before, applied, ack))
+            in_flight.append((task, time.monotonic() if health is None else health.clock()))
+            mark_busy()
+            applied_before = applied
+        while in_flight:
+            await oldest_done()
+    finally:
+        for task, _ in in_flight:
+            task.cancel()
+
+
+async def _finish_in_order(parts: IngestParts, prepared: PreparedBatch,
+                           applied_before: asyncio.Future[None] | None,
+                           applied: asyncio.Future[None],
+                           ack: Callable[[faust.types.EventT], Awaitable[bool]]) -> None:
+    """One batch's task in :func:`run_pipelined`: wait for the previous batch's Redis step,
+    apply this one, let the next one go (``applied``), send the triggers, acknowledge."""
+    try:
+        if applied_before is not None:
+            await asyncio.shield(applied_before)
+        triggers = await parts.apply(prepared)
+    except BaseException as exc:
+        if not applied.done():
+            applied.set_exception(exc if isinstance(exc, Exception)
+                                  else RuntimeError("a batch was cancelled before it was applied"))
+            applied.exception()  # retrieved here: the next batch may never look
+        raise
+    applied.set_result(None)
+    await parts.send(triggers)
+    for event in prepared.events:
+        await ack(event)
+
+
+def take_batches(stream: faust.StreamT, settings: Settings,
+                 ) -> AsyncIterator[Sequence[faust.types.EventT]]:
+    """The batches the ingest agent handles: up to ``settings.batch_max`` events, closed after
+    ``settings.batch_within`` seconds at the latest; a batch's events are acknowledged when the
+    next one is asked for (after it was handled). The ingest benchmark's ceiling agent takes
+    its batches here too, so that it measures exactly what the product's agent gets."""
+    return stream.take_events(settings.batch_max, within=settings.batch_within)
 
 
 def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
@@ -119,8 +206,11 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
         # refresh triggers go out in a burst per batch: let the producer pack them
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
-        broker_max_poll_records=2000,
-        stream_buffer_maxsize=8192,
+        # a deep stream buffer and large polls: the consume-only ceiling of this app rose from
+        # ~7-8k to ~10-18k events/s on the shared 2-core box (2,000 / 8,192 before; see
+        # BENCHMARKS.md "Ingest against its ceiling")
+        broker_max_poll_records=8000,
+        stream_buffer_maxsize=32768,
         web_enabled=False,
         store="memory://",
         **kafka_client_kwargs(settings, "faust"),  # SASL / TLS (streams/security.py)
@@ -162,9 +252,8 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
             await keep_probing(health, settings, [topics.events], asyncio.Event())
 
     def note_failure(exc: BaseException) -> None:
-        failure = classify(exc, settings.kafka_bootstrap, settings.redis)
-        if health is not None and failure is not None:
-            health.record_failure(failure)
+        if health is not None:
+            health.record_exception(exc, settings)
 
     @app.timer(interval=PENDING_GRACE_SECONDS)
     async def count_pending() -> None:
@@ -222,15 +311,16 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
         await retry_until_done(lambda: send(triggers), (KafkaError,), kafka_down)
 
     async def process(batch: Sequence[faust.types.EventT], send: Sender | None = None) -> None:
+        """Validate, apply and trigger one batch, one step after the other."""
         if health is not None:
             health.batch_started()
         try:
-            await process_batch(batch, send or send_batched)
+            await send_triggers(await apply(await prepare(batch)), send)
         finally:
             if health is not None:
                 health.batch_done()
 
-    async def process_batch(batch: Sequence[faust.types.EventT], send: Sender) -> None:
+    async def prepare(batch: Sequence[faust.types.EventT]) -> PreparedBatch:
         metrics.BATCH_SIZE.observe(len(batch))
         valid: list[BehaviorEvent] = []
         counts: dict[str, int] = {}
@@ -247,10 +337,15 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
                 continue
             valid.append(parsed)
             counts[parsed.behavior] = counts.get(parsed.behavior, 0) + 1
+        return PreparedBatch(batch, valid, counts)
+
+    async def apply(prepared: PreparedBatch) -> Triggers:
+        """Apply the valid events to Redis; the triggers: user → (newest event time, events)."""
+        valid = prepared.valid
         if not valid:
-            return
+            return {}
         result = await apply_with_retry(valid)
-        for behavior, n in counts.items():
+        for behavior, n in prepared.counts.items():
             metrics.EVENTS.labels(behavior).inc(n)
         metrics.DUPLICATES.inc(result.duplicates)
         per_user: dict[str, int] = {}
@@ -259,16 +354,20 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
             per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
             newest_by_user[e.user_id] = max(e.timestamp,
                                             newest_by_user.get(e.user_id, e.timestamp))
-        await send_refreshes({user: (newest, per_user[user])
-                              for user, newest in newest_by_user.items()}, send)
-        metrics.REFRESHES.inc(len(newest_by_user))
+        return {user: (newest, per_user[user]) for user, newest in newest_by_user.items()}
+
+    async def send_triggers(triggers: Triggers, send: Sender | None = None) -> None:
+        if triggers:
+            await send_refreshes(triggers, send or send_batched)
+            metrics.REFRESHES.inc(len(triggers))
 
     @app.on_after_configured.connect
     def _configured(app: faust.App, **_: Any) -> None:
         log.info("ingest app configured: %s -> %s", settings.kafka_bootstrap,
                  redact(settings.redis))
 
-    return IngestParts(app, events_topic, refresh_topic, process)
+    return IngestParts(app, events_topic, refresh_topic, process, prepare, apply,
+                       send_triggers)
 
 
 def run_worker(app: faust.App, loglevel: str = "warning") -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -170,6 +170,9 @@ class Settings:
     service_timeout: float = 5.0
     #: address the workers' metrics/health server binds (STYLESTREAM_METRICS_HOST)
     metrics_host: str = "127.0.0.1"
+    #: longest a consumer fetch waits for data, ms (STYLESTREAM_FETCH_WAIT_MS): Tansu answers a
+    #: fetch only when this wait expires, so it is a floor on every hop's latency
+    fetch_wait_ms: int = 10
     decay: DecaySettings = field(default_factory=DecaySettings)
     limits: InputLimits = field(default_factory=InputLimits)
     topics: Topics = field(default_factory=Topics)
@@ -184,6 +187,11 @@ class Settings:
     max_per_category: int = 2
     duplicate_cosine: float = 0.97
     max_repeats: int | None = None
+    #: w of the final list's repeat/explore composition (serving/explore.py): a new-to-shopper
+    #: hit counts 1 + w times a repeat's (STYLESTREAM_EXPLORE_WEIGHT; 0 = order by chance of a
+    #: hit; used with the final ranker, whose scores are calibrated; 0.25 is the Taobao category
+    #: replay's choice on its validation cut)
+    explore_weight: float = 0.25
     #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``)
     batch_max: int = 1000
     batch_within: float = 0.02
@@ -236,6 +244,17 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
     return _env_value(env, name, default, int, "an integer")
 
 
+def fetch_wait_ms_from_env(env: Mapping[str, str] | None = None) -> int:
+    """The validated ``STYLESTREAM_FETCH_WAIT_MS`` (default :attr:`Settings.fetch_wait_ms`);
+    readable on its own by the Kafka clients that are built without a :class:`Settings`."""
+    env = os.environ if env is None else env
+    wait = _env_int(dict(env), "STYLESTREAM_FETCH_WAIT_MS", Settings.fetch_wait_ms)
+    if not 1 <= wait <= 10_000:
+        raise ConfigError(f"STYLESTREAM_FETCH_WAIT_MS={wait!r}: expected milliseconds in "
+                          "[1, 10000]")
+    return wait
+
+
 def parse_weights(raw: str) -> dict[str, float]:
     """Weights from JSON (``{"view":1,...}``) or ``view=1,favorite=3,cart=5,purchase=10``."""
     raw = raw.strip()
@@ -259,20 +278,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     weights = dict(DEFAULT_WEIGHTS)
     if env.get("STYLESTREAM_WEIGHTS"):
         weights.update(parse_weights(env["STYLESTREAM_WEIGHTS"]))
-    defaults = DecaySettings()
     try:
-        decay = DecaySettings(
-            weights=weights,
-            decay_per_day=_env_float(env, "STYLESTREAM_DECAY_PER_DAY", defaults.decay_per_day),
-            rebase_bound=_env_float(env, "STYLESTREAM_REBASE_BOUND", defaults.rebase_bound),
-            max_items_per_user=_env_int(env, "STYLESTREAM_MAX_ITEMS_PER_USER",
-                                        defaults.max_items_per_user),
-            ttl_seconds=_env_int(env, "STYLESTREAM_TTL_SECONDS", defaults.ttl_seconds),
-            dedupe_ttl_seconds=_env_int(env, "STYLESTREAM_DEDUPE_WINDOW_SECONDS",
-                                        defaults.dedupe_ttl_seconds),
-            dedupe_max_ids=_env_int(env, "STYLESTREAM_DEDUPE_MAX_IDS", defaults.dedupe_max_ids),
-            global_shards=_env_int(env, "STYLESTREAM_GLOBAL_SHARDS", defaults.global_shards),
-        )
+        decay = DecaySettings(weights=weights,
+                              **_env_fields(env, DecaySettings(), DECAY_VARIABLES))
     except ValidationError as exc:
         first = exc.errors()[0]
         name = '.'.join(map(str, first['loc']))
@@ -286,6 +294,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if not 0 < service_timeout <= 600:
         raise ConfigError(f"STYLESTREAM_SERVICE_TIMEOUT={service_timeout!r}: expected seconds "
                           "in (0, 600]")
+    fetch_wait_ms = fetch_wait_ms_from_env(env)
     metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or Settings.metrics_host).strip()
     if not metrics_host or any(c.isspace() or c == "/" for c in metrics_host):
         raise ConfigError(f"STYLESTREAM_METRICS_HOST={metrics_host!r}: expected an address to "
@@ -313,11 +322,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                    else _env_int(env, "STYLESTREAM_MAX_REPEATS", 0))
     if max_repeats is not None and max_repeats < 0:
         raise ConfigError("STYLESTREAM_MAX_REPEATS must be >= 0")
+    explore_weight = _env_float(env, "STYLESTREAM_EXPLORE_WEIGHT", Settings.explore_weight)
+    if not 0.0 <= explore_weight < float("inf"):
+        raise ConfigError("STYLESTREAM_EXPLORE_WEIGHT must be a finite number >= 0")
     return Settings(
         exclude_behaviors=exclude,
         max_per_category=max_per_category,
         duplicate_cosine=duplicate_cosine,
         max_repeats=max_repeats,
+        explore_weight=explore_weight,
         kafka_url=env.get("STYLESTREAM_KAFKA") or None,
         redis_url=redis_url,
         home=env.get("STYLESTREAM_HOME") or Settings.home,
@@ -325,6 +338,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_format=log_format_from_env(env),
         service_timeout=service_timeout,
         metrics_host=metrics_host,
+        fetch_wait_ms=fetch_wait_ms,
         decay=decay,
         limits=limits,
         kafka_security=kafka_security_from_env(env),
@@ -428,15 +442,21 @@ LIMIT_VARIABLES: dict[str, str] = {
 }
 
 
-def _input_limits(env: dict[str, str]) -> InputLimits:
-    defaults = InputLimits()
-    values: dict[str, float] = {}
-    for name, variable in LIMIT_VARIABLES.items():
+def _env_fields(env: dict[str, str], defaults: BaseModel,
+                variables: dict[str, str]) -> dict[str, Any]:
+    """Each field of ``variables`` read from its variable (an integer or a number, as its
+    default), the default where unset."""
+    values: dict[str, Any] = {}
+    for name, variable in variables.items():
         default = getattr(defaults, name)
         reader = _env_int if isinstance(default, int) else _env_float
         values[name] = reader(env, variable, default)
+    return values
+
+
+def _input_limits(env: dict[str, str]) -> InputLimits:
     try:
-        return InputLimits(**values)
+        return InputLimits(**_env_fields(env, InputLimits(), LIMIT_VARIABLES))
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"{LIMIT_VARIABLES[str(first['loc'][0])]}: {first['msg']}") from exc

@@ -28,7 +28,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import make_wsgi_app
 
 from streams.config import ConfigError, Settings
-from streams.errors import ServiceFailure
+from streams.errors import ServiceFailure, classify
 from streams.probes import probe_services
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,13 @@ class HealthState:
     def record_failure(self, failure: ServiceFailure) -> None:
         """A failure seen by the worker itself (between probes)."""
         self._set(failure.service.lower(), failure.line())
+
+    def record_exception(self, exc: BaseException, settings: Settings) -> None:
+        """:meth:`record_failure` of ``exc`` when it is a Kafka or Redis failure
+        (:func:`streams.errors.classify`); anything else is not the services' state."""
+        failure = classify(exc, settings.kafka_bootstrap, settings.redis)
+        if failure is not None:
+            self.record_failure(failure)
 
     def _set(self, name: str, failure: str | None) -> None:
         """Record one service's state; log a line when it changes (not once per probe)."""

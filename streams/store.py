@@ -443,9 +443,6 @@ class ScoreStore:
             })
         return profiles
 
-    async def user_profile(self, user_id: str, at: float, n: int = 50) -> dict:
-        return (await self.user_profiles([user_id], at, n))[0]
-
     async def _global_refs(self) -> list[float | None]:
         """Each global shard's reference time (``None`` for a shard never written)."""
         async with self.redis.pipeline(transaction=False) as pipe:

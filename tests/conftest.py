@@ -39,6 +39,27 @@ def module_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
         yield svc
 
 
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def any_redis(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
+    """One Redis per mode for the module: a single server, then a real 3-master Redis Cluster
+    (same ``redis-server`` binary, cluster mode); tests using it run once in each mode."""
+    from scripts.embedded_cluster import start_services_with_cluster
+
+    start = start_services if request.param == "single" else start_services_with_cluster
+    with start(partitions=1, workdir=str(tmp_path_factory.mktemp("redis"))) as svc:
+        yield svc
+
+
+@pytest.fixture
+def empty_redis(any_redis: EmbeddedServices) -> EmbeddedServices:
+    """:func:`any_redis`, emptied and with no scripts loaded (each test starts clean)."""
+    from tests.streaming_helpers import flush_redis
+
+    flush_redis(any_redis.redis_url)
+    return any_redis
+
+
 @pytest.fixture(autouse=True)
 def _forget_registered_secrets() -> Iterator[None]:
     """Each test starts with no registered secret: a test that loads settings with a one-letter

@@ -25,3 +25,28 @@ def toy_problem(n_items: int = 40, n_users: int = 24, seed: int = 0,
                         for k in range(n_items) if style[k] == u % 2}
               for u in range(n_users)}
     return matrix, features
+
+
+def run_bench_rerank(*options: str) -> int:
+    """``stylestream bench rerank`` through its own argument parser; its exit code."""
+    import argparse
+
+    from scripts import bench_rerank
+
+    parser = argparse.ArgumentParser()
+    bench_rerank.register(parser.add_subparsers())
+    args = parser.parse_args(["rerank", *options])
+    return args.func(args)
+
+
+#: the bench at a size that runs in well under a second on a CPU (add --items, --candidates)
+TINY_BENCH = ("--shoppers", "3", "--history", "4", "--seconds", "0.01", "--device", "cpu")
+
+
+def tiny_extract(batch_size: int):
+    """The smallest real extractor setting (pretrained EfficientNet-Lite0 on 64-pixel images):
+    what the feature-store and onboarding tests encode with."""
+    from models.feature_store import ExtractConfig
+
+    return ExtractConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=64,
+                         batch_size=batch_size)

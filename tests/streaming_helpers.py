@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from scripts.embedded import EmbeddedServices, stop_processes
+from scripts.embedded import EmbeddedServices, stop_processes, wait_for_port
 from streams.config import load_settings
+from streams.redis_client import sync_client
 from streams.security import kafka_client_kwargs
 
 
@@ -29,6 +30,28 @@ def running(services: EmbeddedServices, *commands: list[str],
         yield procs
     finally:
         stop_processes(*procs)
+
+
+@contextlib.contextmanager
+def listening(argv: list[str], port: int, name: str, timeout: float, stop_timeout: float = 5.0,
+              **popen: object) -> Iterator[subprocess.Popen]:
+    """``argv`` as a process, yielded once it accepts connections on loopback ``port``
+    (stdout/stderr discarded unless ``popen`` says otherwise); stopped on exit."""
+    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    proc = subprocess.Popen(argv, **popen)  # type: ignore[call-overload]
+    try:
+        wait_for_port("127.0.0.1", port, timeout, proc, name)
+        yield proc
+    finally:
+        stop_processes(proc, timeout=stop_timeout)
+
+
+def flush_redis(url: str) -> None:
+    """Empty a Redis (every node of a cluster) and forget its loaded scripts."""
+    client = sync_client(url)
+    client.flushall()
+    client.script_flush()
+    client.close()
 
 
 def client_kwargs(services: EmbeddedServices) -> dict:

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from models.catalog import CatalogItem
 from models.demo_catalog import generate_demo_catalog
-from models.feature_store import ExtractConfig, FeatureStore, build_store
+from models.feature_store import FeatureStore, build_store
 from models.fusion import FusionConfig, FusionRanker, save_checkpoint
 from scripts.embedded import EmbeddedServices
 from serving.catalog_updates import (
@@ -29,19 +29,20 @@ from serving.catalog_updates import (
     parse_catalog_update,
     read_updates,
 )
+from serving.chain import ScorerChain
 from serving.fusion_scorer import FusionScorer
 from serving.pipeline import ServingOptions, build_worker
 from serving.recall import recall_candidates
 from serving.rule_scorer import RuleScorer
-from serving.scorer import Candidate, ShopperContext
+from serving.scorer import Candidate, RerankRequest, ShopperContext
 from serving.worker import RerankWorker, Trigger
 from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
 from streams.store import ScoreStore
+from tests.fusion_toy import tiny_extract
 
 torch.set_num_threads(1)
-CONFIG = ExtractConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=64,
-                       batch_size=8)
+CONFIG = tiny_extract(batch_size=8)
 
 
 def _outcome(outcome: str) -> float:
@@ -98,25 +99,32 @@ def test_read_updates_counts_invalid_and_keeps_the_last_record_per_item() -> Non
 
 # ---- onboarding without Kafka ----------------------------------------------------------------
 def test_onboarder_reproduces_the_store_encoding_and_extends_the_rule_stage(demo) -> None:
+    """Catches new items encoded unlike the store's (other encoders or fusion network), and
+    a rule stage that does not learn the new item's catalog entry or visual vector."""
     catalog, items, store_path = demo
     store = FeatureStore.load(store_path)
     assert extract_config(store.meta) == replace(CONFIG, text_model=store.meta["text_model"])
-    rules = RuleScorer({i.item_id: i for i in items[:5]},
-                       dict(zip(store.ids, store.visual, strict=True)))
-    onboarder = ItemOnboarder(store, catalog)
     existing = items[7]
+    rules = RuleScorer({i.item_id: i for i in [*items[:5], existing]},
+                       dict(zip(store.ids, store.visual, strict=True)))
+    chain = ScorerChain.of(rules)
+    onboarder = ItemOnboarder(store, catalog)
     # re-encoding an item the store holds gives its stored fused vector: same encoders and
     # the same seeded fusion network as build_store
-    prepared = onboarder.prepare([existing], rules)
+    prepared = onboarder.prepare([existing], chain)
     assert prepared.fused is not None
     np.testing.assert_allclose(prepared.fused[0], store.fused[store.rows[existing.item_id]],
                                atol=1e-4)
     # a new item with an absolute image path and no catalog entry yet
     new = replace(existing, item_id="N-1", image=str(catalog / existing.image))
-    scorer = onboarder.onboard([new], rules)
-    assert isinstance(scorer, RuleScorer) and scorer is not rules
-    assert "N-1" in scorer.catalog and len(scorer.catalog) == 6
+    onboarder.onboard([new], chain)
+    assert chain.stages == (rules,)  # the stage took the item; nothing was swapped in
+    assert "N-1" in rules.catalog and len(rules.catalog) == 7
     assert store.neighbours([existing.item_id], 1)[existing.item_id][0][0] == "N-1"
+    # same picture: the rule stage sees the new item as the existing one's visual twin
+    shopper = ShopperContext("u", 0.0, scores={existing.item_id: 1.0})
+    (terms,) = rules.terms(shopper, ["N-1"], {})
+    assert terms.anchor == existing.item_id and terms.visual == pytest.approx(1.0, abs=1e-4)
 
 
 def test_a_store_refused_by_the_serving_checkpoint_is_extended_with_it(demo, tmp_path) -> None:
@@ -132,20 +140,23 @@ def test_a_store_refused_by_the_serving_checkpoint_is_extended_with_it(demo, tmp
     existing = items[2]
     new = replace(existing, item_id="N-4", image=str(catalog / existing.image))
     # without the checkpoint the store cannot be extended consistently: rule catalog only
-    alone = ItemOnboarder(store, catalog).onboard([new], RuleScorer(catalog_items))
+    alone = RuleScorer(catalog_items)
+    ItemOnboarder(store, catalog).onboard([new], ScorerChain.of(alone))
     assert "N-4" in alone.catalog and "N-4" not in store.rows
     onboarder = ItemOnboarder(store, catalog)
     rules = RuleScorer(catalog_items, base=fusion)
-    prepared = onboarder.prepare([existing], rules)
+    chain = ScorerChain((fusion, rules))
+    prepared = onboarder.prepare([existing], chain)
     assert prepared.fused is not None
     np.testing.assert_allclose(prepared.fused[0], store.fused[store.rows[existing.item_id]],
                                atol=1e-4)
-    scorer = onboarder.onboard([new], rules)
-    assert isinstance(scorer, RuleScorer) and scorer.base is fusion and "N-4" in fusion.state.rows
+    onboarder.onboard([new], chain)
+    assert chain.stages == (fusion, rules) and rules.base is fusion
+    assert "N-4" in fusion.state.rows and "N-4" in rules.catalog
     assert store.neighbours([existing.item_id], 1)[existing.item_id][0][0] == "N-4"
     shopper = ShopperContext("u", time.time(), scores={existing.item_id: 5.0},
                              behaviors={existing.item_id: "cart"})
-    (scored,) = fusion.score([shopper], [[Candidate("N-4")]])
+    (scored,) = fusion.score(RerankRequest([shopper], [[Candidate("N-4")]], shopper.now))
     assert scored[0].reasons != ["no item features yet"]
     assert scored[0].reasons[0].endswith(f"{existing.item_id} you carted")
 
@@ -154,13 +165,13 @@ def test_without_a_feature_store_items_still_join_the_rule_catalog(demo) -> None
     _, items, _ = demo
     rules = RuleScorer({i.item_id: i for i in items})
     new = CatalogItem("N-2", "Black Cap", "Caps", "Headwear", image=None)
-    scorer = ItemOnboarder(None).onboard([new], rules)
-    assert isinstance(scorer, RuleScorer) and scorer.catalog["N-2"].title == "Black Cap"
+    ItemOnboarder(None).onboard([new], ScorerChain.of(rules))
+    assert rules.catalog["N-2"].title == "Black Cap"
 
 
 def test_onboarding_under_a_final_ranker_keeps_the_ranker(demo, tmp_path) -> None:
-    """Catches onboarding that drops the final ranker from the chain (the rebuilt rule stage
-    returned in place of the whole chain) or that cannot find the rule stage under it."""
+    """Catches onboarding that drops or replaces a stage of the built chain, or that cannot
+    reach the rule stage under a final ranker."""
     from models.next_event import NextEventRanker, RankerConfig, save_ranker
     from serving.next_event_scorer import NextEventScorer
     from serving.pair_features import FEATURES
@@ -168,11 +179,13 @@ def test_onboarding_under_a_final_ranker_keeps_the_ranker(demo, tmp_path) -> Non
     _, items, _ = demo
     path = save_ranker(tmp_path / "ranker.pt", NextEventRanker(RankerConfig(len(FEATURES))),
                        version="r", feature_names=FEATURES)
-    chain = NextEventScorer(path, RuleScorer({i.item_id: i for i in items}), dict)
+    rules = RuleScorer({i.item_id: i for i in items})
+    ranker = NextEventScorer(path, rules)
+    chain = ScorerChain((rules, ranker))
     new = CatalogItem("N-5", "Red Cap", "Caps", "Headwear", image=None)
-    scorer = ItemOnboarder(None).onboard([new], chain)
-    assert scorer is chain and isinstance(chain.base, RuleScorer)
-    assert chain.base.catalog["N-5"].title == "Red Cap"
+    ItemOnboarder(None).onboard([new], chain)
+    assert chain.stages == (rules, ranker) and ranker.base is rules
+    assert rules.catalog["N-5"].title == "Red Cap"
 
 
 def test_a_failing_batch_is_counted_and_the_worker_keeps_its_scorer(demo, tmp_path) -> None:
@@ -180,11 +193,12 @@ def test_a_failing_batch_is_counted_and_the_worker_keeps_its_scorer(demo, tmp_pa
     store = FeatureStore.load(store_path)
     store.meta["text_model"] = str(tmp_path / "moved-away")  # the encoders cannot load
     rules = RuleScorer({i.item_id: i for i in items})
+    chain = ScorerChain.of(rules)
     new = replace(items[0], item_id="N-3")
 
     async def onboard() -> tuple[int, RerankWorker]:
         redis = ScoreStore.from_url("redis://127.0.0.1:9/0", DecaySettings())  # never used
-        worker = RerankWorker(Settings(), redis, rules, content_index=store,
+        worker = RerankWorker(Settings(), redis, chain, content_index=store,
                               onboarder=ItemOnboarder(store, catalog))
         try:
             return await worker.onboard([(b"N-3", _record(new))]), worker
@@ -193,7 +207,7 @@ def test_a_failing_batch_is_counted_and_the_worker_keeps_its_scorer(demo, tmp_pa
 
     failed = _outcome("failed")
     applied, worker = asyncio.run(onboard())
-    assert applied == 0 and worker.scorer is rules
+    assert applied == 0 and worker.scorer is chain and "N-3" not in rules.catalog
     assert _outcome("failed") - failed == 1 and "N-3" not in store.rows
 
 
@@ -248,7 +262,8 @@ def test_worker_onboards_a_new_item_and_recommends_it(demo, services: EmbeddedSe
     assert store.neighbours([lookalike.item_id], 1)[lookalike.item_id][0][0] == "NEW-1"
     recalled = {c.item_id: c for c in candidates}
     assert "content" in recalled["NEW-1"].sources
-    assert isinstance(worker.scorer, RuleScorer) and "NEW-1" in worker.scorer.catalog
+    rules = worker.scorer.top
+    assert isinstance(rules, RuleScorer) and "NEW-1" in rules.catalog
     (message,) = [m for m in published if m["user_id"] == "fan"]
     top = [it["item_id"] for it in message["items"]]
     assert top[0] == "NEW-1", message

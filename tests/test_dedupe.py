@@ -11,15 +11,12 @@ import asyncio
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterator
 
-import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scripts.embedded import EmbeddedServices, start_services
-from scripts.embedded_cluster import start_services_with_cluster
+from scripts.embedded import EmbeddedServices
 from streams.config import DEFAULT_WEIGHTS, DecaySettings
 from streams.contract import BehaviorEvent
 from streams.decay import DecayedScores, brute_force_score
@@ -217,23 +214,8 @@ def test_seen_ids_are_forgotten_by_arrival_time_and_count(services: EmbeddedServ
     assert seen == ["c0", "c1", "c2"]
 
 
-@pytest.fixture(scope="module", params=["single", "cluster"])
-def any_redis(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
-    """A single Redis, then a 3-master Redis Cluster (the global counters span its nodes)."""
-    start = start_services if request.param == "single" else start_services_with_cluster
-    with start(partitions=1, workdir=str(tmp_path_factory.mktemp("redis"))) as svc:
-        yield svc
-
-
-@pytest.fixture
-def global_services(any_redis: EmbeddedServices) -> EmbeddedServices:
-    sync_client(any_redis.redis_url).flushall()
-    return any_redis
-
-
 def test_global_counters_survive_a_death_between_the_two_scripts(
-        global_services: EmbeddedServices) -> None:
+        empty_redis: EmbeddedServices) -> None:
     """A worker that dies after the user script (its global increments only pending) or after
     the global script (its entry counted but not yet deleted), then the batch redelivered and
     also counted twice concurrently: popularity and co-visitation equal a run without faults.
@@ -246,7 +228,7 @@ def test_global_counters_survive_a_death_between_the_two_scripts(
     batches = [events[k:k + 100] for k in range(0, len(events), 100)]
     at = T0 + 21 * DAY
     now = T0 + 20 * DAY
-    services = global_services
+    services = empty_redis
     client = sync_client(services.redis_url, decode_responses=True)
 
     async def reference_run() -> tuple[dict, dict]:
@@ -299,7 +281,7 @@ def test_global_counters_survive_a_death_between_the_two_scripts(
 
 
 def test_pending_entries_on_untouched_shards_are_drained(
-        global_services: EmbeddedServices) -> None:
+        empty_redis: EmbeddedServices) -> None:
     """A worker dies after the user script and its events are never seen again: the ingest
     worker's timer (drain_pending) counts the entries once they pass the grace period, and a
     second drain counts nothing. Catches counters that stay short until the same shards happen
@@ -311,7 +293,7 @@ def test_pending_entries_on_untouched_shards_are_drained(
               for k in range(300)]
     at = T0 + 6 * DAY
     now = T0 + 5 * DAY
-    services = global_services
+    services = empty_redis
 
     async def run() -> tuple[int, int, int, dict]:
         store = ScoreStore.from_url(services.redis_url, decay)
@@ -330,13 +312,13 @@ def test_pending_entries_on_untouched_shards_are_drained(
     assert_close(popularity, brute_force_popularity(events, at, decay))
 
 
-def test_the_applied_set_forgets_deleted_entries(global_services: EmbeddedServices) -> None:
+def test_the_applied_set_forgets_deleted_entries(empty_redis: EmbeddedServices) -> None:
     """In steady operation the global script's applied-id set holds only the entries whose
     deletion is not yet old enough (here: the last batch's), not one id per batch and shard
     for a week. Catches an applied set that grows with traffic."""
     decay = DecaySettings()
     rng = random.Random(2)
-    services = global_services
+    services = empty_redis
     client = sync_client(services.redis_url)
 
     async def run() -> tuple[int, int]:

@@ -122,3 +122,14 @@ def test_evaluate_trend_study_from_the_command_line(tmp_path: Path, root: str) -
     assert "| Colour histogram |" in (out / "README.md").read_text()
     assert main(["evaluate", "--study", "trend", "--backbones", "alexnet", "--out",
                  str(tmp_path), "--data", root]) == 2
+
+
+def test_tables_name_the_commit_they_were_made_at() -> None:
+    """Catches the provenance line going blind: every table states the commit it was produced at,
+    found from the package's own checkout (it read ``unknown`` after the package moved up a
+    level and looked one folder too high)."""
+    import re
+
+    from evaluation.report import git_commit
+
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", git_commit())

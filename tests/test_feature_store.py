@@ -12,15 +12,14 @@ from PIL import Image, ImageDraw
 from models.catalog import CatalogItem, save_catalog
 from models.feature_store import (
     Encoders,
-    ExtractConfig,
     FeatureStore,
     build_store,
     encode_items,
 )
+from tests.fusion_toy import tiny_extract
 
 torch.set_num_threads(1)
-CONFIG = ExtractConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=64,
-                       batch_size=3)
+CONFIG = tiny_extract(batch_size=3)
 
 
 def _catalog(directory) -> list[CatalogItem]:

@@ -7,7 +7,6 @@ scores must agree within 3e-2 × (1 + max |score|).
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -15,6 +14,7 @@ import torch
 
 from models.fusion import FusionConfig, FusionRanker
 from serving.fused_rerank import FusedRerank, Shape, pick_dtype
+from tests.fusion_toy import TINY_BENCH, run_bench_rerank
 
 torch.set_num_threads(1)
 N_ITEMS = 30
@@ -147,13 +147,8 @@ def test_refresh_serves_a_new_model_in_place_or_refuses() -> None:
 def test_bench_cuda_without_a_gpu_is_one_clear_line(monkeypatch, capsys, tmp_path) -> None:
     """Catches `bench rerank --device cuda` crashing with a traceback where no CUDA device is
     visible (the availability check is forced off so this holds on GPU machines too)."""
-    from scripts import bench_rerank
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    parser = argparse.ArgumentParser()
-    bench_rerank.register(parser.add_subparsers())
-    args = parser.parse_args(["rerank", "--device", "cuda", "--out", str(tmp_path / "x.json")])
-    assert args.func(args) == 2
+    assert run_bench_rerank("--device", "cuda", "--out", str(tmp_path / "x.json")) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--device cuda" in err and "use --device cpu" in err
     assert not (tmp_path / "x.json").exists()
@@ -162,15 +157,9 @@ def test_bench_cuda_without_a_gpu_is_one_clear_line(monkeypatch, capsys, tmp_pat
 def test_bench_reports_fused_beside_naive(tmp_path, capsys) -> None:
     """Catches the bench losing the fused row, its ratio to the eager naive path, or its
     correctness check at a tiny size (no extraction)."""
-    from scripts import bench_rerank
-
-    parser = argparse.ArgumentParser()
-    bench_rerank.register(parser.add_subparsers())
     out = tmp_path / "rerank.json"
-    args = parser.parse_args(["rerank", "--items", "40", "--shoppers", "3", "--candidates", "9",
-                              "--history", "4", "--seconds", "0.01", "--images", "0",
-                              "--texts", "0", "--device", "cpu", "--out", str(out)])
-    assert args.func(args) == 0
+    assert run_bench_rerank(*TINY_BENCH, "--items", "40", "--candidates", "9", "--images", "0",
+                            "--texts", "0", "--out", str(out)) == 0
     rows = {row["path"]: row for row in json.loads(out.read_text())["rerank"]}
     fast = rows["fused"]
     assert fast["dtype"] == "float32" and fast["compiled"] is False

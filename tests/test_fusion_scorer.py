@@ -10,7 +10,7 @@ import torch
 
 from models.fusion import FusionConfig, FusionRanker, ItemFeatures, save_checkpoint
 from serving.fusion_scorer import FusionScorer
-from serving.scorer import Candidate, Scorer, ShopperContext
+from serving.scorer import Candidate, RerankRequest, Scorer, ShopperContext
 
 torch.set_num_threads(1)
 
@@ -20,13 +20,17 @@ def _shopper(user: str, history: dict[str, float], behaviors=None) -> ShopperCon
                           behaviors=behaviors or {})
 
 
+def _request(shoppers: list[ShopperContext], candidates: list[list[Candidate]]) -> RerankRequest:
+    return RerankRequest(shoppers, candidates, time.time())
+
+
 def test_matches_the_network_and_implements_the_protocol(trained) -> None:
     checkpoint, store, result, features = trained
     scorer = FusionScorer(checkpoint, store.parent, device="cpu")
     assert isinstance(scorer, Scorer) and scorer.version == "toy-1@toy"
     history = {"i0": 2.0, "i2": 1.0}
-    out = scorer.score([_shopper("u0", history), _shopper("stranger", {})],
-                       [[Candidate("i4"), Candidate("i5")], [Candidate("i6")]])
+    out = scorer.score(_request([_shopper("u0", history), _shopper("stranger", {})],
+                                [[Candidate("i4"), Candidate("i5")], [Candidate("i6")]]))
     assert [len(x) for x in out] == [2, 1] and out[0][1].item_id == "i5"
     model = result.model.eval()
     with torch.no_grad():
@@ -37,7 +41,7 @@ def test_matches_the_network_and_implements_the_protocol(trained) -> None:
     assert out[0][0].score == pytest.approx(float(expected[0]), abs=1e-4)
     assert out[1][0].score == pytest.approx(float(expected[1]), abs=1e-4)  # unknown user: row 0
     with pytest.raises(ValueError, match="candidate lists"):
-        scorer.score([_shopper("u0", {})], [])
+        scorer.score(_request([_shopper("u0", {})], []))
 
 
 def test_prefers_what_the_network_learned_and_explains_it(trained) -> None:
@@ -46,14 +50,14 @@ def test_prefers_what_the_network_learned_and_explains_it(trained) -> None:
     # a new shopper who carted two even-style items: even candidates should win
     shopper = _shopper("newcomer", {"i0": 5.0, "i2": 5.0}, {"i0": "cart", "i2": "view"})
     cands = [Candidate(f"i{k}") for k in (11, 13, 14, 16)]
-    scored = {s.item_id: s for s in scorer.score([shopper], [cands])[0]}
+    scored = {s.item_id: s for s in scorer.score(_request([shopper], [cands]))[0]}
     assert min(scored["i14"].score, scored["i16"].score) > \
         max(scored["i11"].score, scored["i13"].score)
     reason = scored["i14"].reasons[0]
     assert reason.split()[-3] in {"i0", "i2"} and reason.startswith(("looks like",
                                                                      "described like"))
     assert reason.endswith("you carted") == (reason.split()[-3] == "i0")
-    cold = scorer.score([_shopper("x", {})], [[Candidate("unknown-item")]])[0][0]
+    cold = scorer.score(_request([_shopper("x", {})], [[Candidate("unknown-item")]]))[0][0]
     assert cold.reasons == ["no item features yet"]
 
 
@@ -62,15 +66,15 @@ def test_hot_reload_keeps_serving_through_a_broken_file(trained, tmp_path) -> No
     local = tmp_path / "model.pt"
     local.write_bytes(checkpoint.read_bytes())
     scorer = FusionScorer(local, store, device="cpu")
-    args = ([_shopper("u1", {"i1": 1.0})], [[Candidate("i3")]])
-    before = scorer.score(*args)[0][0].score
+    request = _request([_shopper("u1", {"i1": 1.0})], [[Candidate("i3")]])
+    before = scorer.score(request)[0][0].score
     assert scorer.maybe_reload() is False
     torch.manual_seed(99)
     other = FusionRanker(FusionConfig(**{**result.model.config.__dict__}))
     save_checkpoint(local, other, version="toy-2", users=result.users)
     os.utime(local, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     assert scorer.maybe_reload() is True and scorer.version.startswith("toy-2")
-    assert scorer.score(*args)[0][0].score != pytest.approx(before)
+    assert scorer.score(request)[0][0].score != pytest.approx(before)
     local.write_bytes(b"half a file")  # a broken upload keeps the old model serving
     assert scorer.maybe_reload() is False and scorer.version.startswith("toy-2")
 
@@ -87,7 +91,8 @@ def test_cold_start_items_are_scored_from_their_own_features(trained) -> None:
                                   features.text[[odd, even]], features.present[[odd, even]]))
     shopper = _shopper("u1", {"i1": 1.0, "i3": 1.0}, {"i1": "favorite", "i3": "favorite"})
     names = ("new-odd", "i7", "new-even", "i8")
-    scored = {s.item_id: s for s in scorer.score([shopper], [[Candidate(n) for n in names]])[0]}
+    scored = {s.item_id: s
+              for s in scorer.score(_request([shopper], [[Candidate(n) for n in names]]))[0]}
     assert scored["new-odd"].score == pytest.approx(scored["i7"].score, abs=1e-5)
     assert scored["new-even"].score == pytest.approx(scored["i8"].score, abs=1e-5)
     assert abs(scored["new-odd"].score - scored["new-even"].score) > 1e-3
@@ -108,7 +113,8 @@ def test_fused_path_serves_the_same_scores_and_follows_reloads(trained, tmp_path
     cands = [[Candidate("i4"), Candidate("nope"), Candidate("i5")], [Candidate("i6")]]
 
     def same() -> None:
-        for a, b in zip(eager.score(shoppers, cands), fast.score(shoppers, cands), strict=True):
+        request = _request(shoppers, cands)
+        for a, b in zip(eager.score(request), fast.score(request), strict=True):
             assert [x.item_id for x in a] == [y.item_id for y in b]
             assert [x.reasons for x in a] == [y.reasons for y in b]
             assert [x.score for x in a] == pytest.approx([y.score for y in b], abs=1e-5)
@@ -130,18 +136,13 @@ def test_fused_path_serves_the_same_scores_and_follows_reloads(trained, tmp_path
 
 
 def test_bench_rerank_runs_small_and_checks_split_against_naive(tmp_path, capsys) -> None:
-    import argparse
     import json
 
-    from scripts import bench_rerank
+    from tests.fusion_toy import TINY_BENCH, run_bench_rerank
 
-    parser = argparse.ArgumentParser()
-    bench_rerank.register(parser.add_subparsers())
     out = tmp_path / "rerank.json"
-    args = parser.parse_args(["rerank", "--items", "60", "--shoppers", "3", "--candidates", "7",
-                              "--history", "4", "--seconds", "0.01", "--images", "2",
-                              "--texts", "3", "--device", "cpu", "--out", str(out)])
-    assert args.func(args) == 0
+    assert run_bench_rerank(*TINY_BENCH, "--items", "60", "--candidates", "7", "--images", "2",
+                            "--texts", "3", "--out", str(out)) == 0
     report = json.loads(out.read_text())
     paths = {row["path"]: row for row in report["rerank"]}
     assert set(paths) == {"fused", "split-cached", "naive-concat", "naive-fuse", "scorer-e2e"}

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from scripts.embedded import EmbeddedServices
+from serving.chain import ScorerChain
 from serving.decay_scorer import DecayCovisScorer
 from serving.recall import RecallConfig, recall_candidates
 from serving.worker import RerankWorker, Trigger, coalesce, parse_trigger
@@ -70,7 +71,7 @@ def test_worker_ranks_excludes_purchases_and_explains(services: EmbeddedServices
         await store.apply_batch(events)
         worker = RerankWorker(Settings(kafka_url=services.kafka_url,
                                        redis_url=services.redis_url), store,
-                              DecayCovisScorer({"jeans": "Blue Jeans"}))
+                              ScorerChain.of(DecayCovisScorer({"jeans": "Blue Jeans"})))
         try:
             return await worker.rank([Trigger("me", now)])
         finally:
@@ -97,7 +98,7 @@ def test_lists_go_out_in_per_partition_batches_on_the_keys_partition(
 
     async def run() -> tuple[dict, dict]:
         store = ScoreStore.from_url(services.redis_url, DecaySettings())
-        worker = RerankWorker(settings, store, DecayCovisScorer())
+        worker = RerankWorker(settings, store, ScorerChain.of(DecayCovisScorer()))
         worker.producer = AIOKafkaProducer(bootstrap_servers=services.kafka_url,
                                            enable_idempotence=False, max_batch_size=4096,
                                            partitioner=worker.partitioner)

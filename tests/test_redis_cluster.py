@@ -26,7 +26,7 @@ from streams.config import ConfigError, DecaySettings, load_settings
 from streams.contract import BehaviorEvent
 from streams.redis_client import async_client, sync_client
 from streams.store import ScoreStore, global_keys, user_keys
-from tests.streaming_helpers import event_bytes, produce, running, wait_for
+from tests.streaming_helpers import event_bytes, flush_redis, produce, running, wait_for
 
 T0 = 1.6e9
 DAY = 86400.0
@@ -40,9 +40,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluste
 
 @pytest.fixture
 def empty_cluster(cluster: EmbeddedCluster) -> EmbeddedCluster:
-    client = sync_client(cluster.url)
-    client.flushall()
-    client.close()
+    flush_redis(cluster.url)
     return cluster
 
 

@@ -57,8 +57,8 @@ def _write_taobao(path: Path, rows: list[dict]) -> None:
 def test_replay_of_any_log_through_the_live_workers(tmp_path: Path, data_dir: Path) -> None:
     """Catches the live replay losing shoppers (every shopper of the log gets a list), lists
     that show a bought item, a live system that disagrees with its offline twin (same recall,
-    ranker and λ: the workers must run with the λ chosen on validation), and a table without
-    the references."""
+    ranker, λ and explore weight: the workers must run with those chosen on validation), a
+    table without the references, and an ILD@5 column left empty."""
     with (data_dir / "taobao" / "user_behavior.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     users = sorted({r["user_id"] for r in rows}, key=int)[:40]
@@ -97,3 +97,8 @@ def test_replay_of_any_log_through_the_live_workers(tmp_path: Path, data_dir: Pa
     assert "stylestream live lists" not in table["versus_system"]
     # λ was chosen on the validation cut before T, from the grid, and reported
     assert "chosen on the validation cut" in table["info"]["decay λ per day"]
+    # so was the repeat/explore weight w (the workers run with it), with its Pareto plot; and
+    # the intra-list diversity is measured
+    assert "chosen on the validation cut" in table["info"]["explore weight w"]
+    assert (tmp_path / "out" / "replay_taobao-category_explore.png").is_file()
+    assert 0.0 <= live["ILD@5"] <= 1.0

@@ -19,6 +19,7 @@ import pytest
 from evaluation.replay import (
     ReplayInputs,
     SystemConfig,
+    decay_covis_chain,
     default_cut,
     default_step,
     keep_columns,
@@ -34,6 +35,7 @@ from evaluation.replay_content import (
 from evaluation.stream_state import StreamState
 from models.datasets import load
 from serving.pair_features import FEATURES
+from serving.scorer import RerankRequest
 
 USERS = 60
 
@@ -111,10 +113,12 @@ def test_modality_ablations_change_the_network_and_the_content_neighbours(
     parts = {a: s.parts() for a, s in systems.items() if s is not None}
     seeds = sorted({i for s in shoppers for i in s.scores} & set(full.store.ids))
     assert seeds, "no article of the slice has features"
+    candidates, _, popularity = recall_at(state, shoppers, cut, config.recall,
+                                          parts[None].content)
+    request = RerankRequest(shoppers, candidates, cut, popularity)
+    base_full = decay_covis_chain(parts[None]).score(request)
     for ablate in ("visual", "text"):
-        candidates, _, _ = recall_at(state, shoppers, cut, config.recall, parts[None].content)
-        base_full = parts[None].base().score(shoppers, candidates)
-        base_ablated = parts[ablate].base().score(shoppers, candidates)
+        base_ablated = decay_covis_chain(parts[ablate]).score(request)
         a = np.array([s.score for row in base_full for s in row])
         b = np.array([s.score for row in base_ablated for s in row])
         assert a.size and not np.allclose(a, b), ablate

@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 
 from models.catalog import CatalogItem
+from models.popularity import norm_pop
 from serving.rule_scorer import RuleConfig, RuleScorer
 from serving.rules.category import category_similarity
-from serving.scorer import Candidate, ScoredItem, Scorer, ShopperContext
+from serving.scorer import (
+    Candidate,
+    PopularitySnapshot,
+    RerankRequest,
+    ScoredItem,
+    Scorer,
+    ShopperContext,
+)
 
 ITEMS = [
     CatalogItem("tee", "Women Red T-shirt", "Tshirts", "Topwear", "Women", store_id="s1"),
@@ -37,14 +45,19 @@ def candidates() -> list[Candidate]:
     return [Candidate(i.item_id) for i in ITEMS]
 
 
+def ask(shoppers: list[ShopperContext], cands: list[list[Candidate]]) -> RerankRequest:
+    """The request the worker would pass, with ``POPULARITY`` as the batch's snapshot."""
+    return RerankRequest(shoppers, cands, 0.0, PopularitySnapshot(POPULARITY))
+
+
 def cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
 def test_is_a_scorer_and_filters_purchased_and_gender() -> None:
-    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
+    scorer = RuleScorer(ITEMS, VECTORS, STORES)
     assert isinstance(scorer, Scorer)
-    [scored] = scorer.score([shopper()], [candidates()])
+    [scored] = scorer.score(ask([shopper()], [candidates()]))
     ids = {s.item_id for s in scored}
     assert "tee" not in ids  # purchased
     assert "mtee" not in ids and "boys" not in ids  # Men / Boys for a Women shopper
@@ -53,8 +66,8 @@ def test_is_a_scorer_and_filters_purchased_and_gender() -> None:
 
 def test_orders_by_documented_relevance() -> None:
     cfg = RuleConfig(alpha=0.5, beta=0.3, gamma=0.2)
-    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES, cfg)
-    [scored] = scorer.score([shopper()], [candidates()])
+    scorer = RuleScorer(ITEMS, VECTORS, STORES, cfg)
+    [scored] = scorer.score(ask([shopper()], [candidates()]))
     by_id = {i.item_id: i for i in ITEMS}
     expected = {}
     for item_id in ("tee2", "shirt", "skirt", "cap"):
@@ -71,21 +84,21 @@ def test_orders_by_documented_relevance() -> None:
 
 
 def test_ablations_change_the_order() -> None:
-    only_pop = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES,
+    only_pop = RuleScorer(ITEMS, VECTORS, STORES,
                           RuleConfig(use_visual=False, use_category=False))
-    [scored] = only_pop.score([shopper(trendiness=1.0)], [candidates()])
+    [scored] = only_pop.score(ask([shopper(trendiness=1.0)], [candidates()]))
     assert max(scored, key=lambda s: s.score).item_id == "skirt"  # the most popular one
-    only_cat = RuleScorer(ITEMS, {}, lambda: POPULARITY, STORES,
+    only_cat = RuleScorer(ITEMS, {}, STORES,
                           RuleConfig(use_visual=False, use_popularity=False))
-    [scored] = only_cat.score([shopper()], [candidates()])
+    [scored] = only_cat.score(ask([shopper()], [candidates()]))
     top = sorted(scored, key=lambda s: -s.score)
     assert top[0].item_id == "tee2" and top[0].score == pytest.approx(0.2)
     assert top[1].item_id == "shirt" and top[1].score == pytest.approx(0.16)
 
 
 def test_reasons_name_what_drove_the_item() -> None:
-    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
-    [scored] = scorer.score([shopper(lat=48.8566, lon=2.3522)], [candidates()])
+    scorer = RuleScorer(ITEMS, VECTORS, STORES)
+    [scored] = scorer.score(ask([shopper(lat=48.8566, lon=2.3522)], [candidates()]))
     reasons = {s.item_id: s.reasons for s in scored}
     assert "same category as Women Red T-shirt" in reasons["tee2"]
     assert "similar image to Women Red T-shirt you bought" in reasons["tee2"]
@@ -97,41 +110,43 @@ def test_reasons_name_what_drove_the_item() -> None:
 
 def test_distance_filter_and_penalty() -> None:
     near = dict(lat=48.8566, lon=2.3522)
-    filt = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES, RuleConfig(max_km=5.0))
-    [scored] = filt.score([shopper(**near)], [candidates()])
+    filt = RuleScorer(ITEMS, VECTORS, STORES, RuleConfig(max_km=5.0))
+    [scored] = filt.score(ask([shopper(**near)], [candidates()]))
     assert {s.item_id for s in scored} == {"shirt", "skirt"}  # s2 items are 11 km away
-    plain = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
-    penal = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES,
+    plain = RuleScorer(ITEMS, VECTORS, STORES)
+    penal = RuleScorer(ITEMS, VECTORS, STORES,
                        RuleConfig(distance_weight=1.0, distance_scale_km=22.2))
-    a = {s.item_id: s.score for s in plain.score([shopper(**near)], [candidates()])[0]}
-    b = {s.item_id: s.score for s in penal.score([shopper(**near)], [candidates()])[0]}
+    a = {s.item_id: s.score for s in plain.score(ask([shopper(**near)], [candidates()]))[0]}
+    b = {s.item_id: s.score for s in penal.score(ask([shopper(**near)], [candidates()]))[0]}
     assert b["shirt"] == pytest.approx(a["shirt"])
     assert b["cap"] == pytest.approx(a["cap"] - 0.5, abs=1e-3)
 
 
 def test_gender_inferred_and_trendiness_estimated_when_unknown() -> None:
-    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
-    [scored] = scorer.score([shopper(gender=None, trendiness=None)], [candidates()])
+    scorer = RuleScorer(ITEMS, VECTORS, STORES)
+    [scored] = scorer.score(ask([shopper(gender=None, trendiness=None)], [candidates()]))
     assert "mtee" not in {s.item_id for s in scored}  # inferred Women from the tee
-    assert scorer.terms(shopper(gender=None, trendiness=None), ["skirt"])[0].popularity == (
+    assert scorer.terms(shopper(gender=None, trendiness=None), ["skirt"],
+                        norm_pop(POPULARITY))[0].popularity == (
         pytest.approx(1.0 - (0.05 - 1.0) ** 2))  # τ = NormPop(tee) = 5/100
 
 
 class FixedScorer:
     version = "fixed-1"
+    reads_popularity = False
 
-    def score(self, shoppers, candidates):
+    def score(self, request):
         return [[ScoredItem(c.item_id, 100.0 if c.item_id == "cap" else 0.0, ["base says so"])
-                 for c in cands] for cands in candidates]
+                 for c in cands] for cands in request.candidates]
 
 
 def test_wraps_a_base_scorer_as_a_weighted_term() -> None:
-    plain = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
-    wrapped = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES,
+    plain = RuleScorer(ITEMS, VECTORS, STORES)
+    wrapped = RuleScorer(ITEMS, VECTORS, STORES,
                          RuleConfig(delta=2.0), base=FixedScorer())
     assert wrapped.version == "rules-1+fixed-1"
-    a = {s.item_id: s for s in plain.score([shopper()], [candidates()])[0]}
-    b = {s.item_id: s for s in wrapped.score([shopper()], [candidates()])[0]}
+    a = {s.item_id: s for s in plain.score(ask([shopper()], [candidates()]))[0]}
+    b = {s.item_id: s for s in wrapped.score(ask([shopper()], [candidates()]))[0]}
     assert b["cap"].score == pytest.approx(a["cap"].score + 2.0)
     assert b["shirt"].score == pytest.approx(a["shirt"].score)
     assert "base says so" in b["cap"].reasons
@@ -144,7 +159,7 @@ def test_bad_configuration_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=">= 0"):
         RuleConfig(alpha=-1)
     with pytest.raises(ValueError, match="one candidate list"):
-        RuleScorer(ITEMS).score([shopper()], [])
+        RuleScorer(ITEMS).score(ask([shopper()], []))
 
 
 def test_trend_study_smoke(tmp_path, data_dir) -> None:
@@ -213,8 +228,8 @@ def test_mismatched_vectors_are_a_clear_error() -> None:
 
 
 def test_reasons_only_for_the_top_candidates() -> None:
-    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES, RuleConfig(reasons_top=1))
-    [scored] = scorer.score([shopper(lat=48.8566, lon=2.3522)], [candidates()])
+    scorer = RuleScorer(ITEMS, VECTORS, STORES, RuleConfig(reasons_top=1))
+    [scored] = scorer.score(ask([shopper(lat=48.8566, lon=2.3522)], [candidates()]))
     ranked = sorted(scored, key=lambda s: -s.score)
     assert ranked[0].reasons and not any(s.reasons for s in ranked[1:])
 
@@ -222,10 +237,10 @@ def test_reasons_only_for_the_top_candidates() -> None:
 def test_an_own_item_is_explained_as_the_shoppers_not_as_similar_to_itself() -> None:
     """Catches the rule stage explaining a carted item with "similar image to <the same item>"
     (repeat-aware recall puts the shopper's own items among the candidates)."""
-    scorer = RuleScorer(ITEMS, VECTORS, lambda: POPULARITY, STORES)
+    scorer = RuleScorer(ITEMS, VECTORS, STORES)
     me = shopper(scores={"tee": 5.0, "shirt": 2.0}, behaviors={"tee": "purchase",
                                                                "shirt": "cart"})
-    [scored] = scorer.score([me], [[Candidate("shirt"), Candidate("tee2")]])
+    [scored] = scorer.score(ask([me], [[Candidate("shirt"), Candidate("tee2")]]))
     reasons = {s.item_id: s.reasons for s in scored}
     assert reasons["shirt"][0] == "still in your cart"
     assert not any("Women White Shirt" in r for r in reasons["shirt"])

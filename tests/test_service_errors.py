@@ -23,12 +23,11 @@ from scripts.embedded import (
     free_port,
     redis_binary,
     start_services,
-    stop_processes,
     tansu_binary,
-    wait_for_port,
 )
 from streams.config import Topics
 from streams.errors import FailureKind, ServiceFailure, classify, redact_url
+from tests.streaming_helpers import listening
 
 REPO = Path(__file__).resolve().parent.parent
 CONNECT, TIMEOUT, AUTH, TOPIC = (k.exit_code for k in (FailureKind.CONNECT, FailureKind.TIMEOUT,
@@ -68,14 +67,6 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
-    """A working broker + Redis pair with the contract's topics."""
-    with start_services(partitions=1,
-                        workdir=str(tmp_path_factory.mktemp("svc"))) as svc:
-        yield svc
-
-
-@pytest.fixture(scope="module")
 def bare_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
     """A broker whose topics are not the contract's (behavior-events etc. do not exist)."""
     other = Topics(events="o-events", dead_letter="o-dlq", refresh="o-refresh",
@@ -90,14 +81,10 @@ def locked_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server that wants a password; yields its URL with a wrong one."""
     port = free_port()
     workdir = tmp_path_factory.mktemp("locked")
-    proc = subprocess.Popen([str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--requirepass", "right-one", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port, 10, proc, "redis-server")
+    with listening([str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save",
+                    "", "--requirepass", "right-one", "--dir", str(workdir)], port,
+                   "redis-server", 10):
         yield f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
-    finally:
-        stop_processes(proc, timeout=5)
 
 
 @pytest.fixture
@@ -152,12 +139,13 @@ def test_kafka_commands_refused_silent_and_without_topics(
                     "recommendations")
 
 
-def test_workers_give_up_after_wait_with_one_line(broker: EmbeddedServices, locked_redis: str,
+def test_workers_give_up_after_wait_with_one_line(module_services: EmbeddedServices,
+                                                  locked_redis: str,
                                                   bare_broker: EmbeddedServices) -> None:
     """Catches a worker that crashes with a Faust/aiokafka traceback, or waits for ever when
     told `--wait 1`, and one that retries a wrong password instead of stopping at once."""
-    refused = {"STYLESTREAM_KAFKA": REFUSED_KAFKA, "STYLESTREAM_REDIS": broker.redis_url}
-    locked = {"STYLESTREAM_KAFKA": broker.kafka_url, "STYLESTREAM_REDIS": locked_redis}
+    refused = {"STYLESTREAM_KAFKA": REFUSED_KAFKA, "STYLESTREAM_REDIS": module_services.redis_url}
+    locked = {"STYLESTREAM_KAFKA": module_services.kafka_url, "STYLESTREAM_REDIS": locked_redis}
     for worker in ("stream", "rerank"):
         out = cli(worker, "--wait", "1", env=refused)
         assert_one_line(out, CONNECT, "Kafka", REFUSED_KAFKA, "cannot connect", worker=True)
@@ -174,15 +162,10 @@ def sasl_broker(tmp_path: Path) -> Iterator[str]:
     """Tansu with ``--authentication``: SASL/SCRAM required, and no user it accepts."""
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(tansu_binary()), "broker", "--listener-url", url,
-                             "--advertised-listener-url", url, "--storage-engine",
-                             "memory://tansu/", "--authentication"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port, 20.0, proc, "Tansu broker")
+    with listening([str(tansu_binary()), "broker", "--listener-url", url,
+                    "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
+                    "--authentication"], port, "Tansu broker", 20.0, cwd=tmp_path):
         yield f"127.0.0.1:{port}"
-    finally:
-        stop_processes(proc, timeout=5.0)
 
 
 def test_kafka_login_refused_is_an_authentication_failure(sasl_broker: str) -> None:

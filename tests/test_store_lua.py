@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Iterator
 
 import pytest
 
-from scripts.embedded import EmbeddedServices, start_services
-from scripts.embedded_cluster import start_services_with_cluster
+from scripts.embedded import EmbeddedServices
 from streams.config import DEFAULT_WEIGHTS, DecaySettings
 from streams.contract import BehaviorEvent
 from streams.decay import DecayedScores, brute_force_score
@@ -23,25 +21,6 @@ from streams.store import ScoreStore, covis_key, global_keys, global_shard, user
 
 DAY = 86400.0
 T0 = 1.6e9
-
-
-@pytest.fixture(scope="module", params=["single", "cluster"])
-def module_services(request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
-    """One Redis per mode for the module: a single server, then a 3-master cluster."""
-    start = start_services if request.param == "single" else start_services_with_cluster
-    with start(partitions=1, workdir=str(tmp_path_factory.mktemp("services"))) as svc:
-        yield svc
-
-
-@pytest.fixture
-def services(module_services: EmbeddedServices) -> EmbeddedServices:
-    """The module's Redis, emptied (every node of a cluster) and with no scripts loaded."""
-    client = sync_client(module_services.redis_url)
-    client.flushall()
-    client.script_flush()
-    client.close()
-    return module_services
 
 
 def random_events(rng: random.Random, n: int, span_days: float, users: int = 6,
@@ -61,9 +40,9 @@ async def apply_in_batches(store: ScoreStore, events: list[BehaviorEvent], size:
 
 
 @pytest.mark.parametrize("span_days, cap, batch", [(20, 500, 64), (3000, 500, 7), (3000, 6, 50)])
-def test_lua_equals_reference(module_services: EmbeddedServices, span_days: float, cap: int,
+def test_lua_equals_reference(any_redis: EmbeddedServices, span_days: float, cap: int,
                               batch: int) -> None:
-    sync_client(module_services.redis_url).flushall()
+    sync_client(any_redis.redis_url).flushall()
     decay = DecaySettings(max_items_per_user=cap, dedupe_ttl_seconds=10**9)
     rng = random.Random(int(span_days) + cap)
     events = random_events(rng, 1500, span_days)
@@ -73,7 +52,7 @@ def test_lua_equals_reference(module_services: EmbeddedServices, span_days: floa
     at = T0 + (span_days + 2) * DAY
 
     async def run() -> tuple[list, dict]:
-        store = ScoreStore.from_url(module_services.redis_url, decay)
+        store = ScoreStore.from_url(any_redis.redis_url, decay)
         try:
             results = await apply_in_batches(store, events, batch)
             return results, {u: await store.user_scores(u, at) for u in reference.users}
@@ -92,13 +71,13 @@ def test_lua_equals_reference(module_services: EmbeddedServices, span_days: floa
             assert len(got[user]) <= cap
 
 
-def test_replaying_a_log_changes_nothing_and_ttls_are_set(services: EmbeddedServices) -> None:
+def test_replaying_a_log_changes_nothing_and_ttls_are_set(empty_redis: EmbeddedServices) -> None:
     decay = DecaySettings(ttl_seconds=3600)
     events = random_events(random.Random(3), 300, 5, users=3)
-    client = sync_client(services.redis_url)
+    client = sync_client(empty_redis.redis_url)
 
     async def run() -> tuple[dict, dict, list]:
-        store = ScoreStore.from_url(services.redis_url, decay)
+        store = ScoreStore.from_url(empty_redis.redis_url, decay)
         try:
             await apply_in_batches(store, events, 50)
             first = {u: await store.user_scores(u, T0 + 6 * DAY) for u in ("u0", "u1", "u2")}
@@ -120,7 +99,7 @@ def test_replaying_a_log_changes_nothing_and_ttls_are_set(services: EmbeddedServ
     assert client.ttl(user_keys("u0")[4]) == decay.dedupe_ttl_seconds
 
 
-def test_popularity_and_covisitation_follow_the_closed_form(services: EmbeddedServices) -> None:
+def test_popularity_and_covisitation_follow_the_closed_form(empty_redis: EmbeddedServices) -> None:
     decay = DecaySettings()
     rng = random.Random(11)
     events = sorted(random_events(rng, 400, 40, users=8, items=10), key=lambda e: e.timestamp)
@@ -128,7 +107,7 @@ def test_popularity_and_covisitation_follow_the_closed_form(services: EmbeddedSe
     at = T0 + 41 * DAY
 
     async def run() -> tuple[list, dict]:
-        store = ScoreStore.from_url(services.redis_url, decay)
+        store = ScoreStore.from_url(empty_redis.redis_url, decay)
         try:
             await apply_in_batches(store, events, 40)
             return await store.trending(at, 100), await store.covisited(["i1", "i2"], 50)
@@ -145,10 +124,10 @@ def test_popularity_and_covisitation_follow_the_closed_form(services: EmbeddedSe
     c12 = dict(covis["i1"]).get("i2")
     c21 = dict(covis["i2"]).get("i1")
     assert c12 is not None and math.isclose(c12, c21, rel_tol=1e-12)
-    assert sync_client(services.redis_url).exists(covis_key("i1", decay.global_shards))
+    assert sync_client(empty_redis.redis_url).exists(covis_key("i1", decay.global_shards))
 
 
-def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -> None:
+def test_batched_reads_equal_the_per_command_reads(empty_redis: EmbeddedServices) -> None:
     """The worker's one-call-per-shard profile read and one-call recall read give exactly what
     the plain commands give, and survive a server that forgot its scripts (NOSCRIPT)."""
     decay = DecaySettings()
@@ -160,7 +139,7 @@ def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -
     seeds = ["i1", "i2", "i7", "unknown"]
 
     async def run() -> tuple:
-        store = ScoreStore.from_url(services.redis_url, decay)
+        store = ScoreStore.from_url(empty_redis.redis_url, decay)
         try:
             await apply_in_batches(store, events, 50)
             await store.redis.script_flush()  # a restarted server: every script forgotten
@@ -194,7 +173,7 @@ def test_batched_reads_equal_the_per_command_reads(services: EmbeddedServices) -
                             "lon": None, "last_event_time": None}
 
 
-def test_global_counters_sum_a_batch_exactly(services: EmbeddedServices) -> None:
+def test_global_counters_sum_a_batch_exactly(empty_redis: EmbeddedServices) -> None:
     """Popularity and co-visitation increments of one batch are summed per member inside the
     script (one ZINCRBY per member): the totals equal the per-event closed form."""
     decay = DecaySettings()
@@ -213,7 +192,7 @@ def test_global_counters_sum_a_batch_exactly(services: EmbeddedServices) -> None
     expected_pair = sum(inc[k] for k in pair_events)
 
     async def run() -> tuple:
-        store = ScoreStore.from_url(services.redis_url, decay)
+        store = ScoreStore.from_url(empty_redis.redis_url, decay)
         try:
             await store.apply_batch(events)
             pop = await store.popularity_of(["i1", "i2"], ref)

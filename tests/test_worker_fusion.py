@@ -18,7 +18,8 @@ def test_worker_ranks_with_the_network(trained, services: EmbeddedServices) -> N
     settings = Settings(kafka_url=services.kafka_url, redis_url=services.redis_url)
     worker = build_worker(settings, ServingOptions(features=str(store.parent),
                                                    checkpoint=str(checkpoint), rules=False))
-    assert isinstance(worker.scorer, FusionScorer)
+    (fusion,) = worker.scorer.stages
+    assert isinstance(fusion, FusionScorer)
     now = time.time()
     # "crowd" co-visits even and odd items alike, so recall offers both kinds to "newcomer",
     # who carted two even-style items; the toy network learned that even goes with even
@@ -43,10 +44,10 @@ def test_worker_ranks_with_the_network(trained, services: EmbeddedServices) -> N
     scores = [it["score"] for it in items]
     assert scores == sorted(scores, reverse=True)
     # the published scores are the network's own scores for those candidates
-    from serving.scorer import Candidate
+    from serving.scorer import Candidate, RerankRequest
 
-    direct = {s.item_id: s.score for s in worker.scorer.score(
-        [shopper], [[Candidate(it["item_id"]) for it in items]])[0]}
+    direct = {s.item_id: s.score for s in worker.scorer.score(RerankRequest(
+        [shopper], [[Candidate(it["item_id"]) for it in items]], now))[0]}
     for it in items:
         assert abs(direct[it["item_id"]] - it["score"]) < 1e-4
     even = [int(it["item_id"][1:]) % 2 == 0 for it in items]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from scripts.embedded import EmbeddedServices, free_port, stop_processes, wait_for_port
+from scripts.embedded import EmbeddedServices, free_port
+from tests.streaming_helpers import listening
 
 
 @contextlib.contextmanager
@@ -22,15 +22,9 @@ def web_server(services: EmbeddedServices, catalog: Path | None,
     cmd = [sys.executable, "-m", "scripts.cli", "web", "--port", str(port), *extra]
     if catalog is not None:
         cmd += ["--catalog", str(catalog)]
-    proc = subprocess.Popen(cmd, env=dict(os.environ, **services.env()),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port("127.0.0.1", port, 30, proc, "stylestream web")
+    with listening(cmd, port, "stylestream web", 30, stop_timeout=10,
+                   env=dict(os.environ, **services.env())):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_processes(proc, timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def recommendation(user: str, items: list[str], source_event_time: float | None = None,

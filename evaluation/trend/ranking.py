@@ -30,9 +30,10 @@ def recommend(world: World, items: list, vectors: dict[str, np.ndarray], rule_co
     from models.popularity import norm_pop
     from serving.rule_scorer import RuleScorer
     from serving.rules.category import category_similarity
-    from serving.scorer import Candidate, ShopperContext
+    from serving.scorer import Candidate, PopularitySnapshot, RerankRequest, ShopperContext
 
-    scorer = RuleScorer(items, vectors, lambda: world.popularity, config=rule_config)
+    scorer = RuleScorer(items, vectors, config=rule_config)
+    popularity = PopularitySnapshot(world.popularity)
     normpop = norm_pop(world.popularity)
     catalog = {i.item_id: i for i in items}
     users = {u.user_id: u for u in world.sim.users}  # type: ignore[attr-defined]
@@ -48,7 +49,7 @@ def recommend(world: World, items: list, vectors: dict[str, np.ndarray], rule_co
                                  scores={anchor: 1.0}, behaviors={anchor: "purchase"},
                                  purchased=bought[user.user_id], trendiness=user.trendiness,
                                  gender=user.gender)
-        [scored] = scorer.score([shopper], [candidates])
+        [scored] = scorer.score(RerankRequest([shopper], [candidates], shopper.now, popularity))
         top = sorted(scored, key=lambda s: (-s.score, s.item_id))[:k]
         a = catalog[anchor]
         for rec in top:
