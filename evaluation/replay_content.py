@@ -252,4 +252,4 @@ def content_note(dataset: str) -> str:
     return ("Item content: none in this data set (Taobao has no images or text), so the "
             "system has no fusion network or content recall and there are no \"no images\" / "
             "\"no text\" rows; \"no pair features\" is the ranker on the chain's score alone "
-            "(the recall strength, so it orders like \"w/o final ranker\").")
+            "(the recall strength).")
