@@ -67,12 +67,12 @@ def _sweep(before: list, after: list, cut: float, config: SystemConfig, ranker: 
     state = StreamState(config.decay)
     state.apply_all(before)
     users = sorted(u for u in future.targets if u in state.last_event)
-    scored = scored_at(before, cut, users, config, ranker_chain(ranker))
-    sweep = {w: _means(compose_lists(scored, LONG_K, None,
+    scored = scored_at(before, cut, users, config, ranker_chain(ranker, config.parts))
+    sweep = {w: _means(compose_lists(scored, LONG_K, config.parts.facts,
                                      replace(config.diversity, explore_weight=w,
                                              max_repeats=None)), future, users)
              for w in grid}
-    capped = {c: _means(compose_lists(scored, LONG_K, None,
+    capped = {c: _means(compose_lists(scored, LONG_K, config.parts.facts,
                                       replace(config.diversity, explore_weight=0.0,
                                               max_repeats=c)), future, users)
               for c in caps}
@@ -115,7 +115,8 @@ def explore_tradeoff(inputs: ReplayInputs, config: SystemConfig, ranker: Path,
     discovery = replace(config, recall=replace(
         config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
     references["discovery only"] = _means(compose_lists(
-        scored_at(earlier, valid_cut, users, discovery, decay_covis_chain()), LONG_K, None,
+        scored_at(earlier, valid_cut, users, discovery, decay_covis_chain(discovery.parts)),
+        LONG_K, discovery.parts.facts,
         discovery.diversity), future, users)
     best_hr = max(references[r]["HR@5"] for r in ("own history (Eq. 3)", "popularity"))
     best_ndcg = max(references[r]["NDCG@5"] for r in ("own history (Eq. 3)", "popularity"))

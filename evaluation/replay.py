@@ -231,6 +231,43 @@ def reference_lists(before: Sequence[Interaction], state: StreamState, cut: floa
 
 # --- the system offline: recall, features, ranker ------------------------------------------------
 
+def _no_catalog() -> ServingOptions:
+    return ServingOptions(rules=False, follow_catalog=False)
+
+
+@dataclass
+class Parts:
+    """The chain below the final ranker: the workers' serving options (the fusion network,
+    feature store and catalog where the data set has content; else the decayed-score/
+    co-visitation scorer alone), content recall (the feature store's neighbours), the diversity
+    step's item facts, and which pair-feature columns the ranker reads (``keep``; None = all;
+    the others are zero, for the "no pair features" ablation)."""
+
+    options: ServingOptions = field(default_factory=_no_catalog)
+    content: Callable[[list[str], int], Mapping] | None = None
+    facts: Mapping[str, ItemFacts] = field(default_factory=dict)
+    keep: tuple[int, ...] | None = None
+
+
+def keep_columns(rows: np.ndarray, keep: tuple[int, ...] | None) -> np.ndarray:
+    """``rows`` with every pair-feature column outside ``keep`` set to 0 (None: unchanged)."""
+    if keep is None:
+        return rows
+    out = np.zeros_like(rows)
+    out[:, list(keep)] = rows[:, list(keep)]
+    return out
+
+
+class _KeptColumns:
+    """A ranker model that reads only the ``keep`` columns of its pair features."""
+
+    def __init__(self, model, keep: tuple[int, ...]) -> None:
+        self.model, self.keep = model, keep
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return self.model.score(keep_columns(rows, self.keep))
+
+
 @dataclass
 class SystemConfig:
     """What the served system is made of, for the offline twin and the ranker's training."""
@@ -242,6 +279,7 @@ class SystemConfig:
     #: training cuts before the validation cut, ``cut_spacing`` × horizon apart
     training_cuts: int = 5
     cut_spacing: float = 1.0
+    parts: Parts = field(default_factory=Parts)
 
 
 def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
@@ -249,11 +287,17 @@ def recall_at(state: StreamState, shoppers: list[ShopperContext], at: float,
               content: Callable[[list[str], int], Mapping] | None = None,
               ) -> tuple[list[list[Candidate]], list[set[str]], PopularitySnapshot]:
     """The worker's recall for a batch of shoppers (``RerankWorker.rank``'s first half) on the
-    offline state: candidates, excluded items and the popularity snapshot per shopper."""
+    offline state: candidates, excluded items and the popularity snapshot per shopper. Content
+    neighbours are limited to the items the state has seen (all of them at T)."""
     seeds = seed_items(shoppers, config)
     covisits = state.covisited(seeds, config.covisit_per_item)
     trending = state.trending(at, config.trending)
     neighbours = content(seeds, config.content_per_item) if content is not None and seeds else {}
+    # the content index holds every item of the log before T; at an earlier cut only the items
+    # seen by then exist (else training and validation cuts would recall the next horizon's
+    # new arrivals, which the index at T cannot hold)
+    neighbours = {seed: [(i, s) for i, s in found if i in state.popularity]
+                  for seed, found in neighbours.items()}
     candidates, excluded = recall_batch(shoppers, covisits, trending, neighbours, config)
     popularity = state.popularity_of(popularity_items(shoppers, candidates), at)
     return candidates, excluded, PopularitySnapshot.of(popularity, trending)
@@ -279,7 +323,8 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
                            (e for e in events[position:] if e.t < cut + horizon))
         users = sorted(u for u in future.targets if u in state.last_event)
         shoppers = _shoppers(state, users, cut)
-        candidates, _, popularity = recall_at(state, shoppers, cut, config.recall)
+        candidates, _, popularity = recall_at(state, shoppers, cut, config.recall,
+                                              config.parts.content)
         top_pop = max(popularity.values.values(), default=0.0)
         scored = base.score(RerankRequest(shoppers, candidates, cut, popularity))
         feats, labels, offsets = [], [], [0]
@@ -302,6 +347,11 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
     return out
 
 
+def _kept(groups: RankingGroups, keep: tuple[int, ...] | None) -> RankingGroups:
+    return groups if keep is None else replace(groups,
+                                               features=keep_columns(groups.features, keep))
+
+
 def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
                config: SystemConfig, base: Scorer) -> tuple[NextEventRanker, dict]:
     """Train on ``training_cuts`` cuts ``cut − step − s, cut − step − 2s, …`` (s =
@@ -315,13 +365,15 @@ def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
         raise ValueError("the log before the cut is too short for one training cut and one "
                          f"validation cut of {step / 86400:g} days")
     groups = training_groups(before, [*train_cuts, valid_cut], step, config, base)
-    train = RankingGroups.concat([groups[c] for c in train_cuts])
-    valid = groups[valid_cut].with_positives()
+    keep = config.parts.keep
+    train = _kept(RankingGroups.concat([groups[c] for c in train_cuts]), keep)
+    valid = _kept(groups[valid_cut].with_positives(), keep)
     model, info = train_ranker(train, valid, config.ranker)
     # chances of a hit for the repeat/explore composition: fitted on every validation group
     # (with or without a recalled positive: the population the lists are made for)
     held_out = groups[valid_cut]
-    info["calibration"] = fit_calibration(model.score(held_out.features), held_out,
+    info["calibration"] = fit_calibration(model.score(keep_columns(held_out.features, keep)),
+                                          held_out,
                                           IN_HISTORY, LOG_HISTORY_SIZE)
     info.update({"train_cuts": train_cuts, "valid_cut": valid_cut,
                  "valid_groups": valid.n_groups})
@@ -335,7 +387,7 @@ def offline_lists(before: Sequence[Interaction], cut: float, users: Sequence[str
     """Each shopper's list at ``cut`` through the worker's recall, ``chain`` and
     :func:`final_list` (the offline twin of the live replay)."""
     return compose_lists(scored_at(before, cut, users, config, chain, batch), k,
-                         facts, config.diversity)
+                         config.parts.facts if facts is None else facts, config.diversity)
 
 
 @dataclass
@@ -359,7 +411,8 @@ def scored_at(before: Sequence[Interaction], cut: float, users: Sequence[str],
     out: list[ScoredShopper] = []
     for start in range(0, len(users), batch):
         shoppers = _shoppers(state, users[start: start + batch], cut)
-        candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall)
+        candidates, excluded, popularity = recall_at(state, shoppers, cut, config.recall,
+                                                     config.parts.content)
         scored = chain.score(RerankRequest(shoppers, candidates, cut, popularity))
         calibrated = chain.calibrated
         for shopper, skip, items in zip(shoppers, excluded, scored, strict=True):
@@ -377,19 +430,26 @@ def compose_lists(scored: Sequence[ScoredShopper], k: int,
             for s in scored}
 
 
-def decay_covis_chain() -> ScorerChain:
-    """The workers' chain without catalog or ranker: recall strength order."""
-    return build_chain(ServingOptions(rules=False, follow_catalog=False))
+def decay_covis_chain(parts: Parts | None = None) -> ScorerChain:
+    """The workers' chain without the final ranker: ``parts``' (default: the recall strength
+    order)."""
+    return build_chain((parts or Parts()).options)
 
 
-def ranker_chain(path: Path) -> ScorerChain:
-    """The workers' chain with the final ranker ``path`` over the recall strength."""
-    return build_chain(ServingOptions(rules=False, follow_catalog=False, ranker=str(path)))
+def ranker_chain(path: Path, parts: Parts | None = None) -> ScorerChain:
+    """The workers' chain with the final ranker ``path`` over ``parts``' chain (default: the
+    recall strength)."""
+    parts = parts or Parts()
+    chain = build_chain(replace(parts.options, ranker=str(path)))
+    if parts.keep is not None:
+        ranker = chain.top
+        ranker.model = _KeptColumns(ranker.model, parts.keep)  # type: ignore[attr-defined]
+    return chain
 
 
 def train_and_save(before: Sequence[Interaction], cut: float, step: float,
                    config: SystemConfig, path: Path, version: str) -> dict:
-    model, info = fit_ranker(before, cut, step, config, decay_covis_chain())
+    model, info = fit_ranker(before, cut, step, config, decay_covis_chain(config.parts))
     save_ranker(path, model, version=version, feature_names=FEATURES,
                 extra={"valid_ndcg5": info["best_ndcg5"], "train_groups": info["train_groups"]},
                 calibration=info["calibration"])
@@ -407,6 +467,7 @@ class ReplayTable:
     rows: dict[str, dict[str, np.ndarray]]
     extra: dict[str, dict[str, float]] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -462,6 +523,7 @@ def markdown(table: ReplayTable, system: str, command: str) -> str:
         lines.append(f"| {bold} | " + " | ".join(cells) + " |")
     lines += ["", "Δ = system − reference over the same shoppers (paired bootstrap, 1,000 "
               "resamples): an interval above 0 means the system is better.", ""]
+    lines += [line for note in table.notes for line in (note, "")]
     return "\n".join(lines)
 
 
@@ -507,11 +569,15 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                 ablations: bool = True, seed: int = 0,
                 ranker_path: Path | None = None,
                 reference_decay: DecaySettings | None = None,
-                dissimilarity: Dissimilarity | None = None) -> ReplayTable:
+                dissimilarity: Dissimilarity | None = None,
+                extra_ablations: Callable[[Sequence[str]], Mapping[str, Mapping]] | None = None,
+                ) -> ReplayTable:
     """Train the ranker on the log before the cut, build the offline twin's lists (unless the
     live ``system_lists`` are given), the references and the ablations; score them all on the
     same shoppers. The own-history reference is Eq. 3 with ``reference_decay`` (the
-    settings' λ, default the paper's), whatever λ the system chose on validation."""
+    settings' λ, default the paper's), whatever λ the system chose on validation.
+    ``extra_ablations(users)`` adds more ablation rows (item content:
+    :mod:`evaluation.replay_content`)."""
     before, after = inputs.split()
     future = future_of(before, after)
     state = StreamState(reference_decay or DecaySettings())
@@ -524,31 +590,35 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
     if system_lists is not None:
         lists[system_name] = system_lists
         lists["stylestream (offline twin)"] = offline_lists(before, inputs.cut, users, config,
-                                                            ranker_chain(ranker_path))
+                                                            ranker_chain(ranker_path, config.parts))
     else:
         lists[system_name] = offline_lists(before, inputs.cut, users, config,
-                                           ranker_chain(ranker_path))
+                                           ranker_chain(ranker_path, config.parts))
     lists.update(reference_lists(before, state, inputs.cut, users, trend_window=inputs.step,
                                  seed=seed))
     if ablations:
         lists["w/o final ranker (recall strength order)"] = offline_lists(
-            before, inputs.cut, users, config, decay_covis_chain())
-        scored = scored_at(before, inputs.cut, users, config, ranker_chain(ranker_path))
+            before, inputs.cut, users, config, decay_covis_chain(config.parts))
+        scored = scored_at(before, inputs.cut, users, config,
+                           ranker_chain(ranker_path, config.parts))
         plain = replace(config.diversity, explore_weight=0.0)
         lists["no explore term (w = 0: order by chance of a hit)"] = compose_lists(
-            scored, LONG_K, None, plain)
+            scored, LONG_K, config.parts.facts, plain)
         lists["at most 3 own items per list (STYLESTREAM_MAX_REPEATS=3, w = 0)"] = \
-            compose_lists(scored, LONG_K, None, replace(plain, max_repeats=3))
+            compose_lists(scored, LONG_K, config.parts.facts, replace(plain, max_repeats=3))
         # the lists before repeat-aware recall: no own item is recalled by any source
         discovery = replace(config, recall=replace(
             config.recall, history_candidates=0, exclude_behaviors=frozenset(BEHAVIORS)))
         lists["discovery only (no history recall, previous lists)"] = offline_lists(
-            before, inputs.cut, users, discovery, decay_covis_chain())
+            before, inputs.cut, users, discovery, decay_covis_chain(discovery.parts))
         for name, variant in ablation_configs(config).items():
             path = out_dir / f"{inputs.label}_ranker_{len(lists)}.pt"
             train_and_save(before, inputs.cut, inputs.step, variant, path, version=name)
-            lists[name] = offline_lists(before, inputs.cut, users, variant, ranker_chain(path))
+            lists[name] = offline_lists(before, inputs.cut, users, variant,
+                                        ranker_chain(path, variant.parts))
             path.unlink(missing_ok=True)
+        if extra_ablations is not None:
+            lists.update(extra_ablations(users))
     n_items = len({e.item for e in before})
     table = make_table(inputs.label, lists, future, users, dissimilarity, n_items)
     table.info.update({
@@ -578,7 +648,7 @@ def write_table(table: ReplayTable, system: str, out_dir: Path, command: str) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"replay_{table.label}.md"
     md.write_text(markdown(table, system, command), encoding="utf-8")
-    payload = {"label": table.label, "command": command, "info": table.info,
+    payload = {"label": table.label, "command": command, "info": table.info, "notes": table.notes,
                "summary": table.summary(),
                "versus_system": {k: {m: list(v) for m, v in d.items()}
                                  for k, d in table.versus(system).items()}}
@@ -616,7 +686,7 @@ def select_decay(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                        version=f"next-event-{inputs.label}-decay{lam:g}")
         # λ is judged on the accuracy lists (w = 0); w is chosen after it (explore_tradeoff)
         plain = replace(variant, diversity=replace(variant.diversity, explore_weight=0.0))
-        lists = offline_lists(earlier, valid_cut, users, plain, ranker_chain(path))
+        lists = offline_lists(earlier, valid_cut, users, plain, ranker_chain(path, plain.parts))
         metrics = list_metrics(lists, future, users)
         hr, ndcg = float(np.nanmean(metrics["HR@5"])), float(np.nanmean(metrics["NDCG@5"]))
         scores[lam] = {"HR@5": round(hr, 4), "NDCG@5": round(ndcg, 4)}

@@ -184,6 +184,13 @@ def _replay(args: argparse.Namespace) -> int:
         system_training,
         write_table,
     )
+    from evaluation.replay_content import (
+        build_content,
+        content_ablations,
+        content_note,
+        has_content,
+        with_content,
+    )
     from evaluation.studies import StudySettings
     from models.datasets import DatasetError, load, read_events_csv
     from scripts.embedded import services_for
@@ -215,9 +222,20 @@ def _replay(args: argparse.Namespace) -> int:
                           diversity=DiversityConfig.from_settings(settings))
     out = Path(args.out or defaults.out)
     out.mkdir(parents=True, exist_ok=True)
-    models = Path(args.cache or defaults.cache) / "replay"
+    cache = Path(args.cache or defaults.cache)
+    models = cache / "replay"
     models.mkdir(parents=True, exist_ok=True)
     command = "stylestream " + " ".join(sys.argv[1:]) if sys.argv[1:] else "stylestream evaluate"
+    try:
+        content = build_content(inputs, config, root=args.data, cache=cache,
+                                progress=not args.no_progress)
+    except (DatasetError, ValueError) as exc:
+        if not args.events:
+            print(f"stylestream evaluate: {exc}", file=sys.stderr)
+            return 2
+        print(f"note: replaying without item content ({exc})", file=sys.stderr)
+        content = None
+    config = with_content(config, content)
     try:
         if args.no_decay_search:
             ranker, chosen = system_training(inputs, config, models), None
@@ -244,7 +262,8 @@ def _replay(args: argparse.Namespace) -> int:
     lists = None
     if not args.offline:
         with services_for(settings) as live:
-            lists = replay_live(before, live, rerank_args=["--ranker", str(ranker)],
+            serve = ["--ranker", str(ranker), *(content.rerank_args() if content else [])]
+            lists = replay_live(before, live, rerank_args=serve,
                                 env={"STYLESTREAM_DECAY_PER_DAY": repr(lam),
                                      "STYLESTREAM_EXPLORE_WEIGHT": repr(explore_w)},
                                 show_progress=not args.no_progress, log_dir=models)
@@ -262,7 +281,12 @@ def _replay(args: argparse.Namespace) -> int:
                         ablations=not args.no_ablations, ranker_path=ranker,
                         reference_decay=settings.decay,
                         dissimilarity=replay_dissimilarity(dataset, inputs.level, before,
-                                                           args.data, args.events)[0])
+                                                           args.data, args.events)[0],
+                        extra_ablations=lambda users: content_ablations(
+                            inputs, config, models, users, fusion_decay=settings.decay,
+                            root=args.data, cache=cache, progress=not args.no_progress))
+    table.notes.append(content_note(dataset) if content or not has_content(dataset) else
+                       "Item content: none (no articles for this log in the data directory).")
     table.info["decay λ per day"] = (f"{lam:g}, chosen on the validation cut T − horizon "
                                     f"(HR@5, NDCG@5 per λ: {chosen['validation']})"
                                     if chosen else f"{lam:g} (STYLESTREAM_DECAY_PER_DAY)")
