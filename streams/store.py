@@ -207,7 +207,7 @@ class ScoreStore:
     def redis(self) -> AsyncClient:
         return self.connect()
 
-    def _groups(self, shards: list[str], per_call: int = 1) -> list[list[str]]:
+    def _groups(self, shards: list[str]) -> list[list[str]]:
         """The shards of each write-script call: all in one call on a single Redis, one call
         per shard on Redis Cluster (a script's keys must share one slot there)."""
         if isinstance(self.redis, AsyncRedisCluster):
