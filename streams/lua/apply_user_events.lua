@@ -106,19 +106,19 @@ local function apply_shard(shard, packed, entry_id)
       local prefix = shard .. user
       u = {a = prefix .. ':a', meta = prefix .. ':meta', beh = prefix .. ':beh',
            last = prefix .. ':last', seen = prefix .. ':seen', recent = prefix .. ':recent', prefix = prefix}
-      u.ref = tonumber(redis.call('HGET', u.meta, 'ref'))
-      u.last_t = tonumber(redis.call('HGET', u.meta, 'last_t'))
+      local meta = redis.call('HMGET', u.meta, 'ref', 'last_t')
+      u.ref, u.last_t = tonumber(meta[1]), tonumber(meta[2])
       users[user] = u
     end
 
-    if redis.call('ZSCORE', u.seen, event_id) then
+    -- one call both checks and records the id: NX adds it only if unseen (and then says 1)
+    if redis.call('ZADD', u.seen, 'NX', now_text, event_id) == 0 then
       out[#out + 1] = 0
     else
       if not u.touched then
         u.touched = true
         order[#order + 1] = u
       end
-      redis.call('ZADD', u.seen, now_text, event_id)
       if u.ref == nil then
         u.ref = t
         redis.call('HSET', u.meta, 'ref', fmt(t))
