@@ -152,6 +152,14 @@ class PendingEntry:
     covisits: str
 
 
+def _ids_by_shard(entries: list[PendingEntry]) -> dict[str, list[str]]:
+    """Entry ids grouped by the user shard (prefix) whose pending hash holds them."""
+    by_shard: dict[str, list[str]] = defaultdict(list)
+    for entry in entries:
+        by_shard[entry.shard].append(entry.entry_id)
+    return by_shard
+
+
 @dataclass
 class BatchResult:
     """What one batch did: counts, and per user the newest event time applied."""
@@ -343,16 +351,21 @@ class ScoreStore:
         at most once, whoever calls), then delete them from their shards."""
         if not entries:
             return
-        await self.count_globals(entries, now)
-        await self.release_pending(entries)
+        if not await self.count_globals(entries, now, release=True):
+            await self.release_pending(entries)
 
-    async def count_globals(self, entries: list[PendingEntry], now: float | None = None) -> None:
+    async def count_globals(self, entries: list[PendingEntry], now: float | None = None,
+                            release: bool = False) -> bool:
         """Run the global script on ``entries`` (those counted before are skipped there). Also
         hands it the ids of entries deleted at least :attr:`forget_after` seconds ago, which it
         forgets: the applied-id set holds only entries not yet known to be deleted (plus, for
-        the dedupe window, those of a caller that died before telling)."""
+        the dedupe window, those of a caller that died before telling).
+
+        ``release``: on a single Redis, also delete the entries from their shards' pending
+        hashes in the same atomic call (what :meth:`release_pending` does); returns whether it
+        did (never on Redis Cluster, where the keys span slots)."""
         if not entries:
-            return
+            return False
         cutoff = time.monotonic() - self.forget_after
         forget: list[str] = []
         while self._released and self._released[0][0] <= cutoff:
@@ -392,17 +405,25 @@ class ScoreStore:
                 US.join(covis_prefix(int(shard)) for shard in group),
                 "" if now is None else repr(now), self.decay.dedupe_ttl_seconds, US.join(forget),
                 US.join(counts), *triples]))
+        release = release and len(calls) == 1 and not isinstance(self.redis, AsyncRedisCluster)
+        if release:
+            by_shard = _ids_by_shard(entries)
+            keys, args = calls[0]
+            calls[0] = ([*keys, *map(pending_key, by_shard)],
+                        [*args, *map(US.join, by_shard.values())])
         try:
             await self._pipelined_script(self._global_script, calls)
         except BaseException:
             self._released.extendleft((cutoff, entry_id) for entry_id in reversed(forget))
             raise
+        if release:
+            released = time.monotonic()
+            self._released.extend((released, entry.entry_id) for entry in entries)
+        return release
 
     async def release_pending(self, entries: list[PendingEntry]) -> None:
         """Delete counted entries from their shards' pending hashes."""
-        by_shard: dict[str, list[str]] = defaultdict(list)
-        for entry in entries:
-            by_shard[entry.shard].append(entry.entry_id)
+        by_shard = _ids_by_shard(entries)
         await self._pipelined_script(
             self._release_script,
             [([pending_key(shard) for shard in group], [US.join(by_shard[shard])

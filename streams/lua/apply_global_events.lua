@@ -32,6 +32,12 @@ ARGV[10], ARGV[11], ARGV[12], ...  each shard's triples in turn, one per pending
          so the counters are exact when a caller dies between the scripts (or between the
          shards) and a later one counts its entries again.
 
+then, on a single Redis only (the keys span slots), the counted entries' release:
+KEYS     after the shards' keys, "ss:{s<shard>}:pending" of each user shard with entries
+ARGV     after the triples, one per such key: the entry ids to delete there, separated by \31
+         (counting and deleting in one atomic step; on Redis Cluster the caller deletes them
+         with release_pending.lua once every shard has counted them)
+
 Returns  each shard's R after the update (as strings).
 ]]
 
@@ -161,5 +167,10 @@ for k, prefix in ipairs(prefixes) do
   refs[k] = count_shard({KEYS[4 * k - 3], KEYS[4 * k - 2], KEYS[4 * k - 1], KEYS[4 * k]},
                         prefix, first, last)
   first = last + 1
+end
+for j = 4 * #prefixes + 1, #KEYS do
+  local ids = split(ARGV[first], '\31')
+  if #ids > 0 then redis.call('HDEL', KEYS[j], unpack(ids)) end
+  first = first + 1
 end
 return refs
