@@ -1,12 +1,12 @@
 """Redis score store: the closed-form decayed scores of docs/design.md, applied by two Lua scripts.
 
 Writes go through ``lua/apply_user_events.lua`` (dedupe, Eq. 1–3 update, rebase, cap, TTL) and
-``lua/apply_global_events.lua`` (item popularity and co-visitation counters), then
-``lua/release_pending.lua``. On a single Redis each is one call per batch covering every shard
-the batch touches; on Redis Cluster each call stays inside one slot, so there is one call per
-user shard and per global shard (pipelined, grouped by node by the cluster client). All are
-called by SHA (``EVALSHA``, loaded again on ``NOSCRIPT``), so one batch costs one round trip per
-script kind.
+``lua/apply_global_events.lua`` (item popularity and co-visitation counters). On a single Redis
+each is one call per batch covering every shard the batch touches, and the global call also
+deletes the pending entries it counted: two calls per batch. On Redis Cluster each call stays
+inside one slot, so there is one call per user shard and per global shard (pipelined, grouped
+by node by the cluster client), then ``lua/release_pending.lua`` per user shard. All are called
+by SHA (``EVALSHA``, loaded again on ``NOSCRIPT``), so one batch costs one round trip per step.
 
 Key layout (Redis Cluster ready): a user's keys carry the hash tag of the user's shard
 (``{s<n>}``); an item's popularity and co-visitation row carry the tag of the item's global
