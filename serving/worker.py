@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.producer.message_accumulator import BatchBuilder
 from redis.exceptions import RedisError
 
 from serving import metrics
@@ -48,6 +47,7 @@ from serving.recall import (
 from serving.scorer import PopularitySnapshot, RerankRequest, ScoredItem, ShopperContext
 from streams.config import Settings
 from streams.health import HealthState, keep_probing
+from streams.record_batches import send_record_batches
 from streams.retry import retry_until_done
 from streams.security import kafka_client_kwargs
 from streams.store import ScoreStore
@@ -194,24 +194,8 @@ class RerankWorker:
         Partitions come from the producer's own partitioner, so a key lands where ``send``
         would put it; order within a partition is the order given."""
         assert self.producer is not None
-        topic = self.settings.topics.recommendations
-        partitions = sorted(await self.producer.partitions_for(topic))
-        builders: dict[int, BatchBuilder] = {}
-        futures = []
-        for key, value in records:
-            part = self.partitioner(key, partitions, partitions)
-            builder = builders.get(part)
-            if builder is None:
-                builder = builders[part] = self.producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:  # batch full
-                futures.append(await self.producer.send_batch(builder, topic, partition=part))
-                builder = builders[part] = self.producer.create_batch()
-                if builder.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a {len(value)}-byte recommendation does not fit in a "
-                                     "producer batch")
-        for part, builder in builders.items():
-            futures.append(await self.producer.send_batch(builder, topic, partition=part))
-        return futures
+        return await send_record_batches(self.producer, self.settings.topics.recommendations,
+                                         records, self.partitioner)
 
     async def publish(self, messages: list[dict]) -> None:
         assert self.producer is not None

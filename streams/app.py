@@ -34,6 +34,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.contract import BehaviorEvent, InvalidEvent, dead_letter_record, parse_event
 from streams.health import HealthState, keep_probing
+from streams.record_batches import send_record_batches
 from streams.redact import install_log_redaction, redact
 from streams.redis_client import UNAVAILABLE_ERRORS
 from streams.retry import retry_until_done
@@ -288,12 +289,14 @@ def build_ingest(settings: Settings, app_id: str = "stylestream-ingest",
             attempt, UNAVAILABLE_ERRORS, redis_down)
 
     async def send_batched(triggers: Triggers) -> None:
-        # hand every trigger to the producer first, then wait for all acknowledgements
-        # (one wait per batch instead of Faust's per-message bookkeeping)
-        pending = [await app.producer.send(
-            topics.refresh, user.encode(), refresh_message(user, newest, events),
-            partition=None, timestamp=None, headers=None)
-            for user, (newest, events) in triggers.items()]
+        # one record batch per partition (keyed by user, placed by the producer's own
+        # partitioner, as a plain send would), then one wait for all acknowledgements
+        producer = app.producer
+        pending = await send_record_batches(
+            producer._ensure_producer(), topics.refresh,
+            ((user.encode(), refresh_message(user, newest, events))
+             for user, (newest, events) in triggers.items()),
+            producer.partitioner)
         await asyncio.gather(*pending)
 
     async def send_refreshes(triggers: Triggers, send: Sender) -> None:

@@ -1,10 +1,12 @@
 """Redis score store: the closed-form decayed scores of docs/design.md, applied by two Lua scripts.
 
-Writes go through ``lua/apply_user_events.lua`` (one call per user shard per batch: dedupe,
-Eq. 1–3 update, rebase, cap, TTL) and ``lua/apply_global_events.lua`` (one call per global shard
-a batch touches: item popularity and co-visitation counters). Both are called by SHA
-(``EVALSHA``, loaded again on ``NOSCRIPT``), pipelined so that one batch costs one round trip per
-script kind.
+Writes go through ``lua/apply_user_events.lua`` (dedupe, Eq. 1–3 update, rebase, cap, TTL) and
+``lua/apply_global_events.lua`` (item popularity and co-visitation counters). On a single Redis
+each is one call per batch covering every shard the batch touches, and the global call also
+deletes the pending entries it counted: two calls per batch. On Redis Cluster each call stays
+inside one slot, so there is one call per user shard and per global shard (pipelined, grouped
+by node by the cluster client), then ``lua/release_pending.lua`` per user shard. All are called
+by SHA (``EVALSHA``, loaded again on ``NOSCRIPT``), so one batch costs one round trip per step.
 
 Key layout (Redis Cluster ready): a user's keys carry the hash tag of the user's shard
 (``{s<n>}``); an item's popularity and co-visitation row carry the tag of the item's global
@@ -53,7 +55,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from models.behaviors import BEHAVIOR_RANK
 from streams.config import DecaySettings, Settings
 from streams.contract import BehaviorEvent
-from streams.redis_client import AsyncClient, async_client
+from streams.redis_client import AsyncClient, AsyncRedisCluster, async_client
 from streams.security import redis_client_kwargs
 
 RANK_BEHAVIOR: dict[int, str] = {v: k for k, v in BEHAVIOR_RANK.items()}
@@ -61,6 +63,8 @@ RANK_TEXT: dict[str, str] = {k: str(v) for k, v in BEHAVIOR_RANK.items()}
 #: Separators of the packed script arguments (ASCII RS/US; the contract refuses control
 #: characters in identifiers, so they never occur inside a field).
 RS, US = "\x1e", "\x1f"
+#: Separates the shards' packed events in one user-script call (ASCII FS).
+FS = "\x1c"
 
 
 def _lua(name: str) -> str:
@@ -148,6 +152,14 @@ class PendingEntry:
     covisits: str
 
 
+def _ids_by_shard(entries: list[PendingEntry]) -> dict[str, list[str]]:
+    """Entry ids grouped by the user shard (prefix) whose pending hash holds them."""
+    by_shard: dict[str, list[str]] = defaultdict(list)
+    for entry in entries:
+        by_shard[entry.shard].append(entry.entry_id)
+    return by_shard
+
+
 @dataclass
 class BatchResult:
     """What one batch did: counts, and per user the newest event time applied."""
@@ -178,6 +190,7 @@ class ScoreStore:
         self._released: deque[tuple[float, str]] = deque()
         self._user_script = LuaScript.named("apply_user_events.lua")
         self._global_script = LuaScript.named("apply_global_events.lua")
+        self._release_script = LuaScript.named("release_pending.lua")
         self._profiles_script = LuaScript.named("read_profiles.lua")
         self._recall_script = LuaScript.named("read_recall.lua")
 
@@ -201,6 +214,13 @@ class ScoreStore:
     @property
     def redis(self) -> AsyncClient:
         return self.connect()
+
+    def _groups(self, shards: list[str]) -> list[list[str]]:
+        """The shards of each write-script call: all in one call on a single Redis, one call
+        per shard on Redis Cluster (a script's keys must share one slot there)."""
+        if isinstance(self.redis, AsyncRedisCluster):
+            return [[shard] for shard in shards]
+        return [shards] if shards else []
 
     @classmethod
     def from_settings(cls, settings: Settings, wait: float = 0.0, **kwargs: int) -> ScoreStore:
@@ -252,17 +272,31 @@ class ScoreStore:
 
     # --- writes ---------------------------------------------------------------------------
 
-    def _user_args(self, events: list[BehaviorEvent], now: float | None, entry_id: str,
-                   ) -> list[str | float | int]:
+    def _user_args(self, shards: list[list[BehaviorEvent]], now: float | None,
+                   entry_base: str) -> list[str | float | int]:
+        """The user script's arguments for one call: ``shards``, the events of each shard of
+        the call (in key order); a shard's pending entry is ``entry_base`` + its prefix."""
         d = self.decay
-        packed = RS.join(US.join((e.user_id, e.event_id, e.item_id, repr(d.weights[e.behavior]),
-                                  RANK_TEXT[e.behavior], repr(e.timestamp),
-                                  f"{e.lat!r},{e.lon!r}" if e.lat is not None else ""))
-                         for e in events)
+        weights = d.weights
+        packed = FS.join(
+            RS.join(US.join((e.user_id, e.event_id, e.item_id, repr(weights[e.behavior]),
+                             RANK_TEXT[e.behavior], repr(e.timestamp),
+                             f"{e.lat!r},{e.lon!r}" if e.lat is not None else ""))
+                    for e in events)
+            for events in shards)
         return [self._lam_text, d.rebase_bound, d.max_items_per_user, d.ttl_seconds,
                 d.dedupe_ttl_seconds, self.covisit_fanout, packed,
-                "" if now is None else repr(now), d.dedupe_max_ids, entry_id,
+                "" if now is None else repr(now), d.dedupe_max_ids, entry_base,
                 repr(PENDING_GRACE_SECONDS)]
+
+    async def _run_user_script(self, by_shard: dict[str, list[BehaviorEvent]],
+                               now: float | None, entry_base: str) -> list[list]:
+        """The user script over ``by_shard`` (prefix → its events), in as few calls as the
+        server allows (:meth:`_groups`); each shard's reply, in ``by_shard`` order."""
+        calls = [(group, self._user_args([by_shard[p] for p in group], now, entry_base))
+                 for group in self._groups(list(by_shard))]
+        replies = await self._pipelined_script(self._user_script, calls)
+        return [shard_reply for reply in replies for shard_reply in reply]
 
     async def apply_batch(self, events: list[BehaviorEvent], now: float | None = None,
                           ) -> BatchResult:
@@ -285,10 +319,7 @@ class ScoreStore:
         by_shard: dict[str, list[BehaviorEvent]] = defaultdict(list)
         for event in events:
             by_shard[shard_prefix(event.user_id)].append(event)
-        batch = uuid.uuid4().hex[:16]
-        replies = await self._pipelined_script(
-            self._user_script, [([prefix], self._user_args(shard_events, now, batch + prefix))
-                                for prefix, shard_events in by_shard.items()])
+        replies = await self._run_user_script(by_shard, now, uuid.uuid4().hex[:16])
         entries: list[PendingEntry] = []
         for (prefix, shard_events), reply in zip(by_shard.items(), replies, strict=True):
             for event, status in zip(shard_events, reply, strict=False):
@@ -308,8 +339,7 @@ class ScoreStore:
         by a caller that died between the scripts, whose shards no later batch touched); the
         ingest worker calls this on a timer. Returns how many entries were counted."""
         prefixes = [f"ss:{{s{k}}}:" for k in range(USER_SHARDS)]
-        replies = await self._pipelined_script(
-            self._user_script, [([prefix], self._user_args([], now, "")) for prefix in prefixes])
+        replies = await self._run_user_script({prefix: [] for prefix in prefixes}, now, "")
         entries = [PendingEntry(prefix, *reply[k:k + 3])
                    for prefix, reply in zip(prefixes, replies, strict=True)
                    for k in range(0, len(reply), 3)]
@@ -321,16 +351,21 @@ class ScoreStore:
         at most once, whoever calls), then delete them from their shards."""
         if not entries:
             return
-        await self.count_globals(entries, now)
-        await self.release_pending(entries)
+        if not await self.count_globals(entries, now, release=True):
+            await self.release_pending(entries)
 
-    async def count_globals(self, entries: list[PendingEntry], now: float | None = None) -> None:
+    async def count_globals(self, entries: list[PendingEntry], now: float | None = None,
+                            release: bool = False) -> bool:
         """Run the global script on ``entries`` (those counted before are skipped there). Also
         hands it the ids of entries deleted at least :attr:`forget_after` seconds ago, which it
         forgets: the applied-id set holds only entries not yet known to be deleted (plus, for
-        the dedupe window, those of a caller that died before telling)."""
+        the dedupe window, those of a caller that died before telling).
+
+        ``release``: on a single Redis, also delete the entries from their shards' pending
+        hashes in the same atomic call (what :meth:`release_pending` does); returns whether it
+        did (never on Redis Cluster, where the keys span slots)."""
         if not entries:
-            return
+            return False
         cutoff = time.monotonic() - self.forget_after
         forget: list[str] = []
         while self._released and self._released[0][0] <= cutoff:
@@ -354,31 +389,46 @@ class ScoreStore:
                 per_shard[shard].append((entry.entry_id, pops[shard], pairs[shard]))
         # forgotten ids may sit in any shard's applied set: then every shard is called
         shards = range(self.global_shards) if forget else sorted(per_shard)
-        head: list[str | float | int] = [
-            self._lam_text, self.decay.rebase_bound, self.covisit_cap, self.decay.ttl_seconds]
-        tail: list[str | float | int] = [
-            "" if now is None else repr(now), self.decay.dedupe_ttl_seconds, US.join(forget)]
         calls = []
-        for shard in shards:
-            args = [*head, covis_prefix(shard), *tail]
-            for entry_id, pops_k, pairs_k in per_shard.get(shard, ()):
-                args += [entry_id, RS.join(pops_k), RS.join(pairs_k)]
-            calls.append(([*global_keys(shard), global_applied_key(shard)], args))
+        for group in self._groups([str(shard) for shard in shards]):
+            keys: list[str] = []
+            triples: list[str | float | int] = []
+            counts = []
+            for shard in map(int, group):
+                keys += [*global_keys(shard), global_applied_key(shard)]
+                mine = per_shard.get(shard, ())
+                counts.append(str(len(mine)))
+                for entry_id, pops_k, pairs_k in mine:
+                    triples += [entry_id, RS.join(pops_k), RS.join(pairs_k)]
+            calls.append((keys, [
+                self._lam_text, self.decay.rebase_bound, self.covisit_cap, self.decay.ttl_seconds,
+                US.join(covis_prefix(int(shard)) for shard in group),
+                "" if now is None else repr(now), self.decay.dedupe_ttl_seconds, US.join(forget),
+                US.join(counts), *triples]))
+        release = release and len(calls) == 1 and not isinstance(self.redis, AsyncRedisCluster)
+        if release:
+            by_shard = _ids_by_shard(entries)
+            keys, args = calls[0]
+            calls[0] = ([*keys, *map(pending_key, by_shard)],
+                        [*args, *map(US.join, by_shard.values())])
         try:
             await self._pipelined_script(self._global_script, calls)
         except BaseException:
             self._released.extendleft((cutoff, entry_id) for entry_id in reversed(forget))
             raise
+        if release:
+            released = time.monotonic()
+            self._released.extend((released, entry.entry_id) for entry in entries)
+        return release
 
     async def release_pending(self, entries: list[PendingEntry]) -> None:
         """Delete counted entries from their shards' pending hashes."""
-        by_shard: dict[str, list[str]] = defaultdict(list)
-        for entry in entries:
-            by_shard[entry.shard].append(entry.entry_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard, ids in by_shard.items():
-                pipe.hdel(pending_key(shard), *ids)
-            await pipe.execute()
+        by_shard = _ids_by_shard(entries)
+        await self._pipelined_script(
+            self._release_script,
+            [([pending_key(shard) for shard in group], [US.join(by_shard[shard])
+                                                         for shard in group])
+             for group in self._groups(list(by_shard))])
         released = time.monotonic()
         self._released.extend((released, entry.entry_id) for entry in entries)
 

@@ -17,7 +17,14 @@ from streams.config import DEFAULT_WEIGHTS, DecaySettings
 from streams.contract import BehaviorEvent
 from streams.decay import DecayedScores, brute_force_score
 from streams.redis_client import sync_client
-from streams.store import ScoreStore, covis_key, global_keys, global_shard, user_keys
+from streams.store import (
+    ScoreStore,
+    covis_key,
+    global_keys,
+    global_shard,
+    shard_prefix,
+    user_keys,
+)
 
 DAY = 86400.0
 T0 = 1.6e9
@@ -206,3 +213,70 @@ def test_global_counters_sum_a_batch_exactly(empty_redis: EmbeddedServices) -> N
     assert [item for item, _ in covis["i1"]] == ["i2"] and [i for i, _ in covis["i2"]] == ["i1"]
     assert math.isclose(covis["i1"][0][1], expected_pair, rel_tol=1e-12)
     assert math.isclose(covis["i2"][0][1], expected_pair, rel_tol=1e-12)
+
+
+def _primaries(client: object) -> list:
+    """The client itself, or a client per primary of a cluster."""
+    from redis.cluster import RedisCluster
+
+    return ([redis_node.redis_connection for redis_node in client.get_primaries()]
+            if isinstance(client, RedisCluster) else [client])
+
+
+def _script_calls(client: object) -> int:
+    """EVALSHA commands served so far, summed over every primary of a cluster."""
+    return sum(node.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+               for node in _primaries(client))
+
+
+def _pending_entries(client: object) -> int:
+    """Pending global entries left in the user shards' hashes (all primaries)."""
+    return sum(node.hlen(key) for node in _primaries(client)
+               for key in node.keys("ss:{s*}:pending"))
+
+
+def test_a_batch_costs_one_call_per_script_on_a_single_redis(
+        empty_redis: EmbeddedServices) -> None:
+    """Catches the store falling back to one Lua call per shard on a single Redis (a batch over
+    many user and global shards must cost exactly two calls: the users, then the globals with
+    the release of the pending entries) and packing several shards into one call on Redis
+    Cluster (CROSSSLOT: there each call covers one shard, and the release is one call per user
+    shard after the counting). No pending entry is left behind, and the scores equal the
+    pure-Python reference either way."""
+    from redis.cluster import RedisCluster
+
+    decay = DecaySettings()
+    rng = random.Random(7)
+    events = random_events(rng, 400, 2, users=200, items=60)
+    reference = DecayedScores(decay.weights, decay.decay_per_day, decay.rebase_bound,
+                              decay.max_items_per_user)
+    for e in events:
+        reference.apply(e.event_id, e.user_id, e.item_id, e.behavior, e.timestamp)
+    client = sync_client(empty_redis.redis_url)
+    at = T0 + 3 * DAY
+
+    async def run() -> dict:
+        store = ScoreStore.from_url(empty_redis.redis_url, decay)
+        try:
+            await store.apply_batch(events[:1])  # scripts loaded (NOSCRIPT retries) first
+            before = _script_calls(client)
+            await store.apply_batch(events[1:])
+            calls = _script_calls(client) - before
+            return {"calls": calls, "pending": _pending_entries(client),
+                    "scores": {u: await store.user_scores(u, at) for u in reference.users}}
+        finally:
+            await store.close()
+
+    got = asyncio.run(run())
+    user_shards = {shard_prefix(e.user_id) for e in events[1:]}
+    global_shards = {global_shard(e.item_id, decay.global_shards) for e in events[1:]}
+    if isinstance(client, RedisCluster):
+        assert got["calls"] == 2 * len(user_shards) + len(global_shards) > 3
+    else:
+        assert got["calls"] == 2
+    assert got["pending"] == 0
+    for user in reference.users:
+        want = reference.scores(user, at)
+        assert set(got["scores"][user]) == set(want)
+        for item, score in want.items():
+            assert math.isclose(got["scores"][user][item], score, rel_tol=1e-9)
