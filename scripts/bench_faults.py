@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from scripts.bench_args import json_out
 from scripts.bench_ingest import metric_total
 from scripts.embedded import EmbeddedServices, free_port, start_services, stop_processes
 from scripts.fault_checks import (
@@ -79,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ingest-handover: how long the second worker may take to apply events")
     p.add_argument("--phases", default=",".join(PHASES),
                    help=f"comma-separated subset of {','.join(PHASES)}")
-    p.add_argument("--out", default="var/bench/faults.json")
+    p.add_argument("--out", default="var/bench/faults.json", type=json_out)
 
 
 @dataclass

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.progress import progress
+from scripts.bench_args import json_out
 from scripts.embedded import EmbeddedServices, free_port, start_services, stop_processes
 from streams.config import Settings
 
@@ -60,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--loads until it falls behind; a PNG plot beside --out)")
     p.add_argument("--loads", default="500,1000,2000,3000,5000,7000,10000",
                    help="offered events/s of the curve, in order (default %(default)s)")
-    p.add_argument("--out", default="var/bench/ingest.json")
+    p.add_argument("--out", default="var/bench/ingest.json", type=json_out)
 
 
 def synthetic_events(n: int, users: int, items: int, seed: int, prefix: str) -> list[dict]:

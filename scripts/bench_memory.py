@@ -25,6 +25,7 @@ import random
 import time
 from pathlib import Path
 
+from scripts.bench_args import json_out
 from scripts.embedded import start_services
 
 
@@ -41,7 +42,7 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample", type=int, default=2000,
                         help="shoppers whose keys MEMORY USAGE measures")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="var/bench/memory.json")
+    parser.add_argument("--out", default="var/bench/memory.json", type=json_out)
     parser.set_defaults(func=run)
 
 

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts.bench_args import json_out
+
 
 def register(bench_subparsers: argparse._SubParsersAction) -> None:
     parser = bench_subparsers.add_parser(
@@ -55,7 +57,7 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the fused kernel (default: only on CUDA)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="var/bench/rerank.json")
+    parser.add_argument("--out", default="var/bench/rerank.json", type=json_out)
     parser.set_defaults(func=run)
 
 

@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.bench_args import json_out
 from scripts.bench_ingest import metric_total, synthetic_events, worker
 from scripts.embedded import EmbeddedServices, start_services, stop_processes
 
@@ -64,7 +65,7 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cluster", action="store_true",
                         help="Redis: a local 3-master cluster instead of one server")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
-    parser.add_argument("--out", default="var/bench/scaling.json")
+    parser.add_argument("--out", default="var/bench/scaling.json", type=json_out)
     parser.set_defaults(func=run)
 
 

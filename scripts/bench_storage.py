@@ -21,12 +21,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from scripts.bench_args import json_out
 from scripts.embedded import _alive, start_services, tansu_binary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", type=int, default=5000)
-    p.add_argument("--out", default="var/bench/storage.json")
+    p.add_argument("--out", default="var/bench/storage.json", type=json_out)
 
 
 def produce(bootstrap: str, n: int) -> float:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 
 from scripts.bench_ingest import metric_total, plot_curve, saturated
@@ -66,3 +67,16 @@ def test_saturation_rule_and_plot(tmp_path: Path) -> None:
     path = tmp_path / "curve.png"
     plot_curve(points, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("bench", ["ingest", "faults", "memory", "rerank", "scaling", "storage"])
+def test_a_directory_as_out_is_refused_before_the_run(bench: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """Catches a benchmark that runs for minutes and then dies with a traceback because
+    ``--out`` named a directory instead of the JSON file to write."""
+    from scripts.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", bench, "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "is a directory" in capsys.readouterr().err
