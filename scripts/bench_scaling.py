@@ -181,10 +181,13 @@ def measure(workers: int, args: argparse.Namespace, events: list[dict], workdir:
             sender.start()
             first = last = None
             done = done_at_first = 0.0
+            idle_at = sent_at  # the last poll that saw nothing applied yet
             while time.monotonic() < deadline:
                 counts = _applied(ports, metric)
                 now = time.monotonic()
                 total = sum(c for c in counts if c > 0) - base
+                if total <= 0:
+                    idle_at = now
                 if total > 0 and first is None:
                     first, done_at_first = now, total
                 if total > done:
@@ -201,6 +204,10 @@ def measure(workers: int, args: argparse.Namespace, events: list[dict], workdir:
             cpu["bench"] = time.process_time() - bench_cpu
             per_worker = [cpu_seconds(pid) - c0 for pid, c0 in
                           zip(cpu_pids["workers"], cpu_before["workers"], strict=True)]
+            if done == done_at_first:
+                # everything landed between two polls (a small run): time it from the last poll
+                # that saw nothing, counting every event
+                first, done_at_first = idle_at, 0.0
             wall = last - first
             leave_s = stop_s = None
             if workers >= 2:

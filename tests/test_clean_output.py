@@ -89,4 +89,4 @@ def test_bench_ingest_output_in_a_file_is_clean(tmp_path: Path) -> None:
     assert "Traceback" not in text and not re.search(r"\bERROR\b", text), text
     progress = [line for line in text.splitlines() if re.search(r"\d+%", line)]
     assert 1 <= len(progress) <= 10, progress
-    assert "| batched agent |" in text and "| plain agent |" in text
+    assert "| batched agent (the product) |" in text and "| plain agent, one event" in text
