@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -34,6 +35,11 @@ from streams.security import kafka_client_kwargs
 #: SeaweedFS takes ~15 s to stop on SIGTERM; its data is on disk either way (a SIGKILL loses
 #: nothing it acknowledged, tests/test_durable.py), so it gets this long before SIGKILL.
 STORAGE_STOP_GRACE = 2.0
+#: starts of the broker and Redis on fresh free ports before giving up (a port can be taken
+#: between choosing it and the service binding it)
+PORT_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(RuntimeError):
@@ -275,37 +281,51 @@ def start_services(partitions: int = 4, topics: Topics | None = None,
         engine, tansu_env = endpoint.storage_engine, endpoint.tansu_env()
         redis_dir = str(layout["redis"])
         Path(redis_dir).mkdir(parents=True, exist_ok=True)
-    kafka_port, redis_port = kafka_port or free_port(), redis_port or free_port()
-    url = f"tcp://127.0.0.1:{kafka_port}"
-    specs = {
-        "kafka": ([str(tansu_binary()), "broker", "--listener-url", url,
-                   "--advertised-listener-url", url, "--storage-engine", engine],
-                  {**os.environ, **tansu_env}, workdir, Path(workdir) / "tansu.log"),
-        "redis": (redis_command(redis_port, redis_dir, durable_home is not None or redis_persist,
-                                "everysec" if durable_home is not None else "always"),
-                  None, workdir, Path(workdir) / "redis.log"),
-    }
-    kafka_log = open(specs["kafka"][3], "ab")  # noqa: SIM115 - owned by the child
-    kafka = subprocess.Popen(specs["kafka"][0], stdout=kafka_log, stderr=subprocess.STDOUT,
-                             env=specs["kafka"][1], **popen_kw)
-    redis_log = open(specs["redis"][3], "ab")  # noqa: SIM115 - owned by the child
-    redis_proc = subprocess.Popen(specs["redis"][0], stdout=redis_log, stderr=subprocess.STDOUT,
-                                  **popen_kw)
-    procs = (kafka, redis_proc)
-    try:
-        wait_for_port("127.0.0.1", kafka_port, timeout, kafka, "Tansu broker")
-        wait_for_redis(redis_port, timeout, redis_proc)
-        create_topics(f"127.0.0.1:{kafka_port}", (topics or Topics()).partitions(partitions),
-                      timeout=timeout)
-    except BaseException:
-        stop_processes(*procs, timeout=5.0)
-        stop_processes(*storage_procs, timeout=STORAGE_STOP_GRACE)
-        raise
-    return EmbeddedServices(kafka_url=f"127.0.0.1:{kafka_port}",
-                            redis_url=f"redis://127.0.0.1:{redis_port}/0", workdir=workdir,
-                            kafka_pid=kafka.pid, redis_pid=redis_proc.pid, _procs=procs,
-                            s3_pid=storage_procs[0].pid if storage_procs else None,
-                            _storage_procs=storage_procs, _specs=specs)
+    chosen = (kafka_port, redis_port)
+    for attempt in range(PORT_ATTEMPTS):
+        kafka_port, redis_port = chosen[0] or free_port(), chosen[1] or free_port()
+        url = f"tcp://127.0.0.1:{kafka_port}"
+        specs = {
+            "kafka": ([str(tansu_binary()), "broker", "--listener-url", url,
+                       "--advertised-listener-url", url, "--storage-engine", engine],
+                      {**os.environ, **tansu_env}, workdir, Path(workdir) / "tansu.log"),
+            "redis": (redis_command(redis_port, redis_dir,
+                                    durable_home is not None or redis_persist,
+                                    "everysec" if durable_home is not None else "always"),
+                      None, workdir, Path(workdir) / "redis.log"),
+        }
+        kafka_log = open(specs["kafka"][3], "ab")  # noqa: SIM115 - owned by the child
+        kafka = subprocess.Popen(specs["kafka"][0], stdout=kafka_log, stderr=subprocess.STDOUT,
+                                 env=specs["kafka"][1], **popen_kw)
+        redis_log = open(specs["redis"][3], "ab")  # noqa: SIM115 - owned by the child
+        redis_proc = subprocess.Popen(specs["redis"][0], stdout=redis_log, stderr=subprocess.STDOUT,
+                                      **popen_kw)
+        procs = (kafka, redis_proc)
+        try:
+            wait_for_port("127.0.0.1", kafka_port, timeout, kafka, "Tansu broker")
+            wait_for_redis(redis_port, timeout, redis_proc)
+            create_topics(f"127.0.0.1:{kafka_port}", (topics or Topics()).partitions(partitions),
+                          timeout=timeout)
+        except ServiceError as exc:
+            stop_processes(*procs, timeout=5.0)
+            # a free port chosen here can be taken before the service binds it (another
+            # process's connection): start again on fresh ports
+            if (attempt + 1 < PORT_ATTEMPTS and "exited with code" in str(exc)
+                    and None in chosen):
+                log.warning("%s; starting again on fresh ports", exc)
+                continue
+            stop_processes(*storage_procs, timeout=STORAGE_STOP_GRACE)
+            raise
+        except BaseException:
+            stop_processes(*procs, timeout=5.0)
+            stop_processes(*storage_procs, timeout=STORAGE_STOP_GRACE)
+            raise
+        return EmbeddedServices(kafka_url=f"127.0.0.1:{kafka_port}",
+                                redis_url=f"redis://127.0.0.1:{redis_port}/0", workdir=workdir,
+                                kafka_pid=kafka.pid, redis_pid=redis_proc.pid, _procs=procs,
+                                s3_pid=storage_procs[0].pid if storage_procs else None,
+                                _storage_procs=storage_procs, _specs=specs)
+    raise AssertionError("unreachable")
 
 
 def wait_for_redis(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:

@@ -223,3 +223,31 @@ def test_classification_of_library_exceptions() -> None:
     assert classify(ValueError("not a service")) is None
     assert redact_url(f"redis://user:{PASSWORD}@h:1/0") == "redis://user:***@h:1/0"
     assert redact_url("h1:9092,h2:9092") == "h1:9092,h2:9092"
+
+
+def test_a_port_taken_before_the_service_binds_it_gets_a_fresh_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Catches the embedded services failing for good when a free port is taken between
+    choosing it and binding it (another process's connection got it first: seen in CI as
+    "redis-server exited with code 1 before it was ready"); they start again on fresh ports."""
+    import socket
+
+    import scripts.embedded as embedded
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    busy = taken.getsockname()[1]
+    real = embedded.free_port
+    handed = iter([busy, busy])  # the broker's and Redis's first ports are both taken
+    monkeypatch.setattr(embedded, "free_port", lambda: next(handed, None) or real())
+    services = embedded.start_services(partitions=1, timeout=30.0)
+    try:
+        assert str(busy) not in services.kafka_url and str(busy) not in services.redis_url
+        import redis
+
+        client = redis.Redis.from_url(services.redis_url)
+        assert client.ping()
+        client.close()
+    finally:
+        services.stop()
+        taken.close()
