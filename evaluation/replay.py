@@ -59,6 +59,7 @@ from models.next_event import (
 )
 from serving.chain import ScorerChain
 from serving.diversity import DiversityConfig, ItemFacts, final_list
+from serving.next_event_scorer import kept_by_chain
 from serving.pair_features import FEATURES, IN_HISTORY, LOG_HISTORY_SIZE, pair_features
 from serving.pipeline import ServingOptions, build_chain
 from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
@@ -329,13 +330,11 @@ def training_groups(events: Sequence[Interaction], cuts: Sequence[float], horizo
         scored = base.score(RerankRequest(shoppers, candidates, cut, popularity))
         feats, labels, offsets = [], [], [0]
         for shopper, cands, items in zip(shoppers, candidates, scored, strict=True):
-            # as served: the ranker orders only what the stages below kept
-            by_item = {s.item_id: s.score for s in items}
-            cands = [c for c in cands if c.item_id in by_item]
+            cands, by_item = kept_by_chain(cands, items)  # as served
             if not cands:
                 continue
             rows = pair_features(shopper, cands, popularity.values, top_pop,
-                                 [by_item[c.item_id] for c in cands])
+                                 [by_item[c.item_id].score for c in cands])
             feats.append(rows)
             targets = future.targets[shopper.user_id]
             labels.append(np.array([c.item_id in targets for c in cands], dtype=np.float32))

@@ -19,15 +19,25 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from models.next_event import load_ranker
 from serving.decay_scorer import recall_reasons
 from serving.pair_features import FEATURES, IN_HISTORY, LOG_HISTORY_SIZE, pair_features
-from serving.scorer import RerankRequest, ScoredItem, Scorer
+from serving.scorer import Candidate, RerankRequest, ScoredItem, Scorer
 
 log = logging.getLogger(__name__)
+
+
+def kept_by_chain(candidates: Sequence[Candidate], scored: Sequence[ScoredItem],
+                  ) -> tuple[list[Candidate], dict[str, ScoredItem]]:
+    """The candidates the final ranker orders — those the stages below kept (they decide what
+    may be shown: bought items, the rule stage's gender and distance filters) — and the chain's
+    scored item for each; the replay's training groups use it too, so the ranker learns on
+    what it serves."""
+    by_item = {s.item_id: s for s in scored}
+    return [c for c in candidates if c.item_id in by_item], by_item
 
 
 class NextEventScorer:
@@ -87,15 +97,12 @@ class NextEventScorer:
         out = []
         for shopper, cands, scored in zip(request.shoppers, request.candidates, base,
                                           strict=True):
-            # the stages below decide what may be shown (bought items, the gender and distance
-            # filters of the rule stage); the ranker only orders what they kept
-            by_item = {s.item_id: s for s in scored}
-            cands = [c for c in cands if c.item_id in by_item]
+            cands, by_item = kept_by_chain(cands, scored)
             if not cands:
                 out.append([])
                 continue
-            base_scores = [by_item[c.item_id].score for c in cands]
-            rows = pair_features(shopper, cands, popularity, top_pop, base_scores)
+            rows = pair_features(shopper, cands, popularity, top_pop,
+                                 [by_item[c.item_id].score for c in cands])
             scores = self.model.score(rows)
             if self.calibration is not None:
                 scores = self.calibration.probabilities(
