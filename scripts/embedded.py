@@ -46,6 +46,10 @@ class ServiceError(RuntimeError):
     """An embedded service could not be found, started or reached."""
 
 
+class ServiceExited(ServiceError):
+    """An embedded service's process ended before it was ready (e.g. its port was taken)."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -57,7 +61,7 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen |
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise ServiceError(f"{name} exited with code {proc.returncode} before it was ready")
+            raise ServiceExited(f"{name} exited with code {proc.returncode} before it was ready")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.05)
@@ -306,12 +310,11 @@ def start_services(partitions: int = 4, topics: Topics | None = None,
             wait_for_redis(redis_port, timeout, redis_proc)
             create_topics(f"127.0.0.1:{kafka_port}", (topics or Topics()).partitions(partitions),
                           timeout=timeout)
-        except ServiceError as exc:
+        except ServiceExited as exc:
             stop_processes(*procs, timeout=5.0)
             # a free port chosen here can be taken before the service binds it (another
             # process's connection): start again on fresh ports
-            if (attempt + 1 < PORT_ATTEMPTS and "exited with code" in str(exc)
-                    and None in chosen):
+            if attempt + 1 < PORT_ATTEMPTS and None in chosen:
                 log.warning("%s; starting again on fresh ports", exc)
                 continue
             stop_processes(*storage_procs, timeout=STORAGE_STOP_GRACE)
