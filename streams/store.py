@@ -137,6 +137,13 @@ PENDING_GRACE_SECONDS = 30.0
 FORGET_AFTER_SECONDS = 2 * PENDING_GRACE_SECONDS
 
 
+#: A user's keys (other than the seen ids) get their TTL again only when their last refresh is
+#: this fraction of the TTL old (or a key was just created): one EXPIRE per key per
+#: ``ttl * TTL_REFRESH_FRACTION`` seconds instead of per batch, and keys still live at least
+#: ``(1 - TTL_REFRESH_FRACTION) * ttl`` seconds after the user's last event.
+TTL_REFRESH_FRACTION = 0.01
+
+
 def pending_key(prefix: str) -> str:
     """The pending-entry hash of a shard (``prefix`` from :func:`shard_prefix`)."""
     return prefix + "pending"
@@ -183,6 +190,7 @@ class ScoreStore:
         self._shard_memo: dict[str, int] = {}
         self.lam = decay.decay_per_second
         self._lam_text = repr(self.lam)
+        self._ttl_refresh_text = repr(decay.ttl_seconds * TTL_REFRESH_FRACTION)
         self.covisit_fanout = covisit_fanout
         self.covisit_cap = covisit_cap
         #: seconds after deleting an entry before its id leaves the applied set
@@ -287,7 +295,7 @@ class ScoreStore:
         return [self._lam_text, d.rebase_bound, d.max_items_per_user, d.ttl_seconds,
                 d.dedupe_ttl_seconds, self.covisit_fanout, packed,
                 "" if now is None else repr(now), d.dedupe_max_ids, entry_base,
-                repr(PENDING_GRACE_SECONDS)]
+                repr(PENDING_GRACE_SECONDS), self._ttl_refresh_text]
 
     async def _run_user_script(self, by_shard: dict[str, list[BehaviorEvent]],
                                now: float | None, entry_base: str) -> list[list]:
