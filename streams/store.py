@@ -191,6 +191,8 @@ class ScoreStore:
         self.lam = decay.decay_per_second
         self._lam_text = repr(self.lam)
         self._ttl_refresh_text = repr(decay.ttl_seconds * TTL_REFRESH_FRACTION)
+        self._weight_text = {behavior: repr(w) for behavior, w in decay.weights.items()}
+        self._user_shard_memo: dict[str, str] = {}
         self.covisit_fanout = covisit_fanout
         self.covisit_cap = covisit_cap
         #: seconds after deleting an entry before its id leaves the applied set
@@ -285,9 +287,9 @@ class ScoreStore:
         """The user script's arguments for one call: ``shards``, the events of each shard of
         the call (in key order); a shard's pending entry is ``entry_base`` + its prefix."""
         d = self.decay
-        weights = d.weights
+        weights = self._weight_text
         packed = FS.join(
-            RS.join(US.join((e.user_id, e.event_id, e.item_id, repr(weights[e.behavior]),
+            RS.join(US.join((e.user_id, e.event_id, e.item_id, weights[e.behavior],
                              RANK_TEXT[e.behavior], repr(e.timestamp),
                              f"{e.lat!r},{e.lon!r}" if e.lat is not None else ""))
                     for e in events)
@@ -325,8 +327,14 @@ class ScoreStore:
         if not events:
             return result, []
         by_shard: dict[str, list[BehaviorEvent]] = defaultdict(list)
+        memo = self._user_shard_memo
+        if len(memo) >= 1 << 17:
+            memo.clear()
         for event in events:
-            by_shard[shard_prefix(event.user_id)].append(event)
+            prefix = memo.get(event.user_id)
+            if prefix is None:
+                prefix = memo[event.user_id] = shard_prefix(event.user_id)
+            by_shard[prefix].append(event)
         replies = await self._run_user_script(by_shard, now, uuid.uuid4().hex[:16])
         entries: list[PendingEntry] = []
         for (prefix, shard_events), reply in zip(by_shard.items(), replies, strict=True):
