@@ -38,6 +38,7 @@ from streams.record_batches import send_record_batches
 from streams.redact import install_log_redaction, redact
 from streams.redis_client import UNAVAILABLE_ERRORS
 from streams.retry import retry_until_done
+from streams.runtime import settle_heap
 from streams.security import kafka_client_kwargs
 from streams.store import PENDING_GRACE_SECONDS, BatchResult, ScoreStore
 
@@ -385,6 +386,7 @@ def run_worker(app: faust.App, loglevel: str = "warning") -> None:
     worker = RedactingWorker(app, loglevel=loglevel, quiet=True, **keep)
     if handlers:
         worker.spinner = None  # no terminal spinner codes in log files, no handler re-levelled
+    settle_heap()  # streams/runtime.py; the ingest bench: see its docstring
     worker.execute_from_commandline()
 
 
