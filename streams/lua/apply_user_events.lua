@@ -83,6 +83,7 @@ local entry_base = ARGV[10]
 local grace = tonumber(ARGV[11])
 local refresh_every = tonumber(ARGV[12])
 local SUFFIXES = {':a', ':meta', ':beh', ':last', ':recent'}
+local META_FIELDS = {'ref', 'last_t', 'lat', 'lon', 'ttl_at'}
 
 local function fmt(x) return string.format('%.17g', x) end
 local function split_keep(text, sep)  -- empty fields kept (a shard without events)
@@ -155,7 +156,7 @@ local function new_user(shard, user)
   local u = {a = prefix .. ':a', meta = prefix .. ':meta', beh = prefix .. ':beh',
              last = prefix .. ':last', seen = prefix .. ':seen', recent = prefix .. ':recent',
              prefix = prefix, beh_of = {}, beh_dirty = {}, last_of = {}, last_dirty = {},
-             items = {}, meta_set = {}}
+             items = {}, item_seen = {}, meta_set = {}}
   local meta = redis.call('HMGET', u.meta, 'ref', 'last_t', 'ttl_at')
   u.ref, u.last_t, u.ttl_at = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
   return u
@@ -188,7 +189,6 @@ local function apply_event(u, item, w_text, rank_text, t_text, location, popular
     u.last_of[item] = t
     u.last_dirty[item] = t_text
   end
-  if not u.item_seen then u.item_seen = {} end
   if not u.item_seen[item] then
     u.item_seen[item] = true
     u.items[#u.items + 1] = item
@@ -268,7 +268,7 @@ local function finish_user(u)
   local refresh = u.created or u.ttl_at == nil or server_now - u.ttl_at >= refresh_every
   if refresh then u.meta_set.ttl_at = server_now_text end
   local meta_args = {}
-  for _, field in ipairs({'ref', 'last_t', 'lat', 'lon', 'ttl_at'}) do
+  for _, field in ipairs(META_FIELDS) do
     if u.meta_set[field] then
       meta_args[#meta_args + 1] = field
       meta_args[#meta_args + 1] = u.meta_set[field]
