@@ -321,3 +321,32 @@ def test_user_ttls_are_refreshed_once_per_interval_and_new_keys_get_one(
             await store.close()
 
     asyncio.run(run())
+
+
+def test_followed_counts_are_only_hints(empty_redis: EmbeddedServices) -> None:
+    """The item and seen-id counts the user script keeps in P:meta are checked against the real
+    counts before anything is dropped. Catches items or seen ids (dedupe!) trimmed because a
+    stale count said the caps were exceeded."""
+    decay = DecaySettings(max_items_per_user=5, dedupe_max_ids=6)
+    client = sync_client(empty_redis.redis_url)
+    keys = user_keys("u0")
+
+    async def run() -> list:
+        store = ScoreStore.from_url(empty_redis.redis_url, decay)
+        try:
+            await store.apply_batch([BehaviorEvent(f"e{k}", "u0", f"i{k}", "view", T0 + k)
+                                     for k in range(4)])
+            client.hset(keys[1], mapping={"n": 10**6, "sn": 10**6})  # stale, far too high
+            await store.apply_batch([BehaviorEvent("e4", "u0", "i0", "view", T0 + 4)])
+            assert client.zcard(keys[0]) == 4 and client.zcard(keys[4]) == 5
+            assert client.hget(keys[1], "sn") == b"5"
+            again = await store.apply_batch([BehaviorEvent(f"e{k}", "u0", "i9", "view", T0 + 9)
+                                             for k in range(5)])
+            assert again.duplicates == 5  # no seen id was dropped
+            more = [BehaviorEvent(f"f{k}", "u0", f"j{k}", "view", T0 + 10 + k) for k in range(3)]
+            await store.apply_batch(more)  # now past both caps: trimmed to them exactly
+            return [client.zcard(keys[0]), client.zcard(keys[4])]
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == [5, 6]

@@ -7,7 +7,10 @@ of a user carries the shard's hash tag, so one call covers all the batch's users
 stays inside one Redis Cluster slot. Per user u (prefix P = "ss:{s<shard>}:" .. u):
 
   P:a       ZSET  item -> A(u,i) = sum_k w_k * exp(lambda * (t_k - r_u))
-  P:meta    HASH  ref (r_u, epoch s), last_t, lat, lon, ttl_at (server time of the last TTL refresh)
+  P:meta    HASH  ref (r_u, epoch s), last_t, lat, lon, ttl_at (server time of the last TTL
+                  refresh), n and sn (how many items P:a and ids P:seen hold: followed here so
+                  that a call need not count them; only a hint, the real count is read before
+                  anything is trimmed)
   P:beh     HASH  item -> strongest behaviour rank seen (0 view .. 3 purchase)
   P:last    HASH  item -> newest event time on the item (repeat-aware recall: recency)
   P:seen    ZSET  event_id -> ARRIVAL time (server or worker clock, not event time)
@@ -83,7 +86,7 @@ local entry_base = ARGV[10]
 local grace = tonumber(ARGV[11])
 local refresh_every = tonumber(ARGV[12])
 local SUFFIXES = {':a', ':meta', ':beh', ':last', ':recent'}
-local META_FIELDS = {'ref', 'last_t', 'lat', 'lon', 'ttl_at'}
+local META_FIELDS = {'ref', 'last_t', 'lat', 'lon', 'ttl_at', 'n', 'sn'}
 
 local function fmt(x) return string.format('%.17g', x) end
 local function split_keep(text, sep)  -- empty fields kept (a shard without events)
@@ -157,8 +160,10 @@ local function new_user(shard, user)
              last = prefix .. ':last', seen = prefix .. ':seen', recent = prefix .. ':recent',
              prefix = prefix, beh_of = {}, beh_dirty = {}, last_of = {}, last_dirty = {},
              items = {}, item_seen = {}, meta_set = {}}
-  local meta = redis.call('HMGET', u.meta, 'ref', 'last_t', 'ttl_at')
+  local meta = redis.call('HMGET', u.meta, 'ref', 'last_t', 'ttl_at', 'n', 'sn')
   u.ref, u.last_t, u.ttl_at = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
+  u.card, u.seen_n = tonumber(meta[4]), tonumber(meta[5])
+  u.card_read, u.seen_read = u.card, u.seen_n
   return u
 end
 
@@ -193,8 +198,9 @@ local function apply_event(u, item, w_text, rank_text, t_text, location, popular
     u.item_seen[item] = true
     u.items[#u.items + 1] = item
   end
-  -- the set's size: read once per user, then one more for each item new to the user (an item
-  -- without a behaviour is not in P:a: the cap drops both together)
+  -- the set's size: followed in P:meta (read once per user when it is not there), one more for
+  -- each item new to the user (an item without a behaviour is not in P:a: the cap drops both
+  -- together); read for real before anything is dropped
   if u.card == nil then
     u.card = redis.call('ZCARD', u.a)
     if u.card == 1 then u.created = true end
@@ -265,6 +271,20 @@ local function finish_user(u)
       u.created = true
     end
   end
+  -- seen ids are forgotten by processing time (arrival), never by event time, and beyond the
+  -- count cap earliest arrivals first
+  local removed = redis.call('ZREMRANGEBYSCORE', u.seen, '-inf', seen_cutoff)
+  local card, exact = nil, false
+  if u.seen_n ~= nil then card = u.seen_n - removed end
+  if card == nil or card > max_seen then
+    card, exact = redis.call('ZCARD', u.seen), true
+  end
+  if card > max_seen then
+    redis.call('ZREMRANGEBYRANK', u.seen, 0, card - max_seen - 1)
+    card = max_seen
+  end
+  if card ~= u.seen_read or exact then u.meta_set.sn = tostring(card) end
+  if u.card ~= u.card_read then u.meta_set.n = tostring(u.card) end
   local refresh = u.created or u.ttl_at == nil or server_now - u.ttl_at >= refresh_every
   if refresh then u.meta_set.ttl_at = server_now_text end
   local meta_args = {}
@@ -275,11 +295,6 @@ local function finish_user(u)
     end
   end
   if #meta_args > 0 then redis.call('HSET', u.meta, unpack(meta_args)) end
-  -- seen ids are forgotten by processing time (arrival), never by event time, and beyond the
-  -- count cap earliest arrivals first
-  redis.call('ZREMRANGEBYSCORE', u.seen, '-inf', seen_cutoff)
-  local card = redis.call('ZCARD', u.seen)
-  if card > max_seen then redis.call('ZREMRANGEBYRANK', u.seen, 0, card - max_seen - 1) end
   redis.call('EXPIRE', u.seen, math.max(ttl, math.ceil(window)))
   if refresh then
     for _, suffix in ipairs(SUFFIXES) do redis.call('EXPIRE', u.prefix .. suffix, ttl) end
@@ -305,6 +320,7 @@ local function apply_shard(shard, packed, entry_id)
     if redis.call('ZADD', u.seen, 'NX', now_text, event_id) == 0 then
       out[#out + 1] = 0
     else
+      if u.seen_n ~= nil then u.seen_n = u.seen_n + 1 end
       if not u.touched then
         u.touched = true
         order[#order + 1] = u
