@@ -137,6 +137,13 @@ PENDING_GRACE_SECONDS = 30.0
 FORGET_AFTER_SECONDS = 2 * PENDING_GRACE_SECONDS
 
 
+#: A user's keys (other than the seen ids) get their TTL again only when their last refresh is
+#: this fraction of the TTL old (or a key was just created): one EXPIRE per key per
+#: ``ttl * TTL_REFRESH_FRACTION`` seconds instead of per batch, and keys still live at least
+#: ``(1 - TTL_REFRESH_FRACTION) * ttl`` seconds after the user's last event.
+TTL_REFRESH_FRACTION = 0.01
+
+
 def pending_key(prefix: str) -> str:
     """The pending-entry hash of a shard (``prefix`` from :func:`shard_prefix`)."""
     return prefix + "pending"
@@ -183,6 +190,9 @@ class ScoreStore:
         self._shard_memo: dict[str, int] = {}
         self.lam = decay.decay_per_second
         self._lam_text = repr(self.lam)
+        self._ttl_refresh_text = repr(decay.ttl_seconds * TTL_REFRESH_FRACTION)
+        self._weight_text = {behavior: repr(w) for behavior, w in decay.weights.items()}
+        self._user_shard_memo: dict[str, str] = {}
         self.covisit_fanout = covisit_fanout
         self.covisit_cap = covisit_cap
         #: seconds after deleting an entry before its id leaves the applied set
@@ -277,9 +287,9 @@ class ScoreStore:
         """The user script's arguments for one call: ``shards``, the events of each shard of
         the call (in key order); a shard's pending entry is ``entry_base`` + its prefix."""
         d = self.decay
-        weights = d.weights
+        weights = self._weight_text
         packed = FS.join(
-            RS.join(US.join((e.user_id, e.event_id, e.item_id, repr(weights[e.behavior]),
+            RS.join(US.join((e.user_id, e.event_id, e.item_id, weights[e.behavior],
                              RANK_TEXT[e.behavior], repr(e.timestamp),
                              f"{e.lat!r},{e.lon!r}" if e.lat is not None else ""))
                     for e in events)
@@ -287,7 +297,7 @@ class ScoreStore:
         return [self._lam_text, d.rebase_bound, d.max_items_per_user, d.ttl_seconds,
                 d.dedupe_ttl_seconds, self.covisit_fanout, packed,
                 "" if now is None else repr(now), d.dedupe_max_ids, entry_base,
-                repr(PENDING_GRACE_SECONDS)]
+                repr(PENDING_GRACE_SECONDS), self._ttl_refresh_text]
 
     async def _run_user_script(self, by_shard: dict[str, list[BehaviorEvent]],
                                now: float | None, entry_base: str) -> list[list]:
@@ -317,8 +327,14 @@ class ScoreStore:
         if not events:
             return result, []
         by_shard: dict[str, list[BehaviorEvent]] = defaultdict(list)
+        memo = self._user_shard_memo
+        if len(memo) >= 1 << 17:
+            memo.clear()
         for event in events:
-            by_shard[shard_prefix(event.user_id)].append(event)
+            prefix = memo.get(event.user_id)
+            if prefix is None:
+                prefix = memo[event.user_id] = shard_prefix(event.user_id)
+            by_shard[prefix].append(event)
         replies = await self._run_user_script(by_shard, now, uuid.uuid4().hex[:16])
         entries: list[PendingEntry] = []
         for (prefix, shard_events), reply in zip(by_shard.items(), replies, strict=True):

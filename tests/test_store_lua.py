@@ -280,3 +280,73 @@ def test_a_batch_costs_one_call_per_script_on_a_single_redis(
         assert set(got["scores"][user]) == set(want)
         for item, score in want.items():
             assert math.isclose(got["scores"][user][item], score, rel_tol=1e-9)
+
+
+def test_user_ttls_are_refreshed_once_per_interval_and_new_keys_get_one(
+        empty_redis: EmbeddedServices) -> None:
+    """A user's keys get their TTL again only once the refresh interval (1 % of the TTL) has
+    passed, the seen ids on every batch, and a key created while the refresh is skipped still
+    gets one. Catches keys left without a TTL (never expiring) and a refresh that is skipped
+    for good or never skipped."""
+    import time
+
+    decay = DecaySettings(ttl_seconds=100)  # refresh interval: 1 s
+    client = sync_client(empty_redis.redis_url)
+    keys = user_keys("u0")
+    others = [key for key in keys if not key.endswith(":seen")]
+
+    def event(k: int, item: str = "i0") -> list[BehaviorEvent]:
+        return [BehaviorEvent(f"e{k}", "u0", item, "view", T0 + k)]
+
+    async def run() -> None:
+        store = ScoreStore.from_url(empty_redis.redis_url, decay)
+        try:
+            await store.apply_batch(event(0))
+            assert all(0 < client.ttl(key) <= 100 for key in others)
+            for key in keys:
+                client.expire(key, 50)
+            await store.apply_batch(event(1, "i1"))  # within the interval: not refreshed
+            assert all(0 < client.ttl(key) <= 50 for key in others), [
+                client.ttl(key) for key in others]
+            assert client.ttl(keys[4]) == decay.dedupe_ttl_seconds  # seen ids: every batch
+            client.delete(keys[5])  # the recent items gone: created again by the next event
+            await store.apply_batch(event(2, "i2"))
+            assert client.ttl(keys[5]) > 50
+            for key in keys:
+                client.expire(key, 50)
+            time.sleep(1.1)
+            await store.apply_batch(event(3, "i3"))  # the interval has passed: refreshed
+            assert all(50 < client.ttl(key) <= 100 for key in others)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_followed_counts_are_only_hints(empty_redis: EmbeddedServices) -> None:
+    """The item and seen-id counts the user script keeps in P:meta are checked against the real
+    counts before anything is dropped. Catches items or seen ids (dedupe!) trimmed because a
+    stale count said the caps were exceeded."""
+    decay = DecaySettings(max_items_per_user=5, dedupe_max_ids=6)
+    client = sync_client(empty_redis.redis_url)
+    keys = user_keys("u0")
+
+    async def run() -> list:
+        store = ScoreStore.from_url(empty_redis.redis_url, decay)
+        try:
+            await store.apply_batch([BehaviorEvent(f"e{k}", "u0", f"i{k}", "view", T0 + k)
+                                     for k in range(4)])
+            client.hset(keys[1], mapping={"n": 10**6, "sn": 10**6})  # stale, far too high
+            await store.apply_batch([BehaviorEvent("e4", "u0", "i0", "view", T0 + 4)])
+            assert client.zcard(keys[0]) == 4 and client.zcard(keys[4]) == 5
+            assert client.hget(keys[1], "sn") == b"5"
+            again = await store.apply_batch([BehaviorEvent(f"e{k}", "u0", "i9", "view", T0 + 9)
+                                             for k in range(5)])
+            assert again.duplicates == 5  # no seen id was dropped
+            more = [BehaviorEvent(f"f{k}", "u0", f"j{k}", "view", T0 + 10 + k) for k in range(3)]
+            await store.apply_batch(more)  # now past both caps: trimmed to them exactly
+            return [client.zcard(keys[0]), client.zcard(keys[4])]
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == [5, 6]

@@ -64,16 +64,44 @@ if now == nil then
 end
 local forget = split(ARGV[8], '\31')
 
--- one shard: KEYS are its four keys, its triples are ARGV[first .. last]
+-- at most this many members per ZREM / ZMSCORE / ZADD (unpack's stack limit)
+local CHUNK = 1000
+local now_text = fmt(now)
+
+-- one shard: KEYS are its four keys, its triples are ARGV[first .. last]; the applied set is
+-- read and written with one command per CHUNK ids rather than per id
 local function count_shard(KEYS, prefix, first, last)
   local popularity, covisits = {}, {}
-  for _, done in ipairs(forget) do redis.call('ZREM', KEYS[4], done) end
-  for j = first, last, 3 do
-    if not redis.call('ZSCORE', KEYS[4], ARGV[j]) then
-      redis.call('ZADD', KEYS[4], fmt(now), ARGV[j])
+  for from = 1, #forget, CHUNK do
+    redis.call('ZREM', KEYS[4], unpack(forget, from, math.min(from + CHUNK - 1, #forget)))
+  end
+  local ids = {}
+  for j = first, last, 3 do ids[#ids + 1] = ARGV[j] end
+  local counted = {}
+  for from = 1, #ids, CHUNK do
+    local to = math.min(from + CHUNK - 1, #ids)
+    for k, score in ipairs(redis.call('ZMSCORE', KEYS[4], unpack(ids, from, to))) do
+      counted[from + k - 1] = score
+    end
+  end
+  local fresh = {}
+  for k = 1, #ids do
+    local j = first + 3 * (k - 1)
+    -- an id twice in one call is counted once, as one ZSCORE/ZADD per id did
+    if not counted[k] and not fresh[ids[k]] then
+      fresh[ids[k]] = true
+      fresh[#fresh + 1] = ids[k]
       for _, f in ipairs(records(ARGV[j + 1])) do popularity[#popularity + 1] = f end
       for _, f in ipairs(records(ARGV[j + 2])) do covisits[#covisits + 1] = f end
     end
+  end
+  for from = 1, #fresh, CHUNK do
+    local args = {}
+    for k = from, math.min(from + CHUNK - 1, #fresh) do
+      args[#args + 1] = now_text
+      args[#args + 1] = fresh[k]
+    end
+    redis.call('ZADD', KEYS[4], unpack(args))
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. fmt(now - tonumber(ARGV[7])))
   redis.call('EXPIRE', KEYS[4], math.max(ttl, math.ceil(tonumber(ARGV[7]))))
