@@ -71,20 +71,27 @@ MAX_BATCH = 256
 class Trigger:
     user_id: str
     source_event_time: float
+    #: when the ingest worker sent the trigger (its ``emitted_at``), if it says
+    emitted_at: float | None = None
 
 
 def parse_trigger(raw: bytes | None) -> Trigger | None:
-    """A ``rec-refresh`` value → :class:`Trigger`; ``None`` (counted) when unreadable."""
+    """A ``rec-refresh`` value → :class:`Trigger`; ``None`` (counted) when unreadable. An
+    unreadable ``emitted_at`` (only used to time the stages) is left out, not refused."""
     try:
         data = json.loads(raw or b"")
-        return Trigger(str(data["user_id"]), float(data["source_event_time"]))
+        trigger = Trigger(str(data["user_id"]), float(data["source_event_time"]))
     except (ValueError, KeyError, TypeError):
         metrics.BAD_TRIGGERS.inc()
         return None
+    with contextlib.suppress(ValueError, TypeError):
+        trigger.emitted_at = float(data.get("emitted_at"))
+    return trigger
 
 
 def coalesce(triggers: list[Trigger]) -> list[Trigger]:
-    """One trigger per shopper, carrying the newest source event time; order of first arrival."""
+    """One trigger per shopper, carrying the newest source event time (and that trigger's
+    ``emitted_at``); order of first arrival."""
     newest: dict[str, Trigger] = {}
     for trig in triggers:
         kept = newest.get(trig.user_id)
@@ -92,8 +99,23 @@ def coalesce(triggers: list[Trigger]) -> list[Trigger]:
             newest[trig.user_id] = trig
         else:
             metrics.COALESCED.inc()
-            kept.source_event_time = max(kept.source_event_time, trig.source_event_time)
+            if trig.source_event_time > kept.source_event_time:
+                kept.source_event_time, kept.emitted_at = (trig.source_event_time,
+                                                           trig.emitted_at)
     return list(newest.values())
+
+
+def observe_stages(triggers: list[Trigger], received_at: float, generated_at: float,
+                   published_at: float) -> None:
+    """Each list's freshness split into :data:`serving.metrics.STAGES` (``stylestream_freshness
+    _stage_seconds``): the trigger's own times, then this worker's."""
+    ingest, trigger = (metrics.STAGE_LAG.labels(stage) for stage in ("ingest", "trigger"))
+    for trig in triggers:
+        if trig.emitted_at is not None:
+            ingest.observe(max(0.0, trig.emitted_at - trig.source_event_time))
+            trigger.observe(max(0.0, received_at - trig.emitted_at))
+    metrics.STAGE_LAG.labels("rank").observe(max(0.0, generated_at - received_at))
+    metrics.STAGE_LAG.labels("publish").observe(max(0.0, published_at - generated_at))
 
 
 def recommendation_message(user_id: str, items: list[ScoredItem], model_version: str,
@@ -197,7 +219,9 @@ class RerankWorker:
         return await send_record_batches(self.producer, self.settings.topics.recommendations,
                                          records, self.partitioner)
 
-    async def publish(self, messages: list[dict]) -> None:
+    async def publish(self, messages: list[dict]) -> float:
+        """Send ``messages`` to ``recommendations`` and ``rec:{user}``; when Kafka acknowledged
+        them (wall clock)."""
         assert self.producer is not None
         records = []
         async with self.store.redis.pipeline(transaction=False) as pipe:
@@ -212,20 +236,27 @@ class RerankWorker:
         for msg in messages:
             metrics.FRESHNESS.observe(max(0.0, published_at - msg["source_event_time"]))
         metrics.PUBLISHED.inc(len(messages))
+        return published_at
 
-    async def handle(self, raw_values: list[bytes | None]) -> list[dict]:
+    async def handle(self, raw_values: list[bytes | None],
+                     received_at: float | None = None) -> list[dict]:
+        """Rank and publish the lists of a micro-batch of trigger values, taken from Kafka at
+        ``received_at`` (wall clock; default now)."""
+        received_at = time.time() if received_at is None else received_at
         started = time.perf_counter()
         triggers = coalesce([t for t in map(parse_trigger, raw_values) if t is not None])
         if not triggers:
             return []
         metrics.MICRO_BATCH.observe(len(triggers))
         messages = await self.rank(triggers)
-        await self.publish(messages)
+        published_at = await self.publish(messages)
         metrics.RERANK_LATENCY.observe(time.perf_counter() - started)
+        observe_stages(triggers, received_at, messages[0]["generated_at"], published_at)
         return messages
 
     async def handle_with_retry(self, raw_values: list[bytes | None],
-                                stop: asyncio.Event) -> list[dict]:
+                                stop: asyncio.Event, received_at: float | None = None
+                                ) -> list[dict]:
         """:meth:`handle`, retried with backoff while Redis or Kafka are unreachable; a batch
         that fails for any other reason is logged and counted, and the worker goes on."""
         def unavailable(exc: BaseException, delay: float) -> None:
@@ -233,7 +264,7 @@ class RerankWorker:
             log.warning("services unavailable (%s); retrying in %.1fs", exc, delay)
 
         try:
-            return await retry_until_done(lambda: self.handle(raw_values),
+            return await retry_until_done(lambda: self.handle(raw_values, received_at),
                                           UNAVAILABLE, unavailable, stop)
         except UNAVAILABLE:
             raise  # only while stopping
@@ -366,12 +397,14 @@ class RerankWorker:
                               "onboarded; refreshes go on", catalog.exception())
                     catalog = None
                 batches = await consumer.getmany(timeout_ms=50, max_records=self.max_batch)
+                received_at = time.time()
                 records = [r for part in batches.values() for r in part]
                 if not records:
                     continue
                 if health is not None:
                     health.batch_started()
-                messages = await self.handle_with_retry([r.value for r in records], stop)
+                messages = await self.handle_with_retry([r.value for r in records], stop,
+                                                        received_at)
                 await self._commit_with_retry(consumer, stop)
                 if health is not None:
                     health.batch_done()
