@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -133,11 +134,9 @@ def histogram_quantile(before: list[tuple[float, float]], after: list[tuple[floa
 
 def stage_quantiles(before: dict[str, list[tuple[float, float]]],
                     after: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, float]]:
-    """p50/p99 ms of each rerank-worker stage between two reads (``STAGES`` order)."""
-    from serving.metrics import STAGES
-
+    """p50/p99 ms of each rerank-worker stage between two reads (pipeline order)."""
     result = {}
-    for stage in STAGES:
+    for stage in STAGE_LABELS:
         if stage not in after:
             continue
         p50, p99 = (histogram_quantile(before.get(stage, []), after[stage], q)
@@ -357,6 +356,10 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
                 "broker": svc.kafka_pid, "bench (generator + reader)": os.getpid()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         stages_before = stage_buckets(rerank_port)
+        # the reader is the measuring instrument: a full collection pass over this process's
+        # heap (the generated events) would stop it, not the pipeline, and count as freshness
+        gc.collect()
+        gc.freeze()
         started = time.time()
         for k, e in enumerate(progress(events, desc=f"freshness: {variant} @ {rate:,.0f}/s",
                                        unit="ev")):
@@ -376,6 +379,7 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
         stop_reading.set()
         reader.join(timeout=5)
         stages = stage_quantiles(stages_before, stage_buckets(rerank_port))
+        gc.unfreeze()
         stop_processes(ingest, rerank)
     if not lags:
         raise RuntimeError(f"no lists came back for the {label}; see {workdir}")

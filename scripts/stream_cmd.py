@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.errors import redact_url
     from streams.health import HealthState, start_health_server
     from streams.probes import check_services, wait_for_services
+    from streams.runtime import settle_heap
 
     settings = load_settings()
     settings = replace(settings, batch_max=args.batch_max,
@@ -60,5 +61,6 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(wait_for_services(lambda: check_services(settings, needed), "stream",
                                   args.wait, on_failure=health.record_failure))
     app = create_app(settings, health=health)
+    settle_heap()  # Faust, aiokafka and redis-py are loaded: no full pass over them mid-stream
     run_worker(app)
     return 0
