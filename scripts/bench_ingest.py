@@ -15,6 +15,10 @@ Measured side by side in one run, each variant on a fresh embedded broker + Redi
   clock when sent; freshness = time a Top-5 list is *received* from ``recommendations`` minus its
   ``source_event_time`` (conservative: it includes the consumer hop after publishing), for the
   batched agent and for the plain agent under the same load.
+- **where the freshness goes**, beside each freshness point: p50/p99 of each stage of the rerank
+  worker's ``stylestream_freshness_stage_seconds`` (event → trigger sent, → taken by rerank,
+  → list built, → acknowledged; read from its ``/metrics`` before and after the load) and,
+  exactly, list built → received by the reader (:func:`stages_table`).
 - **curve** (``--only curve``): the product's freshness at each offered load of ``--loads`` in
   turn, both workers, broker, Redis and the load generator on this machine, until the first
   load at which it falls behind (:func:`saturated`); the load average before and after each
