@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -67,8 +68,8 @@ UNAVAILABLE = (RedisError, KafkaError, OSError)
 MAX_BATCH = 256
 #: the ``catalog-updates`` follower's fetch wait, ms: a new item may wait this long to be
 #: onboarded, and an idle follower costs the broker and this worker next to nothing (at the
-#: refresh consumer's 10 ms it cost the broker ~0.04 and this process ~0.03 cores, measured,
-#: taken from the refresh path on a busy box)
+#: refresh consumer's 10 ms it cost the broker ~0.04 and this process ~0.03 cores, measured:
+#: CPU the refresh path needs on a busy box)
 CATALOG_FETCH_WAIT_MS = 500
 
 
@@ -90,7 +91,8 @@ def parse_trigger(raw: bytes | None) -> Trigger | None:
         metrics.BAD_TRIGGERS.inc()
         return None
     with contextlib.suppress(ValueError, TypeError):
-        trigger.emitted_at = float(data.get("emitted_at"))
+        emitted_at = float(data.get("emitted_at"))
+        trigger.emitted_at = emitted_at if math.isfinite(emitted_at) else None
     return trigger
 
 
@@ -112,8 +114,8 @@ def coalesce(triggers: list[Trigger]) -> list[Trigger]:
 
 def observe_stages(triggers: list[Trigger], received_at: float, generated_at: float,
                    published_at: float) -> None:
-    """Each list's freshness split into :data:`serving.metrics.STAGES` (``stylestream_freshness
-    _stage_seconds``): the trigger's own times, then this worker's."""
+    """Each list's freshness split into :data:`serving.metrics.STAGES`
+    (``stylestream_freshness_stage_seconds``): the trigger's own times, then this worker's."""
     ingest, trigger = (metrics.STAGE_LAG.labels(stage) for stage in ("ingest", "trigger"))
     for trig in triggers:
         if trig.emitted_at is not None:

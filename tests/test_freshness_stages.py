@@ -31,14 +31,16 @@ def stage_totals() -> dict[str, tuple[float, float]]:
 
 def test_triggers_keep_the_emitted_at_of_their_newest_event() -> None:
     """Catches a coalesced trigger that pairs the newest event time with another trigger's send
-    time (the ingest and trigger stages would be measured across two different triggers), and a
-    trigger refused for an unreadable ``emitted_at``, which only times the stages."""
+    time (the ingest and trigger stages would be measured across two different triggers), a
+    trigger refused for an unreadable ``emitted_at``, which only times the stages, and an
+    infinite one kept (it would make the histogram's sum infinite for good)."""
     raw = [json.dumps({"user_id": "u", "source_event_time": t, "emitted_at": t + 0.5}).encode()
            for t in (5, 9, 7)]
     raw.append(json.dumps({"user_id": "v", "source_event_time": 1, "emitted_at": "x"}).encode())
+    raw.append(b'{"user_id": "w", "source_event_time": 2, "emitted_at": Infinity}')
     triggers = coalesce([t for t in map(parse_trigger, raw) if t is not None])
     assert [(t.user_id, t.source_event_time, t.emitted_at) for t in triggers] == [
-        ("u", 9.0, 9.5), ("v", 1.0, None)]
+        ("u", 9.0, 9.5), ("v", 1.0, None), ("w", 2.0, None)]
 
 
 def test_worker_times_each_stage_of_a_list(services: EmbeddedServices) -> None:
