@@ -15,6 +15,10 @@ Measured side by side in one run, each variant on a fresh embedded broker + Redi
   clock when sent; freshness = time a Top-5 list is *received* from ``recommendations`` minus its
   ``source_event_time`` (conservative: it includes the consumer hop after publishing), for the
   batched agent and for the plain agent under the same load.
+- **where the freshness goes**, beside each freshness point: p50/p99 of each stage of the rerank
+  worker's ``stylestream_freshness_stage_seconds`` (event → trigger sent, → taken by rerank,
+  → list built, → acknowledged; read from its ``/metrics`` before and after the load) and,
+  exactly, list built → received by the reader (:func:`stages_table`).
 - **curve** (``--only curve``): the product's freshness at each offered load of ``--loads`` in
   turn, both workers, broker, Redis and the load generator on this machine, until the first
   load at which it falls behind (:func:`saturated`); the load average before and after each
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -40,7 +45,7 @@ from typing import TYPE_CHECKING
 from models.progress import progress
 from scripts.bench_args import json_out
 from scripts.embedded import EmbeddedServices, free_port, start_services, stop_processes
-from streams.config import Settings
+from streams.config import Settings, fetch_wait_ms_from_env
 
 if TYPE_CHECKING:
     import faust
@@ -90,6 +95,59 @@ def metric_total(port: int, name: str) -> float:
         text = resp.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+#: The rerank worker's per-stage freshness histogram (serving/metrics.py ``STAGE_LAG``).
+STAGE_METRIC = "stylestream_freshness_stage_seconds"
+
+
+def stage_buckets(port: int) -> dict[str, list[tuple[float, float]]]:
+    """The rerank worker's cumulative ``(upper bound, count)`` buckets of each freshness stage,
+    read from its Prometheus endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        text = resp.read().decode()
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for line in text.splitlines():
+        if not line.startswith(STAGE_METRIC + "_bucket{"):
+            continue
+        labels, value = line[len(STAGE_METRIC) + 8:].rsplit("} ", 1)
+        fields = dict(part.split("=", 1) for part in labels.split(","))
+        buckets.setdefault(fields["stage"].strip('"'), []).append(
+            (float(fields["le"].strip('"')), float(value)))
+    return {stage: sorted(rows) for stage, rows in buckets.items()}
+
+
+def histogram_quantile(before: list[tuple[float, float]], after: list[tuple[float, float]],
+                       q: float) -> float | None:
+    """The ``q`` quantile of what a cumulative histogram counted between two reads, linearly
+    interpolated inside its bucket (as Prometheus's ``histogram_quantile``); None if empty."""
+    was = dict(before)
+    counts = [(le, n - was.get(le, 0.0)) for le, n in after]
+    total = counts[-1][1] if counts else 0.0
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for le, n in counts:
+        if n >= rank:
+            if le == float("inf"):
+                return lower
+            return lower + (le - lower) * (rank - below) / max(n - below, 1e-12)
+        lower, below = le, n
+    return lower
+
+
+def stage_quantiles(before: dict[str, list[tuple[float, float]]],
+                    after: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, float]]:
+    """p50/p99 ms of each rerank-worker stage between two reads (pipeline order)."""
+    result = {}
+    for stage in STAGE_LABELS:
+        if stage not in after:
+            continue
+        p50, p99 = (histogram_quantile(before.get(stage, []), after[stage], q)
+                    for q in (0.5, 0.99))
+        if p50 is not None and p99 is not None:
+            result[stage] = {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
+    return result
 
 
 def plain_agent_app(settings: Settings) -> faust.App:
@@ -258,20 +316,24 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
     load_before = os.getloadavg()[0]
     with start_services(partitions=4, workdir=str(workdir)) as svc:
         ingest, _ = worker(svc, variant, log=workdir / "stream.log")
-        rerank, _ = worker(svc, "rerank", log=workdir / "rerank.log")
+        rerank, rerank_port = worker(svc, "rerank", log=workdir / "rerank.log")
         lags: list[float] = []
+        list_hops: list[float] = []  # list built (generated_at) → received here
         stop_reading, warmed = threading.Event(), threading.Event()
 
         def read() -> None:
             consumer = KafkaConsumer("recommendations", bootstrap_servers=svc.kafka_url,
                                      enable_auto_commit=False,
-                                     auto_offset_reset="latest", fetch_max_wait_ms=10,
+                                     auto_offset_reset="latest",
+                                     fetch_max_wait_ms=fetch_wait_ms_from_env(),
                                      consumer_timeout_ms=200)
             while not stop_reading.is_set():
                 for record in consumer:
                     msg = json.loads(record.value)
                     if msg["user_id"] != "warm-up":
-                        lags.append(time.time() - msg["source_event_time"])
+                        now = time.time()
+                        lags.append(now - msg["source_event_time"])
+                        list_hops.append(now - msg["generated_at"])
                     else:
                         warmed.set()
             consumer.close()
@@ -297,6 +359,11 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
         pids = {"ingest": ingest.pid, "rerank": rerank.pid, "redis": svc.redis_pid,
                 "broker": svc.kafka_pid, "bench (generator + reader)": os.getpid()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        stages_before = stage_buckets(rerank_port)
+        # the reader is the measuring instrument: a full collection pass over this process's
+        # heap (the generated events) would stop it, not the pipeline, and count as freshness
+        gc.collect()
+        gc.freeze()
         started = time.time()
         for k, e in enumerate(progress(events, desc=f"freshness: {variant} @ {rate:,.0f}/s",
                                        unit="ev")):
@@ -315,6 +382,8 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
                  for name, pid in pids.items()}
         stop_reading.set()
         reader.join(timeout=5)
+        stages = stage_quantiles(stages_before, stage_buckets(rerank_port))
+        gc.unfreeze()
         stop_processes(ingest, rerank)
     if not lags:
         raise RuntimeError(f"no lists came back for the {label}; see {workdir}")
@@ -327,6 +396,8 @@ def freshness_under_load(rate: float, seconds: float, variant: str, users: int, 
               "last_quarter_p50_ms": statistics.median(lags[-quarter:]) * 1000,
               "load_before": load_before, "load_after": os.getloadavg()[0],
               "cores_busy": cores}
+    hops = statistics.quantiles(list_hops, n=100)
+    result["stages"] = {**stages, "list": {"p50_ms": hops[49] * 1000, "p99_ms": hops[98] * 1000}}
     result["saturated"] = saturated(result)
     return result
 
@@ -432,6 +503,35 @@ def freshness_table(freshness: list[dict]) -> list[str]:
     return lines
 
 
+#: What each stage of :func:`stages_table` covers.
+STAGE_LABELS = {
+    "ingest": "event sent → trigger sent (hop 1, ingest batch, Redis)",
+    "trigger": "trigger sent → taken by rerank (hop 2, queue)",
+    "rank": "taken → list built (Redis reads, recall, scoring)",
+    "publish": "built → acknowledged (Kafka + rec:{user})",
+    "list": "built → received by the bench's reader (publish + hop 3)",
+}
+
+
+def stages_table(freshness: list[dict]) -> list[str]:
+    """Where the freshness goes: p50 / p99 ms of each stage, one column per run. The rerank
+    worker's stages come from its histogram (interpolated in 1–50 ms buckets); ``list`` is
+    exact. Stage quantiles do not add up to the end-to-end ones."""
+    runs = [r for r in freshness if r.get("stages")]
+    if not runs:
+        return []
+    lines = ["| stage, p50 / p99 ms | " + " | ".join(
+                 f"{r['kind']} @ {r['target_events_per_s']:,.0f}/s" for r in runs) + " |",
+             "|---|" + "---:|" * len(runs)]
+    for stage, label in STAGE_LABELS.items():
+        cells = [f"{r['stages'][stage]['p50_ms']:.1f} / {r['stages'][stage]['p99_ms']:.1f}"
+                 if stage in r["stages"] else "–" for r in runs]
+        lines.append(f"| {stage}: {label} | " + " | ".join(cells) + " |")
+    lines.append("| end to end (received − event sent) | " + " | ".join(
+        f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}" for r in runs) + " |")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     work = out.parent / "ingest-work"
@@ -457,6 +557,7 @@ def run(args: argparse.Namespace) -> int:
         lines += ["", f"product / ceiling: {ratio:.2f}"]
     if freshness or curve:
         lines += [""] + freshness_table(freshness + curve)
+        lines += [""] + stages_table(freshness + curve)
     table = "\n".join(lines)
     print(table)
     out.parent.mkdir(parents=True, exist_ok=True)

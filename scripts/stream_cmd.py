@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stream", help="run the Faust ingest worker")
     p.add_argument("--batch-max", type=int, default=Settings.batch_max,
                    help="events per batch at most (default %(default)s)")
-    p.add_argument("--batch-within", type=float, default=Settings.batch_within,
-                   help="seconds a batch may wait to fill (default %(default)s)")
+    p.add_argument("--batch-within", type=float, default=None,
+                   help="seconds a batch may wait to fill (default: STYLESTREAM_BATCH_WITHIN_MS, "
+                        f"else {Settings.batch_within})")
     add_service_arguments(p)
     add_log_format_argument(p)
     p.set_defaults(func=run)
@@ -43,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from streams.health import HealthState, start_health_server
     from streams.probes import check_services, wait_for_services
 
-    settings = replace(load_settings(), batch_max=args.batch_max,
-                       batch_within=args.batch_within)
+    settings = load_settings()
+    settings = replace(settings, batch_max=args.batch_max,
+                       batch_within=(settings.batch_within if args.batch_within is None
+                                     else args.batch_within))
     settings.kafka_bootstrap  # noqa: B018 - validate now, with a clear message
     settings.redis  # noqa: B018
     health = HealthState("stream")

@@ -25,3 +25,16 @@ CANDIDATES = Histogram("stylestream_candidates", "Candidates recalled per shoppe
 MODEL_VERSION = Gauge("stylestream_model_info", "Scorer version in use (label)", ["version"])
 FAILED_BATCHES = Counter("stylestream_rerank_failed_batches_total",
                          "Micro-batches whose rerank raised (logged with traceback)")
+#: Where a list's freshness goes, per stage (``stage`` label; seconds, wall clock):
+#: ``ingest`` event time → refresh trigger sent (first Kafka hop, the ingest batch, Redis),
+#: ``trigger`` trigger sent → taken by this worker (second hop, and waiting behind the batch
+#: before), ``rank`` taken → list built (Redis reads, recall, scoring), ``publish`` built →
+#: acknowledged by Kafka and written to Redis. The subscriber's own hop comes after.
+STAGE_LAG = Histogram(
+    "stylestream_freshness_stage_seconds", "Freshness of a list, by stage of the pipeline",
+    ["stage"],
+    buckets=(0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02,
+             0.025, 0.03, 0.035, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.125, 0.15, 0.2,
+             0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0))
+#: The stages of :data:`STAGE_LAG`, in pipeline order.
+STAGES: tuple[str, ...] = ("ingest", "trigger", "rank", "publish")

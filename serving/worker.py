@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,26 +66,39 @@ REC_KEY_PREFIX = "rec:"
 UNAVAILABLE = (RedisError, KafkaError, OSError)
 #: refresh triggers per micro-batch at most (``stylestream rerank --max-batch``)
 MAX_BATCH = 256
+#: the ``catalog-updates`` follower's fetch wait, ms: a new item may wait this long to be
+#: onboarded, and an idle follower costs the broker and this worker next to nothing (at the
+#: refresh consumer's 10 ms it cost the broker ~0.04 and this process ~0.03 cores, measured:
+#: CPU the refresh path needs on a busy box)
+CATALOG_FETCH_WAIT_MS = 500
 
 
 @dataclass
 class Trigger:
     user_id: str
     source_event_time: float
+    #: when the ingest worker sent the trigger (its ``emitted_at``), if it says
+    emitted_at: float | None = None
 
 
 def parse_trigger(raw: bytes | None) -> Trigger | None:
-    """A ``rec-refresh`` value → :class:`Trigger`; ``None`` (counted) when unreadable."""
+    """A ``rec-refresh`` value → :class:`Trigger`; ``None`` (counted) when unreadable. An
+    unreadable ``emitted_at`` (only used to time the stages) is left out, not refused."""
     try:
         data = json.loads(raw or b"")
-        return Trigger(str(data["user_id"]), float(data["source_event_time"]))
+        trigger = Trigger(str(data["user_id"]), float(data["source_event_time"]))
     except (ValueError, KeyError, TypeError):
         metrics.BAD_TRIGGERS.inc()
         return None
+    with contextlib.suppress(ValueError, TypeError):
+        emitted_at = float(data.get("emitted_at"))
+        trigger.emitted_at = emitted_at if math.isfinite(emitted_at) else None
+    return trigger
 
 
 def coalesce(triggers: list[Trigger]) -> list[Trigger]:
-    """One trigger per shopper, carrying the newest source event time; order of first arrival."""
+    """One trigger per shopper, carrying the newest source event time (and that trigger's
+    ``emitted_at``); order of first arrival."""
     newest: dict[str, Trigger] = {}
     for trig in triggers:
         kept = newest.get(trig.user_id)
@@ -92,8 +106,23 @@ def coalesce(triggers: list[Trigger]) -> list[Trigger]:
             newest[trig.user_id] = trig
         else:
             metrics.COALESCED.inc()
-            kept.source_event_time = max(kept.source_event_time, trig.source_event_time)
+            if trig.source_event_time > kept.source_event_time:
+                kept.source_event_time, kept.emitted_at = (trig.source_event_time,
+                                                           trig.emitted_at)
     return list(newest.values())
+
+
+def observe_stages(triggers: list[Trigger], received_at: float, generated_at: float,
+                   published_at: float) -> None:
+    """Each list's freshness split into :data:`serving.metrics.STAGES`
+    (``stylestream_freshness_stage_seconds``): the trigger's own times, then this worker's."""
+    ingest, trigger = (metrics.STAGE_LAG.labels(stage) for stage in ("ingest", "trigger"))
+    for trig in triggers:
+        if trig.emitted_at is not None:
+            ingest.observe(max(0.0, trig.emitted_at - trig.source_event_time))
+            trigger.observe(max(0.0, received_at - trig.emitted_at))
+    metrics.STAGE_LAG.labels("rank").observe(max(0.0, generated_at - received_at))
+    metrics.STAGE_LAG.labels("publish").observe(max(0.0, published_at - generated_at))
 
 
 def recommendation_message(user_id: str, items: list[ScoredItem], model_version: str,
@@ -197,7 +226,9 @@ class RerankWorker:
         return await send_record_batches(self.producer, self.settings.topics.recommendations,
                                          records, self.partitioner)
 
-    async def publish(self, messages: list[dict]) -> None:
+    async def publish(self, messages: list[dict]) -> float:
+        """Send ``messages`` to ``recommendations`` and ``rec:{user}``; when Kafka acknowledged
+        them (wall clock)."""
         assert self.producer is not None
         records = []
         async with self.store.redis.pipeline(transaction=False) as pipe:
@@ -212,20 +243,27 @@ class RerankWorker:
         for msg in messages:
             metrics.FRESHNESS.observe(max(0.0, published_at - msg["source_event_time"]))
         metrics.PUBLISHED.inc(len(messages))
+        return published_at
 
-    async def handle(self, raw_values: list[bytes | None]) -> list[dict]:
+    async def handle(self, raw_values: list[bytes | None],
+                     received_at: float | None = None) -> list[dict]:
+        """Rank and publish the lists of a micro-batch of trigger values, taken from Kafka at
+        ``received_at`` (wall clock; default now)."""
+        received_at = time.time() if received_at is None else received_at
         started = time.perf_counter()
         triggers = coalesce([t for t in map(parse_trigger, raw_values) if t is not None])
         if not triggers:
             return []
         metrics.MICRO_BATCH.observe(len(triggers))
         messages = await self.rank(triggers)
-        await self.publish(messages)
+        published_at = await self.publish(messages)
         metrics.RERANK_LATENCY.observe(time.perf_counter() - started)
+        observe_stages(triggers, received_at, messages[0]["generated_at"], published_at)
         return messages
 
     async def handle_with_retry(self, raw_values: list[bytes | None],
-                                stop: asyncio.Event) -> list[dict]:
+                                stop: asyncio.Event, received_at: float | None = None
+                                ) -> list[dict]:
         """:meth:`handle`, retried with backoff while Redis or Kafka are unreachable; a batch
         that fails for any other reason is logged and counted, and the worker goes on."""
         def unavailable(exc: BaseException, delay: float) -> None:
@@ -233,7 +271,7 @@ class RerankWorker:
             log.warning("services unavailable (%s); retrying in %.1fs", exc, delay)
 
         try:
-            return await retry_until_done(lambda: self.handle(raw_values),
+            return await retry_until_done(lambda: self.handle(raw_values, received_at),
                                           UNAVAILABLE, unavailable, stop)
         except UNAVAILABLE:
             raise  # only while stopping
@@ -312,12 +350,14 @@ class RerankWorker:
         consumer = AIOKafkaConsumer(
             self.settings.topics.catalog, bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
-            fetch_max_wait_ms=fetch_wait_ms(), **kafka_client_kwargs(self.settings, "aiokafka"))
+            fetch_max_wait_ms=CATALOG_FETCH_WAIT_MS,
+            **kafka_client_kwargs(self.settings, "aiokafka"))
         if not await self._start_with_retry(consumer, "catalog-updates consumer", stop):
             return
         try:
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=100, max_records=self.max_batch)
+                batches = await consumer.getmany(timeout_ms=CATALOG_FETCH_WAIT_MS,
+                                                 max_records=self.max_batch)
                 records = [(r.key, r.value) for part in batches.values() for r in part]
                 if records:
                     await self.onboard(records)
@@ -366,12 +406,14 @@ class RerankWorker:
                               "onboarded; refreshes go on", catalog.exception())
                     catalog = None
                 batches = await consumer.getmany(timeout_ms=50, max_records=self.max_batch)
+                received_at = time.time()
                 records = [r for part in batches.values() for r in part]
                 if not records:
                     continue
                 if health is not None:
                     health.batch_started()
-                messages = await self.handle_with_retry([r.value for r in records], stop)
+                messages = await self.handle_with_retry([r.value for r in records], stop,
+                                                        received_at)
                 await self._commit_with_retry(consumer, stop)
                 if health is not None:
                     health.batch_done()

@@ -192,9 +192,12 @@ class Settings:
     #: hit; used with the final ranker, whose scores are calibrated; 0.25 is the Taobao category
     #: replay's choice on its validation cut)
     explore_weight: float = 0.25
-    #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``)
+    #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``;
+    #: STYLESTREAM_BATCH_WITHIN_MS): Faust's ``take_events`` waits the whole ``batch_within``
+    #: before each batch unless ``batch_max`` arrive first, so every event waits up to it
+    #: (20 ms cost ~10 ms of p50 freshness; 5 ms kept the ingest throughput, BENCHMARKS.md)
     batch_max: int = 1000
-    batch_within: float = 0.02
+    batch_within: float = 0.005
     #: consumer group of the rerank workers (they split ``rec-refresh`` partitions)
     rerank_group: str = "stylestream-rerank"
     #: lifetime of a published list in Redis (``rec:{user}``)
@@ -295,6 +298,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise ConfigError(f"STYLESTREAM_SERVICE_TIMEOUT={service_timeout!r}: expected seconds "
                           "in (0, 600]")
     fetch_wait_ms = fetch_wait_ms_from_env(env)
+    batch_within_ms = _env_float(env, "STYLESTREAM_BATCH_WITHIN_MS",
+                                 Settings.batch_within * 1000)
+    if not 0.1 <= batch_within_ms <= 10_000:
+        raise ConfigError(f"STYLESTREAM_BATCH_WITHIN_MS={batch_within_ms!r}: expected "
+                          "milliseconds in [0.1, 10000]")
     metrics_host = (env.get("STYLESTREAM_METRICS_HOST") or Settings.metrics_host).strip()
     if not metrics_host or any(c.isspace() or c == "/" for c in metrics_host):
         raise ConfigError(f"STYLESTREAM_METRICS_HOST={metrics_host!r}: expected an address to "
@@ -339,6 +347,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         service_timeout=service_timeout,
         metrics_host=metrics_host,
         fetch_wait_ms=fetch_wait_ms,
+        batch_within=batch_within_ms / 1000,
         decay=decay,
         limits=limits,
         kafka_security=kafka_security_from_env(env),

@@ -12,6 +12,8 @@ went to the collector (~2,900 -> 3,800-4,200 lists/s with :func:`settle_heap`). 
 worker at saturation (15,000 events/s and more, 2026-11-30) spent ~46 µs of CPU per event
 without it and ~38 µs with it (``stylestream bench ingest --only throughput``, product agent,
 runs alternated); at the 4,200-5,000 events/s of an earlier version no difference showed.
+Its full passes also stop the stream: one took 82 ms in the middle of a 1,000 events/s
+freshness run (measured with ``gc.callbacks``), delaying every event in flight behind it.
 
 :func:`settle_heap` moves everything alive at start-up into the permanent generation
 (``gc.freeze``), so later passes skip it, and raises the young-generation threshold so that a
