@@ -14,6 +14,11 @@ the stages the worker runs between its Redis reads and its publishing, timed sep
 - ``final list``: :func:`serving.diversity.final_list` per shopper (exclusions, order,
   near-duplicate/category caps and, with the calibrated ranker, the explore composition).
 
+Beside them, in the same run, the baselines of the two changes that could be timed in one tree:
+the ranker's MLP called once per shopper (before) against once per micro-batch (served), on the
+same rows, and the final list's constraints over every candidate sorted (before) against the
+lazy :func:`~serving.diversity.final_list`.
+
 Only public functions of ``serving`` are called, so the same harness times any tree of the
 project (put that tree first on ``PYTHONPATH``): the before/after comparison of BENCHMARKS.md.
 :func:`profile_path` runs the same loop under cProfile.
@@ -76,7 +81,7 @@ def make_batch(sizes: PathSizes):
             purchased=set(), last_touch=touch, last_event_time=max(touch.values())))
     for s in shoppers:
         s.purchased = {i for i, b in s.behaviors.items() if b == "purchase"}
-    seeds = {i for s in shoppers for i in s.scores}
+    seeds = sorted({i for s in shoppers for i in s.scores})   # the same batch in any process
     covisits = {i: sorted(((j, rng.expovariate(1.0) * 10) for j in
                            rng.choices(ids, weights, k=sizes.covisit)), key=lambda kv: -kv[1])
                 for i in seeds}
@@ -103,10 +108,13 @@ def make_ranker(directory: Path) -> Path:
 
 def _path(sizes: PathSizes, directory: Path):
     """The stage functions over one generated batch, and the published lists they make."""
+    import numpy as np
+
     from serving.chain import ScorerChain
     from serving.decay_scorer import DecayCovisScorer
-    from serving.diversity import DiversityConfig, final_list
-    from serving.next_event_scorer import NextEventScorer
+    from serving.diversity import DiversityConfig, diverse_top, final_list
+    from serving.next_event_scorer import NextEventScorer, kept_by_chain
+    from serving.pair_features import pair_features
     from serving.recall import RecallConfig, popularity_items, recall_batch, seed_items
     from serving.scorer import PopularitySnapshot, RerankRequest
 
@@ -141,24 +149,55 @@ def _path(sizes: PathSizes, directory: Path):
                           for s, skip, items in zip(shoppers, state["excluded"], state["scored"],
                                                     strict=True)]
 
+    # baselines in the same run: the ranker's MLP called once per shopper (as before) and once
+    # per micro-batch (as served), on the same pair-feature rows; the final list's constraints
+    # over every candidate fully sorted (as before) — compare with "final list"
+    ranker = chain.top.model
+
+    def feature_rows():
+        top_pop = max(state["popularity"].values.values(), default=0.0)
+        rows = []
+        for s, cands, items in zip(shoppers, state["candidates"], state["base"], strict=True):
+            cands, by_item = kept_by_chain(cands, items)
+            rows.append(pair_features(s, cands, state["popularity"].values, top_pop,
+                                      [by_item[c.item_id].score for c in cands]))
+        state["rows"] = [r for r in rows if len(r)]
+
+    def forward_per_shopper():
+        for rows in state["rows"]:
+            ranker.score(rows)
+
+    def forward_per_batch():
+        ranker.score(np.concatenate(state["rows"]))
+
+    def sort_all_then_caps():
+        explore = diversity.explore_weight if chain.calibrated else None
+        for s, skip, items in zip(shoppers, state["excluded"], state["scored"], strict=True):
+            ranked = sorted((i for i in items if i.item_id not in skip),
+                            key=lambda i: (-i.score, i.item_id))
+            diverse_top(ranked, 5, facts, diversity, set(s.scores), explore)
+
     return {"recall": recall, "base chain": base_chain, "chain": full_chain,
-            "final list": lists}, state
+            "final list": lists, "pair features": feature_rows,
+            "forward per shopper": forward_per_shopper, "forward per batch": forward_per_batch,
+            "sort all then caps": sort_all_then_caps}, state
 
 
 def time_path(sizes: PathSizes = PathSizes(), seconds: float = 2.0) -> dict:
-    """µs per list of each stage (mean over repeated micro-batches for about ``seconds`` per
-    stage), the lists (item ids and scores) for a cross-tree check, and the candidate count."""
+    """CPU µs per list of each stage (this process's CPU time — all threads — over repeated
+    micro-batches for about ``seconds`` of wall time per stage: steadier than wall time on a
+    shared box), the lists (item ids and scores) for a cross-tree check, and the candidate count."""
     with tempfile.TemporaryDirectory() as tmp:
         stages, state = _path(sizes, Path(tmp))
         for fn in stages.values():   # warm-up, and every stage's inputs in place
             fn()
         per_batch = {}
-        for name, fn in stages.items():
-            calls, began = 0, time.perf_counter()
+        for name, fn in stages.items():   # CPU time of this process (all its threads)
+            calls, began, cpu = 0, time.perf_counter(), time.process_time()
             while calls < 3 or time.perf_counter() - began < seconds:
                 fn()
                 calls += 1
-            per_batch[name] = (time.perf_counter() - began) / calls
+            per_batch[name] = (time.process_time() - cpu) / calls
     us = {name: value * 1e6 / sizes.shoppers for name, value in per_batch.items()}
     rows = [{"stage": "recall", "us_per_list": us["recall"]},
             {"stage": "base chain (decay/co-visitation scorer)", "us_per_list": us["base chain"]},
@@ -167,6 +206,14 @@ def time_path(sizes: PathSizes = PathSizes(), seconds: float = 2.0) -> dict:
             {"stage": "final list (diversity, explore)", "us_per_list": us["final list"]}]
     total = us["recall"] + us["chain"] + us["final list"]
     rows.append({"stage": "total", "us_per_list": total})
+    rows += [{"stage": "pair features alone (part of the final ranker)",
+              "us_per_list": us["pair features"]},
+             {"stage": "baseline: ranker MLP, one call per shopper",
+              "us_per_list": us["forward per shopper"]},
+             {"stage": "ranker MLP, one call per micro-batch",
+              "us_per_list": us["forward per batch"]},
+             {"stage": "baseline: final list over every candidate sorted",
+              "us_per_list": us["sort all then caps"]}]
     lists = {s.user_id: [(i.item_id, round(i.score, 9)) for i in published]
              for s, published in zip(state["shoppers"], state["lists"], strict=True)}
     candidates = sum(map(len, state["candidates"])) / sizes.shoppers
@@ -196,6 +243,6 @@ def profile_path(sizes: PathSizes = PathSizes(), batches: int = 20, top: int = 2
 def markdown(result: dict) -> str:
     lines = [f"Served rerank path, {result['shoppers']} shoppers per micro-batch, "
              f"{result['candidates_per_list']:.0f} candidates per shopper (no services)", "",
-             "| stage | µs / list |", "|---|---:|"]
+             "| stage | CPU µs / list |", "|---|---:|"]
     lines += [f"| {r['stage']} | {r['us_per_list']:.1f} |" for r in result["rows"]]
     return "\n".join(lines)
