@@ -78,18 +78,19 @@ def recall_candidates(history: Mapping[str, float],
     excluded = set(exclude or ())
     total: dict[str, float] = {}
     history_gain: dict[str, float] = {}
+    # strongest first, once (history is usually read strongest first: then this sort is O(n));
+    # the sort is stable, so filtering after it keeps the order filtering before it would give
+    strongest = sorted(history.items(), key=itemgetter(1), reverse=True)
     if config.history_candidates > 0:
-        own = sorted(((i, s) for i, s in history.items() if i not in excluded and s > 0),
-                     key=itemgetter(1), reverse=True)[: config.history_candidates]
-        for item, score in own:
+        own = [(i, s) for i, s in strongest if i not in excluded and s > 0]
+        for item, score in own[: config.history_candidates]:
             history_gain[item] = total[item] = score
     total_get = total.get
     # per source: item -> summed strength, and item -> driver. Seeds arrive strongest first, so
     # the first driver kept is the shopper's strongest item among those that recalled the item
     gains: dict[str, dict[str, float]] = {"covisit": {}, "content": {}}
     drivers: dict[str, dict[str, str]] = {"covisit": {}, "content": {}}
-    # history is usually already strongest first (read so from Redis): then this sort is O(n)
-    seeds = sorted(history.items(), key=itemgetter(1), reverse=True)[: config.history_items]
+    seeds = strongest[: config.history_items]
     for source, neighbours, per_item in (("covisit", covisits, config.covisit_per_item),
                                          ("content", content or {}, config.content_per_item)):
         source_gain, source_driver = gains[source], drivers[source]
