@@ -27,11 +27,14 @@ project (put that tree first on ``PYTHONPATH``): the before/after comparison of 
 from __future__ import annotations
 
 import cProfile
+import gc
 import io
 import pstats
 import random
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,21 +186,38 @@ def _path(sizes: PathSizes, directory: Path):
             "sort all then caps": sort_all_then_caps}, state
 
 
+@contextmanager
+def served_heap() -> Iterator[None]:
+    """The collector as ``stylestream rerank`` runs it (:func:`streams.runtime.settle_heap`:
+    the start-up heap frozen, a higher gen-0 threshold), restored afterwards."""
+    from streams.runtime import settle_heap
+
+    threshold = gc.get_threshold()
+    settle_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
 def time_path(sizes: PathSizes = PathSizes(), seconds: float = 2.0) -> dict:
     """CPU µs per list of each stage (this process's CPU time — all threads — over repeated
     micro-batches for about ``seconds`` of wall time per stage: steadier than wall time on a
-    shared box), the lists (item ids and scores) for a cross-tree check, and the candidate count."""
+    shared box), with the worker's collector settings (:func:`served_heap`); the lists (item ids
+    and scores) for a cross-tree check, and the candidate count."""
     with tempfile.TemporaryDirectory() as tmp:
         stages, state = _path(sizes, Path(tmp))
         for fn in stages.values():   # warm-up, and every stage's inputs in place
             fn()
         per_batch = {}
-        for name, fn in stages.items():   # CPU time of this process (all its threads)
-            calls, began, cpu = 0, time.perf_counter(), time.process_time()
-            while calls < 3 or time.perf_counter() - began < seconds:
-                fn()
-                calls += 1
-            per_batch[name] = (time.process_time() - cpu) / calls
+        with served_heap():
+            for name, fn in stages.items():
+                calls, began, cpu = 0, time.perf_counter(), time.process_time()
+                while calls < 3 or time.perf_counter() - began < seconds:
+                    fn()
+                    calls += 1
+                per_batch[name] = (time.process_time() - cpu) / calls
     us = {name: value * 1e6 / sizes.shoppers for name, value in per_batch.items()}
     rows = [{"stage": "recall", "us_per_list": us["recall"]},
             {"stage": "base chain (decay/co-visitation scorer)", "us_per_list": us["base chain"]},
@@ -230,11 +250,12 @@ def profile_path(sizes: PathSizes = PathSizes(), batches: int = 20, top: int = 2
         for fn in order:
             fn()
         profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(batches):
-            for fn in order:
-                fn()
-        profiler.disable()
+        with served_heap():
+            profiler.enable()
+            for _ in range(batches):
+                for fn in order:
+                    fn()
+            profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
     return out.getvalue()

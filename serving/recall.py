@@ -29,6 +29,7 @@ from typing import Protocol
 
 from serving.scorer import Candidate, ShopperContext
 from streams.config import Settings
+from streams.runtime import collector_paused
 
 _strength = itemgetter(1)
 
@@ -157,9 +158,10 @@ def recall_batch(shoppers: Sequence[ShopperContext],
     worker and the offline replay both call this, after reading the sources of
     :func:`seed_items`)."""
     excluded = [excluded_items(s.behaviors, config) for s in shoppers]
-    candidates = [recall_candidates(s.scores, covisits, trending, content, exclude=skip,
-                                    config=config)
-                  for s, skip in zip(shoppers, excluded, strict=True)]
+    with collector_paused():   # the batch's candidates live until it is published
+        candidates = [recall_candidates(s.scores, covisits, trending, content, exclude=skip,
+                                        config=config)
+                      for s, skip in zip(shoppers, excluded, strict=True)]
     return candidates, excluded
 
 

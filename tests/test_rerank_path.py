@@ -191,3 +191,30 @@ def test_reasons_written_on_first_read_are_the_eager_rule(ranker_path) -> None:
             assert item.reasons == recall_reasons(shopper, cand, titles)
             assert item == ScoredItem(item.item_id, item.score, recall_reasons(shopper, cand,
                                                                                titles))
+
+
+def test_the_collector_is_paused_while_a_batch_is_scored_and_restored_after() -> None:
+    """Catches the pause leaking out of a micro-batch (the collector left off for good, so
+    reference cycles would pile up) or re-enabling a collector that was off before."""
+    import gc
+
+    from serving.chain import ScorerChain
+
+    seen = []
+
+    class Probe(DecayCovisScorer):
+        def score(self, request):
+            seen.append(gc.isenabled())
+            return super().score(request)
+
+    chain = ScorerChain.of(Probe())
+    request = random_batch(1, 3)
+    assert gc.isenabled()
+    chain.score(request)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        chain.score(request)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
