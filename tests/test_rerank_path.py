@@ -152,8 +152,9 @@ def ranker_path(tmp_path_factory):
 
 def test_one_forward_pass_per_batch_scores_like_one_shopper_at_a_time(ranker_path) -> None:
     """Catches rows of one shopper scored or calibrated as another's (an offset slip when the
-    micro-batch's rows are stacked), shoppers without candidates shifting the others, or
-    candidates dropped."""
+    micro-batch's rows are stacked), shoppers without candidates shifting the others,
+    candidates dropped, or scores whose last bits depend on the other shoppers of the batch
+    (a forward pass whose shape follows the batch)."""
     titles = {i: f"Title {i}" for i in ITEMS}
     scorer = NextEventScorer(ranker_path, DecayCovisScorer(titles, reasons_top=3), titles)
     request = random_batch(7, 40)
@@ -164,9 +165,33 @@ def test_one_forward_pass_per_batch_scores_like_one_shopper_at_a_time(ranker_pat
         alone = scorer.score(RerankRequest([shopper], [cands], request.now,
                                            request.popularity))[0]
         assert [s.item_id for s in together[k]] == [s.item_id for s in alone]
-        assert [s.score for s in together[k]] == pytest.approx([s.score for s in alone],
-                                                               abs=1e-6)
+        # bit for bit: a score must not depend on who shares the micro-batch (near-ties would
+        # reorder from one run of the live system to the next)
+        assert [s.score for s in together[k]] == [s.score for s in alone]
         assert [s.reasons for s in together[k]] == [s.reasons for s in alone]
+
+
+def test_fixed_shape_passes_score_a_row_the_same_wherever_it_lands() -> None:
+    """Catches ranker passes whose shape follows the micro-batch: the same rows at another
+    offset, after other shoppers' rows, must score bit for bit the same."""
+    from serving.next_event_scorer import score_rows
+
+    torch.manual_seed(5)
+    model = NextEventRanker(RankerConfig(len(FEATURES)))
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((300, len(FEATURES))).astype(np.float32)
+    torch.set_num_threads(2)
+    try:
+        alone = score_rows(model, rows)
+        for before, after in ((1, 0), (255, 3), (700, 900), (2048, 1)):
+            other = rng.standard_normal((before, len(FEATURES))).astype(np.float32)
+            tail = rng.standard_normal((after, len(FEATURES))).astype(np.float32)
+            got = score_rows(model, np.concatenate([other, rows, tail]))[before: before + 300]
+            np.testing.assert_array_equal(got, alone)
+        assert torch.get_num_threads() == 2   # the caller's setting, restored after the passes
+    finally:
+        torch.set_num_threads(1)
+    assert score_rows(model, rows[:0]).shape == (0,)
 
 
 def test_reasons_written_on_first_read_are_the_eager_rule(ranker_path) -> None:
