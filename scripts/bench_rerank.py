@@ -3,7 +3,7 @@ extraction throughput.
 
     stylestream bench rerank [--shoppers 64] [--candidates 500] [--items 5000] [--history 20]
         [--seconds 3] [--backbone efficientnet_lite0] [--images 16] [--texts 64]
-        [--device cpu|cuda] [--dtype auto|fp32|bf16] [--compile|--no-compile]
+        [--device cpu|cuda] [--dtype auto|fp32|bf16] [--compile|--no-compile] [--path-shoppers 256]
         [--out var/bench/rerank.json]
 
 Rerank rows (same model, same batch: shoppers × candidates pairs per call):
@@ -19,6 +19,11 @@ Rerank rows (same model, same batch: shoppers × candidates pairs per call):
 - ``naive-fuse``: as naive-concat, and the candidates' fusion (Eq. 9, 12–18) recomputed per call;
 - ``scorer-e2e``: :class:`serving.fusion_scorer.FusionScorer.score` on Python records,
   reasons included (what the rerank worker pays).
+
+Served-path rows (``--path-shoppers``, 0 skips them): the rerank path as a worker runs it between
+its Redis reads and its publishing — recall (history, co-visitation, content, trending), the
+decayed-score chain, the calibrated final ranker, the diversity/explore final list — CPU µs per
+list on a generated micro-batch, with same-run baselines (:mod:`scripts.bench_rerank_path`).
 
 Extraction rows: images/s (decode + preprocess + backbone) and texts/s (clean + tokenize + BERT)
 of :func:`models.feature_store.encode_items` on generated images and titles.
@@ -56,6 +61,8 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
                         help="item cache/kernel dtype of the fused row (auto: bf16 on CUDA)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the fused kernel (default: only on CUDA)")
+    parser.add_argument("--path-shoppers", type=int, default=256,
+                        help="shoppers per micro-batch of the served-path rows (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="var/bench/rerank.json", type=json_out)
     parser.set_defaults(func=run)
@@ -229,8 +236,10 @@ def _markdown(rows: list[dict], extraction: dict, device: str, args) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if min(args.shoppers, args.candidates, args.items, args.history) < 1 or args.seconds <= 0:
-        print("stylestream bench rerank: sizes must be >= 1 and --seconds > 0", file=sys.stderr)
+    if min(args.shoppers, args.candidates, args.items, args.history) < 1 or args.seconds <= 0 \
+            or args.path_shoppers < 0:
+        print("stylestream bench rerank: sizes must be >= 1 (--path-shoppers >= 0) and "
+              "--seconds > 0", file=sys.stderr)
         return 2
     import torch
 
@@ -241,8 +250,16 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     rows = bench_rerank(args, device)
+    served: dict = {}
+    if args.path_shoppers > 0:
+        from scripts.bench_rerank_path import PathSizes, markdown, time_path
+
+        served = time_path(PathSizes(shoppers=args.path_shoppers, seed=args.seed), args.seconds)
+        served.pop("lists")
     extraction = bench_extraction(args) if args.images or args.texts else {}
     print(_markdown(rows, extraction, device, args))
+    if served:
+        print("\n" + markdown(served))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
@@ -250,6 +267,6 @@ def run(args: argparse.Namespace) -> int:
         "machine": platform.processor() or platform.machine(),
         "shoppers": args.shoppers, "candidates": args.candidates, "items": args.items,
         "history": args.history, "compile": args.compile, "dtype": args.dtype,
-        "rerank": rows, "extraction": extraction}, indent=1))
+        "rerank": rows, "served_path": served, "extraction": extraction}, indent=1))
     print(f"\n→ {out}")
     return 0

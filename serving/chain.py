@@ -24,6 +24,7 @@ from serving.scorer import (
     Scorer,
     ScoresChances,
 )
+from streams.runtime import collector_paused
 
 if TYPE_CHECKING:
     from models.fusion import FusionRanker
@@ -59,7 +60,11 @@ class ScorerChain:
         return any(stage.reads_popularity for stage in self.stages)
 
     def score(self, request: RerankRequest) -> list[list[ScoredItem]]:
-        return self.top.score(request)
+        """The answering stage's scores, with the cyclic collector paused for the micro-batch
+        (:func:`streams.runtime.collector_paused`: it would walk every record the batch keeps
+        alive, again and again)."""
+        with collector_paused():
+            return self.top.score(request)
 
     @property
     def calibrated(self) -> bool:

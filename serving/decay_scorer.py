@@ -65,6 +65,37 @@ def recall_reasons(shopper: ShopperContext, candidate: Candidate,
     return reasons
 
 
+class RecallScored(ScoredItem):
+    """A :class:`ScoredItem` whose reasons are :func:`recall_reasons`, written when first read:
+    a micro-batch scores ~100 candidates per shopper and publishes five, so the other reasons
+    are never written. Equal (``==``) to the eager item."""
+
+    _reasons: list[str] | None = None
+
+    def __init__(self, item_id: str, score: float,
+                 source: tuple[ShopperContext, Candidate, Mapping[str, str] | None]) -> None:
+        """``source``: (shopper, candidate, titles) — :func:`recall_reasons`' arguments."""
+        self.item_id, self.score, self._source = item_id, score, source
+
+    @property  # type: ignore[override]
+    def reasons(self) -> list[str]:
+        if self._reasons is None:
+            self._reasons = recall_reasons(*self._source)
+        return self._reasons
+
+    @reasons.setter
+    def reasons(self, value: list[str]) -> None:
+        self._reasons = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScoredItem):
+            return NotImplemented
+        return (self.item_id, self.score, self.reasons) == (other.item_id, other.score,
+                                                            other.reasons)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like ScoredItem
+
+
 class DecayCovisScorer:
     """Ranks by recall strength; the default scorer of the streaming core.
 
@@ -84,8 +115,9 @@ class DecayCovisScorer:
         for shopper, cands in zip(request.shoppers, request.candidates, strict=True):
             # strongest first (stable: recall's order among equals); reasons near the top only
             ranked = sorted(cands, key=_recall_score, reverse=True)
-            scored = [ScoredItem(c.item_id, c.recall_score, recall_reasons(shopper, c, titles))
-                      for c in ranked[:top]]
+            scored: list[ScoredItem] = [RecallScored(c.item_id, c.recall_score,
+                                                     (shopper, c, titles))
+                                        for c in ranked[:top]]
             scored.extend([ScoredItem(c.item_id, c.recall_score, []) for c in ranked[top:]])
             out.append(scored)
         return out

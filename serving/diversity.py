@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.explore import explore_compose
+from serving.explore import ByScore, compose, explore_compose
 from streams.config import Settings
 
 
@@ -139,8 +139,20 @@ def final_list(scored: Iterable, excluded: set[str], k: int, facts: Mapping[str,
     """The published list: best score first (ties by item id), excluded items dropped, then
     :func:`diverse_top`; when the scores are ``calibrated`` chances of a hit (the final ranker)
     and ``config.explore_weight`` is set, the per-shopper repeat/explore composition
-    (:mod:`serving.explore`). The worker and the offline replay both call this."""
-    ranked = sorted((s for s in scored if s.item_id not in excluded),
-                    key=lambda s: (-s.score, s.item_id))
+    (:mod:`serving.explore`). The worker and the offline replay both call this.
+
+    The same list as :func:`diverse_top` over every candidate sorted, but lazily: candidates
+    come off a heap (:class:`serving.explore.ByScore`) only as far as the caps need to fill
+    ``k`` places (a Top-5 of ~100 candidates orders a handful of them)."""
+    kept = [s for s in scored if s.item_id not in excluded]
+    picker = _Picker(facts, config, repeats)
     explore = config.explore_weight if calibrated else None
-    return diverse_top(ranked, k, facts, config, repeats, explore)
+    if explore is not None:
+        picker.taken = compose(ByScore([s for s in kept if s.item_id in repeats]),
+                               ByScore([s for s in kept if s.item_id not in repeats]),
+                               k, explore, picker.offer)
+        return picker.finish(k)
+    best = ByScore(kept)
+    while best and len(picker.taken) < k:
+        picker.offer(best.pop())
+    return picker.finish(k)

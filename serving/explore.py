@@ -25,6 +25,7 @@ explore term does not push a likelier repeat down (NDCG@5 keeps the accuracy ord
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -33,6 +34,56 @@ from typing import Protocol
 class Scored(Protocol):
     item_id: str
     score: float
+
+
+class BestFirst(Protocol):
+    """Items best first, taken one at a time (``peek`` the next, ``pop`` it)."""
+
+    def __bool__(self) -> bool: ...
+
+    def peek(self) -> Scored: ...
+
+    def pop(self) -> Scored: ...
+
+
+class InOrder:
+    """:class:`BestFirst` over items already in order."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Iterable[Scored]) -> None:
+        self.items = deque(items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def peek(self) -> Scored:
+        return self.items[0]
+
+    def pop(self) -> Scored:
+        return self.items.popleft()
+
+
+class ByScore:
+    """:class:`BestFirst` in the published order — score descending, then item id, then the
+    order given (what a stable sort on ``(-score, item_id)`` gives) — from a heap: O(n) to
+    build, O(log n) per item popped, so a Top-5 orders only the few items it looks at instead
+    of every candidate."""
+
+    __slots__ = ("heap",)
+
+    def __init__(self, items: Iterable[Scored]) -> None:
+        self.heap = [(-s.score, s.item_id, k, s) for k, s in enumerate(items)]
+        heapq.heapify(self.heap)
+
+    def __bool__(self) -> bool:
+        return bool(self.heap)
+
+    def peek(self) -> Scored:
+        return self.heap[0][3]
+
+    def pop(self) -> Scored:
+        return heapq.heappop(self.heap)[3]
 
 
 def chance(scored: Scored) -> float:
@@ -47,19 +98,26 @@ def explore_compose(ranked: Iterable[Scored], own: set[str] | frozenset[str], k:
     E[hit] + ``weight`` · E[new hit], each block of ``block`` shown best chance first;
     ``own``: the shopper's items (not new); ``offer(item)`` is asked before an item is taken
     (the diversity constraints: False holds it back or drops it)."""
-    if weight < 0:
-        raise ValueError(f"explore weight must be >= 0, got {weight}")
     mine: deque[Scored] = deque()
     new: deque[Scored] = deque()
     for scored in ranked:
         (mine if scored.item_id in own else new).append(scored)
+    return compose(InOrder(mine), InOrder(new), k, weight, offer, block)
+
+
+def compose(mine: BestFirst, new: BestFirst, k: int, weight: float,
+            offer: Callable[[Scored], bool], block: int = 5) -> list[Scored]:
+    """:func:`explore_compose` over the shopper's own items and the new ones, each already
+    best first (lazily: only the items the greedy pass reaches are ordered)."""
+    if weight < 0:
+        raise ValueError(f"explore weight must be >= 0, got {weight}")
     taken: list[Scored] = []
     miss_all = miss_new = 1.0
     while len(taken) < k and (mine or new):
-        gain_own = chance(mine[0]) * miss_all if mine else -1.0
-        gain_new = chance(new[0]) * (miss_all + weight * miss_new) if new else -1.0
+        gain_own = chance(mine.peek()) * miss_all if mine else -1.0
+        gain_new = chance(new.peek()) * (miss_all + weight * miss_new) if new else -1.0
         from_new = gain_new > gain_own
-        scored = (new if from_new else mine).popleft()
+        scored = (new if from_new else mine).pop()
         if not offer(scored):
             continue
         taken.append(scored)

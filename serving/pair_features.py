@@ -70,11 +70,28 @@ def trendiness(scores: Mapping[str, float], popularity: Mapping[str, float],
     return sum(s * popularity.get(i, 0.0) for i, s in scores.items()) / (total * top_popularity)
 
 
+def _log1p_table(n: int) -> np.ndarray:
+    """``log1p(0 … n-1)`` as float32 (the recall-rank column), grown on demand."""
+    global _LOG1P
+    if len(_LOG1P) < n:
+        _LOG1P = np.array([math.log1p(k) for k in range(max(n, 2 * len(_LOG1P)))],
+                          dtype=np.float32)
+    return _LOG1P[:n]
+
+
+_LOG1P = np.zeros(0, dtype=np.float32)
+
+
 def pair_features(shopper: ShopperContext, candidates: Sequence[Candidate],
                   popularity: Mapping[str, float], top_popularity: float,
                   base_scores: Sequence[float] | None = None) -> np.ndarray:
-    """``[len(candidates), N_FEATURES]`` float32 rows in :data:`FEATURES` order."""
-    out = np.zeros((len(candidates), N_FEATURES), dtype=np.float32)
+    """``[len(candidates), N_FEATURES]`` float32 rows in :data:`FEATURES` order.
+
+    Built column by column (one list per column, one float64 → float32 cast each) with the same
+    arithmetic per value as a row-by-row loop, so the rows are bit for bit the same; the
+    shopper's own items (a few dozen) are the only per-item Python work beyond a dict read."""
+    n = len(candidates)
+    out = np.zeros((n, N_FEATURES), dtype=np.float32)
     if not candidates:
         return out
     scores = shopper.scores
@@ -85,47 +102,51 @@ def pair_features(shopper: ShopperContext, candidates: Sequence[Candidate],
         newest = max(shopper.last_touch.values(), default=0.0)
     top_pop = top_popularity if top_popularity > 0 else 1.0
     fit_of = trendiness(scores, popularity, top_pop)
-    history_size = math.log1p(len(scores))
     scale = top_user if top_user > 0 else 1.0
-    for row, cand in enumerate(candidates):
-        item = cand.item_id
-        f = out[row]
-        own = scores.get(item, 0.0)
-        if own > 0:
-            f[0] = 1.0
-            f[1] = math.log(own) - log_top
-            column = _BEHAVIOR_COLUMN.get(shopper.behaviors.get(item, "view"))
+    items = [c.item_id for c in candidates]
+    sources = [c.sources for c in candidates]
+    scores_get = scores.get
+    own = [scores_get(i, 0.0) for i in items]
+    log_rel = [NOT_OWN_LOG_SCORE] * n
+    hours = [NOT_OWN_HOURS] * n
+    behaviors, last_touch = shopper.behaviors, shopper.last_touch
+    for row, (item, value) in enumerate(zip(items, own, strict=True)):
+        if value > 0:
+            out[row, 0] = 1.0
+            log_rel[row] = math.log(value) - log_top
+            column = _BEHAVIOR_COLUMN.get(behaviors.get(item, "view"))
             if column is not None:
-                f[column] = 1.0
-            touched = shopper.last_touch.get(item)
-            hours = max(0.0, (newest - touched) / 3600.0) if touched is not None else 7 * 24.0
-            f[5] = math.log1p(hours)
-        else:
-            f[1] = NOT_OWN_LOG_SCORE
-            f[5] = NOT_OWN_HOURS
-        sources = cand.sources
-        if "covisit" in sources:
-            f[6] = math.log1p(sources["covisit"][0] / scale)
-        if "content" in sources:
-            f[7] = math.log1p(sources["content"][0] / scale)
-        norm_pop = min(1.0, popularity.get(item, 0.0) / top_pop)
-        f[8] = norm_pop
-        f[9] = math.log(norm_pop + 1e-6)
-        f[10] = 1.0 - (fit_of - norm_pop) ** 2
-        f[11] = 1.0 if "trending" in sources else 0.0
-        f[12] = history_size
-        f[13] = math.log1p(row)
-    by_score = {i: r for r, (i, _) in enumerate(
-        sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))}
-    by_recency = {i: r for r, (i, _) in enumerate(
-        sorted(((i, shopper.last_touch.get(i, 0.0)) for i in scores),
-               key=lambda kv: (-kv[1], kv[0])))}
+                out[row, column] = 1.0
+            touched = last_touch.get(item)
+            hours[row] = math.log1p(max(0.0, (newest - touched) / 3600.0)
+                                    if touched is not None else 7 * 24.0)
+    out[:, 1] = log_rel
+    out[:, 5] = hours
+    log1p = math.log1p
+    out[:, 6] = [log1p(src["covisit"][0] / scale) if "covisit" in src else 0.0
+                 for src in sources]
+    out[:, 7] = [log1p(src["content"][0] / scale) if "content" in src else 0.0
+                 for src in sources]
+    pop_get = popularity.get
+    norm_pop = [min(1.0, pop_get(i, 0.0) / top_pop) for i in items]
+    out[:, 8] = norm_pop
+    log = math.log
+    out[:, 9] = [log(p + 1e-6) for p in norm_pop]
+    out[:, 10] = [1.0 - (fit_of - p) ** 2 for p in norm_pop]
+    out[:, 11] = [1.0 if "trending" in src else 0.0 for src in sources]
+    out[:, 12] = math.log1p(len(scores))
+    out[:, 13] = _log1p_table(n)
     unranked = math.log1p(len(scores) + 1)
-    for row, cand in enumerate(candidates):
-        own_rank = by_score.get(cand.item_id)
-        out[row, 15] = math.log1p(own_rank) if own_rank is not None else unranked
-        recent_rank = by_recency.get(cand.item_id)
-        out[row, 16] = math.log1p(recent_rank) if recent_rank is not None else unranked
+    if scores:
+        by_score = {i: log1p(r) for r, (i, _) in enumerate(
+            sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))}
+        by_recency = {i: log1p(r) for r, (i, _) in enumerate(
+            sorted(((i, last_touch.get(i, 0.0)) for i in scores),
+                   key=lambda kv: (-kv[1], kv[0])))}
+        out[:, 15] = [by_score.get(i, unranked) for i in items]
+        out[:, 16] = [by_recency.get(i, unranked) for i in items]
+    else:
+        out[:, 15:17] = unranked
     if base_scores is not None and len(base_scores) == len(candidates):
         base = np.asarray(base_scores, dtype=np.float64)
         spread = base.std()

@@ -29,6 +29,7 @@ from typing import Protocol
 
 from serving.scorer import Candidate, ShopperContext
 from streams.config import Settings
+from streams.runtime import collector_paused
 
 _strength = itemgetter(1)
 
@@ -78,18 +79,19 @@ def recall_candidates(history: Mapping[str, float],
     excluded = set(exclude or ())
     total: dict[str, float] = {}
     history_gain: dict[str, float] = {}
+    # strongest first, once (history is usually read strongest first: then this sort is O(n));
+    # the sort is stable, so filtering after it keeps the order filtering before it would give
+    strongest = sorted(history.items(), key=itemgetter(1), reverse=True)
     if config.history_candidates > 0:
-        own = sorted(((i, s) for i, s in history.items() if i not in excluded and s > 0),
-                     key=itemgetter(1), reverse=True)[: config.history_candidates]
-        for item, score in own:
+        own = [(i, s) for i, s in strongest if i not in excluded and s > 0]
+        for item, score in own[: config.history_candidates]:
             history_gain[item] = total[item] = score
     total_get = total.get
     # per source: item -> summed strength, and item -> driver. Seeds arrive strongest first, so
     # the first driver kept is the shopper's strongest item among those that recalled the item
     gains: dict[str, dict[str, float]] = {"covisit": {}, "content": {}}
     drivers: dict[str, dict[str, str]] = {"covisit": {}, "content": {}}
-    # history is usually already strongest first (read so from Redis): then this sort is O(n)
-    seeds = sorted(history.items(), key=itemgetter(1), reverse=True)[: config.history_items]
+    seeds = strongest[: config.history_items]
     for source, neighbours, per_item in (("covisit", covisits, config.covisit_per_item),
                                          ("content", content or {}, config.content_per_item)):
         source_gain, source_driver = gains[source], drivers[source]
@@ -156,9 +158,10 @@ def recall_batch(shoppers: Sequence[ShopperContext],
     worker and the offline replay both call this, after reading the sources of
     :func:`seed_items`)."""
     excluded = [excluded_items(s.behaviors, config) for s in shoppers]
-    candidates = [recall_candidates(s.scores, covisits, trending, content, exclude=skip,
-                                    config=config)
-                  for s, skip in zip(shoppers, excluded, strict=True)]
+    with collector_paused():   # the batch's candidates live until it is published
+        candidates = [recall_candidates(s.scores, covisits, trending, content, exclude=skip,
+                                        config=config)
+                      for s, skip in zip(shoppers, excluded, strict=True)]
     return candidates, excluded
 
 

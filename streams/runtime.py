@@ -24,6 +24,8 @@ almost everything at once; only reference cycles wait for the collector, as befo
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: Net container allocations between two young-generation passes (CPython's default is 700).
 GEN0_THRESHOLD = 10_000
@@ -35,3 +37,22 @@ def settle_heap(gen0_threshold: int = GEN0_THRESHOLD) -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(gen0_threshold, gen1, gen2)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic-collector passes inside the block (a rerank micro-batch's recall and scoring).
+
+    A micro-batch keeps ~100 candidates and scored records per shopper alive until its lists
+    are published: hundreds of thousands of young containers, each surviving the passes that
+    their own allocation triggers, so every pass walks more of them (measured: ~5 µs per
+    record created instead of ~0.3 µs without passes). Reference counting still frees them at
+    the end of the batch; only reference cycles wait for the next pass after the block. A
+    collector already disabled stays disabled."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
