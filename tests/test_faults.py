@@ -20,11 +20,22 @@ def suite(tmp_path: Path, phases: list[str], extra: tuple[str, ...] | list[str] 
           ) -> list[PhaseResult]:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
+    workdir = tmp_path / "faults"
     results = run_suite(parser.parse_args([*CI_SIZE, *extra, "--phases", ",".join(phases)]),
-                        tmp_path / "faults")
+                        workdir)
     print(table(results))
+    if not all(r.ok for r in results):
+        print_worker_logs(workdir)
     assert [r.phase for r in results] == phases
     return results
+
+
+def print_worker_logs(workdir: Path, lines: int = 80) -> None:
+    """A failed phase is rare and timing-bound: keep the workers' last words in the test's
+    output, since pytest removes old temporary folders (and with them the logs)."""
+    for log in sorted(workdir.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- last {len(tail)} lines of {log.name} ---", *tail, sep="\n")
 
 
 def assert_recovered(r: PhaseResult) -> None:
