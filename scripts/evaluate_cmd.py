@@ -174,10 +174,12 @@ def _replay(args: argparse.Namespace) -> int:
     from evaluation.list_diversity import replay_dissimilarity
     from evaluation.live_replay import replay_live
     from evaluation.replay import (
+        NoRankerData,
         ReplayInputs,
         SystemConfig,
         default_cut,
         default_step,
+        every_shopper_lists,
         offline_run,
         parse_time,
         select_decay,
@@ -191,8 +193,9 @@ def _replay(args: argparse.Namespace) -> int:
         has_content,
         with_content,
     )
+    from evaluation.replay_input import read_future, read_log
     from evaluation.studies import StudySettings
-    from models.datasets import DatasetError, load, read_events_csv
+    from models.datasets import DatasetError, load
     from scripts.embedded import services_for
     from serving.diversity import DiversityConfig
     from serving.recall import RecallConfig
@@ -203,8 +206,16 @@ def _replay(args: argparse.Namespace) -> int:
     level = args.level or defaults.level
     try:
         if args.events:
-            dataset, events = read_events_csv(args.events, level=level)
-            future = read_events_csv(args.future, level=level)[1] if args.future else []
+            log_in = read_log(args.events, level, settings.limits)
+            dataset, events = log_in.dataset, log_in.events
+            future_in = read_future(args.future, level, settings.limits) if args.future else None
+            future = future_in.events if future_in else []
+            if future_in and future and future_in.dataset != dataset:
+                raise DatasetError(f"{args.future} is in the {future_in.dataset} layout, "
+                                   f"{args.events} in the {dataset} one")
+            for read, path in ((log_in, args.events), (future_in, args.future)):
+                if read is not None and read.note(path):
+                    print(f"note: {read.note(path)}", file=sys.stderr)
             cut = parse_time(args.cut) if args.cut else max(e.t for e in events) + 1.0
         else:
             dataset = args.dataset or defaults.dataset
@@ -236,11 +247,16 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"note: replaying without item content ({exc})", file=sys.stderr)
         content = None
     config = with_content(config, content)
+    ranker: Path | None
     try:
         if args.no_decay_search:
             ranker, chosen = system_training(inputs, config, models), None
         else:
             config, ranker, chosen = select_decay(inputs, config, models)
+    except NoRankerData as exc:
+        print(f"note: serving without the final ranker, the log is too short to train it "
+              f"({exc})", file=sys.stderr)
+        ranker, chosen = None, None
     except ValueError as exc:
         print(f"stylestream evaluate: {exc}", file=sys.stderr)
         return 2
@@ -248,7 +264,7 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"final ranker: {ranker} (decay {lam:g}/day"
           + (f", chosen on the validation cut: {chosen['validation']})" if chosen else ")"))
     tradeoff = None
-    if not args.no_explore_search:
+    if not args.no_explore_search and ranker is not None:
         from dataclasses import replace
 
         from evaluation.explore_tradeoff import explore_tradeoff, write_tradeoff
@@ -262,7 +278,8 @@ def _replay(args: argparse.Namespace) -> int:
     lists = None
     if not args.offline:
         with services_for(settings) as live:
-            serve = ["--ranker", str(ranker), *(content.rerank_args() if content else [])]
+            serve = [*(["--ranker", str(ranker)] if ranker else []),
+                     *(content.rerank_args() if content else [])]
             lists = replay_live(before, live, rerank_args=serve,
                                 env={"STYLESTREAM_DECAY_PER_DAY": repr(lam),
                                      "STYLESTREAM_EXPLORE_WEIGHT": repr(explore_w)},
@@ -270,15 +287,26 @@ def _replay(args: argparse.Namespace) -> int:
         if args.lists_out:
             Path(args.lists_out).write_text(json.dumps(lists), encoding="utf-8")
             print(args.lists_out)
+    elif args.lists_out:
+        twin = every_shopper_lists(before, inputs.cut, config, ranker)
+        Path(args.lists_out).write_text(json.dumps(twin), encoding="utf-8")
+        print(args.lists_out)
     if not after:
-        if args.offline:
+        if args.offline and not args.lists_out:
             print("stylestream evaluate: nothing after the cut to score (give --future or "
                   "--cut)", file=sys.stderr)
             return 2
+        print("note: nothing after the cut to score; no table written", file=sys.stderr)
+        return 0
+    shoppers = {e.user for e in before}
+    if not any(e.user in shoppers for e in after):
+        print("note: no shopper of the log has an event after the cut; no table written",
+              file=sys.stderr)
         return 0
     system = "stylestream (offline twin)" if lists is None else "stylestream live lists"
     table = offline_run(inputs, config, models, system_lists=lists, system_name=system,
                         ablations=not args.no_ablations, ranker_path=ranker,
+                        no_ranker=ranker is None,
                         reference_decay=settings.decay,
                         dissimilarity=replay_dissimilarity(dataset, inputs.level, before,
                                                            args.data, args.events)[0],
