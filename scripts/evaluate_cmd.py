@@ -277,13 +277,17 @@ def _replay(args: argparse.Namespace) -> int:
     before, after = inputs.split()
     lists = None
     if not args.offline:
-        with services_for(settings) as live:
-            serve = [*(["--ranker", str(ranker)] if ranker else []),
-                     *(content.rerank_args() if content else [])]
-            lists = replay_live(before, live, rerank_args=serve,
-                                env={"STYLESTREAM_DECAY_PER_DAY": repr(lam),
-                                     "STYLESTREAM_EXPLORE_WEIGHT": repr(explore_w)},
-                                show_progress=not args.no_progress, log_dir=models)
+        serve = [*(["--ranker", str(ranker)] if ranker else []),
+                 *(content.rerank_args() if content else [])]
+        try:
+            with services_for(settings) as live:
+                lists = replay_live(before, live, rerank_args=serve,
+                                    env={"STYLESTREAM_DECAY_PER_DAY": repr(lam),
+                                         "STYLESTREAM_EXPLORE_WEIGHT": repr(explore_w)},
+                                    show_progress=not args.no_progress, log_dir=models)
+        except RuntimeError as exc:  # a worker exited, or the lists stopped coming
+            print(f"stylestream evaluate: live replay failed: {exc}", file=sys.stderr)
+            return 1
         if args.lists_out:
             Path(args.lists_out).write_text(json.dumps(lists), encoding="utf-8")
             print(args.lists_out)
