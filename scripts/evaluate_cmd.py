@@ -12,8 +12,10 @@ before a cut T through Kafka and the real workers (embedded services unless
 STYLESTREAM_KAFKA/STYLESTREAM_REDIS are set), each shopper's last list scored against what the
 shopper did after T, beside popularity, trending, own history, ItemCF and LightGCN.
 ``--offline`` runs its offline twin only (same code, no services). ``--events PATH`` replays
-any log in the Taobao or H&M CSV layout (all of it, unless ``--cut``), ``--future PATH`` scores
-the lists against a later log, ``--lists-out PATH`` writes every shopper's final list as JSON.
+any log in the Taobao or H&M CSV layout (all of it, unless ``--cut``; what is read and what is
+left out: :mod:`evaluation.replay_input`), ``--future PATH`` scores the lists against a later
+log, ``--lists-out PATH`` writes every shopper's final list as JSON. A log too short to train
+the final ranker is served without it.
 """
 
 from __future__ import annotations
@@ -54,12 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replay: days after T that are scored, and the spacing of the ranker's "
                         "training cuts (default: 1 for Taobao, 30 otherwise)")
     p.add_argument("--events", default=None,
-                   help="replay: a log in the Taobao or H&M CSV layout instead of --dataset")
+                   help="replay: a log in the Taobao or H&M CSV layout instead of --dataset "
+                        "(with or without a header, any column order, gzip read; unreadable "
+                        "rows are left out and counted)")
     p.add_argument("--future", default=None,
                    help="replay: a later log (same layout) to score the lists against")
     p.add_argument("--lists-out", default=None,
                    help="replay: write every shopper's final list here as JSON "
-                        "{user_id: [item_id, ...]}")
+                        "{user_id: [item_id, ...]} (with --offline: the offline twin's)")
     p.add_argument("--offline", action="store_true",
                    help="replay: the offline twin only (no Kafka, Redis or workers)")
     p.add_argument("--no-ablations", action="store_true",
@@ -169,6 +173,7 @@ def _paper(args: argparse.Namespace) -> list:
 
 def _replay(args: argparse.Namespace) -> int:
     import json
+    import os
     from pathlib import Path
 
     from evaluation.list_diversity import replay_dissimilarity
@@ -204,6 +209,18 @@ def _replay(args: argparse.Namespace) -> int:
     settings = load_settings()
     defaults = StudySettings()  # what options left unset mean
     level = args.level or defaults.level
+    if args.lists_out:  # before the long run: a lists file that cannot be written fails now
+        target = Path(args.lists_out)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                raise IsADirectoryError("it is a directory")
+            if not os.access(target.parent, os.W_OK):
+                raise PermissionError(f"{target.parent} is not writable")
+        except OSError as exc:
+            print(f"stylestream evaluate: cannot write --lists-out {target}: {exc}",
+                  file=sys.stderr)
+            return 2
     try:
         if args.events:
             log_in = read_log(args.events, level, settings.limits)

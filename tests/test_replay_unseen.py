@@ -255,3 +255,25 @@ def test_live_replay_of_an_untidy_unseen_log(tmp_path: Path, data_dir: Path) -> 
     done, lists = _evaluate(tmp_path, events, None, timeout=840)
     assert "left out 2 row(s)" in done.stderr
     _check_lists(lists, clean, "user_id", "category_id")
+
+
+def test_an_unwritable_lists_file_fails_before_the_replay(tmp_path: Path) -> None:
+    """Catches a --lists-out path that cannot be written failing only after the whole replay
+    (with a traceback): a directory is refused at once with one line and exit code 2, and a
+    missing parent folder is created."""
+    events = _write(tmp_path / "events.csv", [{"user_id": "1", "item_id": "2",
+                                              "category_id": "3", "behavior": "pv",
+                                              "timestamp": "1512000000"}], TAOBAO)
+    command = [sys.executable, "-m", "scripts.cli", "evaluate", "--protocol", "replay",
+               "--events", str(events), "--offline", "--no-progress",
+               "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    refused = subprocess.run([*command, "--lists-out", str(tmp_path)], capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"stylestream evaluate: cannot write --lists-out {tmp_path}: it is a directory"]
+    nested = tmp_path / "new" / "folder" / "lists.json"
+    done = subprocess.run([*command, "--lists-out", str(nested)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(nested.read_text(encoding="utf-8")) == {"1": ["3"]}  # viewed, not bought
