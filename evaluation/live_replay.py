@@ -88,7 +88,9 @@ def replay_live(before: Sequence[Interaction], settings: Settings, *,
                 timeout: float = 900.0, show_progress: bool = True,
                 log_dir: Path | None = None) -> dict[str, list[str]]:
     """Replay ``before`` through the workers on the services of ``settings`` (URLs and
-    security); every shopper's last list (by user id)."""
+    security); every shopper's last list (by user id). :class:`ReplayTimeout` when no
+    shopper's list is completed for ``timeout`` seconds (a log of any length may take as long
+    as the workers need while they keep up)."""
     newest: dict[str, float] = {}
     for event in before:
         newest[event.user] = max(newest.get(event.user, event.t), event.t)
@@ -116,17 +118,20 @@ def replay_live(before: Sequence[Interaction], settings: Settings, *,
         while True:
             for proc, command in zip(procs, commands, strict=True):
                 if proc.poll() is not None:
+                    where = f" {log_dir / f'replay-{command[0]}.log'}" if log_dir else ""
                     raise RuntimeError(f"`stylestream {command[0]}` exited with {proc.returncode}"
-                                       " during the replay (see its log)")
+                                       f" during the replay (see its log{where})")
             stale = _stale(client, newest)
+            if len(newest) - len(stale) > done:
+                deadline = time.monotonic() + timeout
             bar.update(len(newest) - len(stale) - done)
             done = len(newest) - len(stale)
             if not stale:
                 break
             if time.monotonic() > deadline:
                 raise ReplayTimeout(f"{len(stale)} of {len(newest)} shoppers have no list built "
-                                    f"from their newest event after {timeout:.0f} s "
-                                    f"(e.g. {stale[:3]})")
+                                    f"from their newest event, and none was completed in the "
+                                    f"last {timeout:.0f} s (e.g. {stale[:3]})")
             time.sleep(1.0)
         bar.close()
         return read_lists(client, sorted(newest))

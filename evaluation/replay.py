@@ -351,31 +351,65 @@ def _kept(groups: RankingGroups, keep: tuple[int, ...] | None) -> RankingGroups:
                                                features=keep_columns(groups.features, keep))
 
 
+class NoRankerData(ValueError):
+    """The log before the cut holds no training group for the final ranker (too short for the
+    horizon, or no shopper active on both sides of any training cut)."""
+
+
+#: the cut spacings (× ``cut_spacing``) tried in turn when the log is too short for the first
+SHORT_LOG_SPACINGS: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+
+
 def fit_ranker(before: Sequence[Interaction], cut: float, step: float,
                config: SystemConfig, base: Scorer) -> tuple[NextEventRanker, dict]:
     """Train on ``training_cuts`` cuts ``cut − step − s, cut − step − 2s, …`` (s =
     ``cut_spacing`` · step), validate on ``cut − step``; only events before ``cut`` are read
-    (a training horizon may overlap the validation one, never the cut)."""
+    (a training horizon may overlap the validation one, never the cut).
+
+    A log too short for that spacing (one that starts less than ``step + s`` before the cut)
+    is tried with the spacings of :data:`SHORT_LOG_SPACINGS` in turn (the training horizons
+    then overlap one another); :class:`NoRankerData` when none gives a training group. Without
+    a hit among the validation cut's candidates the ranker is left uncalibrated (its lists are
+    ordered by its score; the explore term needs the calibration)."""
+    problem = ""
+    for factor in SHORT_LOG_SPACINGS:
+        spaced = replace(config, cut_spacing=config.cut_spacing * factor)
+        try:
+            return _fit_ranker(before, cut, step, spaced, base)
+        except NoRankerData as exc:
+            problem = str(exc)
+    raise NoRankerData(problem)
+
+
+def _fit_ranker(before: Sequence[Interaction], cut: float, step: float,
+                config: SystemConfig, base: Scorer) -> tuple[NextEventRanker, dict]:
     valid_cut = cut - step
     spacing = config.cut_spacing * step
     train_cuts = [valid_cut - (k + 1) * spacing for k in range(config.training_cuts)]
-    train_cuts = [c for c in train_cuts if c > before[0].t]
+    train_cuts = [c for c in train_cuts if before and c > before[0].t]
     if not train_cuts:
-        raise ValueError("the log before the cut is too short for one training cut and one "
-                         f"validation cut of {step / 86400:g} days")
+        raise NoRankerData("the log before the cut is too short for one training cut and one "
+                           f"validation cut of {step / 86400:g} days")
     groups = training_groups(before, [*train_cuts, valid_cut], step, config, base)
     keep = config.parts.keep
     train = _kept(RankingGroups.concat([groups[c] for c in train_cuts]), keep)
     valid = _kept(groups[valid_cut].with_positives(), keep)
+    if train.with_positives().n_groups == 0:
+        raise NoRankerData("no training cut has a shopper whose next events were recalled "
+                           f"(spacing {spacing / 86400:g} days)")
     model, info = train_ranker(train, valid, config.ranker)
     # chances of a hit for the repeat/explore composition: fitted on every validation group
     # (with or without a recalled positive: the population the lists are made for)
     held_out = groups[valid_cut]
-    info["calibration"] = fit_calibration(model.score(keep_columns(held_out.features, keep)),
-                                          held_out,
-                                          IN_HISTORY, LOG_HISTORY_SIZE)
+    try:
+        info["calibration"] = fit_calibration(
+            model.score(keep_columns(held_out.features, keep)), held_out,
+            IN_HISTORY, LOG_HISTORY_SIZE)
+    except ValueError as exc:
+        log.warning("final ranker left uncalibrated: %s", exc)
+        info["calibration"] = None
     info.update({"train_cuts": train_cuts, "valid_cut": valid_cut,
-                 "valid_groups": valid.n_groups})
+                 "valid_groups": valid.n_groups, "cut_spacing_days": spacing / 86400})
     return model, info
 
 
@@ -444,6 +478,21 @@ def ranker_chain(path: Path, parts: Parts | None = None) -> ScorerChain:
         ranker = chain.top
         ranker.model = _KeptColumns(ranker.model, parts.keep)  # type: ignore[attr-defined]
     return chain
+
+
+def system_chain(ranker: Path | None, config: SystemConfig) -> ScorerChain:
+    """The served chain: the final ranker ``ranker`` over ``config``'s parts, or the chain
+    without it (None: no ranker could be trained)."""
+    return (decay_covis_chain(config.parts) if ranker is None
+            else ranker_chain(ranker, config.parts))
+
+
+def every_shopper_lists(before: Sequence[Interaction], cut: float, config: SystemConfig,
+                        ranker: Path | None) -> dict[str, list[str]]:
+    """The offline twin's Top-5 of every shopper of ``before`` (what ``--lists-out`` writes
+    without the live services)."""
+    users = sorted({e.user for e in before})
+    return offline_lists(before, cut, users, config, system_chain(ranker, config), k=TOP_K)
 
 
 def train_and_save(before: Sequence[Interaction], cut: float, step: float,
@@ -570,32 +619,34 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
                 reference_decay: DecaySettings | None = None,
                 dissimilarity: Dissimilarity | None = None,
                 extra_ablations: Callable[[Sequence[str]], Mapping[str, Mapping]] | None = None,
-                ) -> ReplayTable:
+                no_ranker: bool = False) -> ReplayTable:
     """Train the ranker on the log before the cut, build the offline twin's lists (unless the
     live ``system_lists`` are given), the references and the ablations; score them all on the
     same shoppers. The own-history reference is Eq. 3 with ``reference_decay`` (the
     settings' λ, default the paper's), whatever λ the system chose on validation.
     ``extra_ablations(users)`` adds more ablation rows (item content:
-    :mod:`evaluation.replay_content`)."""
+    :mod:`evaluation.replay_content`). ``no_ranker``: the system has no final ranker (a log
+    too short to train one, :class:`NoRankerData`); its lists are the recall strength order
+    and the ablation rows are left out."""
     before, after = inputs.split()
     future = future_of(before, after)
     state = StreamState(reference_decay or DecaySettings())
     state.apply_all(before)
     users = sorted(u for u in future.targets if u in state.last_event)
-    if ranker_path is None:
+    if ranker_path is None and not no_ranker:
         ranker_path = system_training(inputs, config, out_dir)
-    info = load_ranker(ranker_path).extra
+    info = load_ranker(ranker_path).extra if ranker_path is not None else {}
     lists: dict[str, Mapping[str, Sequence[str]]] = {}
     if system_lists is not None:
         lists[system_name] = system_lists
         lists["stylestream (offline twin)"] = offline_lists(before, inputs.cut, users, config,
-                                                            ranker_chain(ranker_path, config.parts))
+                                                            system_chain(ranker_path, config))
     else:
         lists[system_name] = offline_lists(before, inputs.cut, users, config,
-                                           ranker_chain(ranker_path, config.parts))
+                                           system_chain(ranker_path, config))
     lists.update(reference_lists(before, state, inputs.cut, users, trend_window=inputs.step,
                                  seed=seed))
-    if ablations:
+    if ablations and ranker_path is not None:
         lists["w/o final ranker (recall strength order)"] = offline_lists(
             before, inputs.cut, users, config, decay_covis_chain(config.parts))
         scored = scored_at(before, inputs.cut, users, config,
@@ -625,9 +676,15 @@ def offline_run(inputs: ReplayInputs, config: SystemConfig, out_dir: Path,
         "horizon": f"{inputs.step / 86400:g} days",
         "events before T": len(before), "shoppers scored": len(users),
         "shoppers with a new-to-shopper target": sum(bool(future.new[u]) for u in users),
-        "ranker validation NDCG@5 (cut T − horizon)": round(float(info["valid_ndcg5"]), 4),
-        "ranker training groups": info["train_groups"],
     })
+    if ranker_path is None:
+        table.info["final ranker"] = ("none: the log is too short to train it (the lists are "
+                                      "the recall strength order)")
+    else:
+        table.info.update({
+            "ranker validation NDCG@5 (cut T − horizon)": round(float(info["valid_ndcg5"]),
+                                                                 4),
+            "ranker training groups": info["train_groups"]})
     return table
 
 

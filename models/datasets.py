@@ -24,12 +24,15 @@ user with the complete history).
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -44,6 +47,8 @@ TAOBAO_WINDOW: tuple[float, float] = (
     datetime(2017, 12, 3, tzinfo=_CST).timestamp(),
 )
 DATASETS: tuple[str, ...] = ("taobao", "hm")
+TAOBAO_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "category_id", "behavior", "timestamp")
+HM_COLUMNS: tuple[str, ...] = ("t_dat", "customer_id", "article_id", "price", "sales_channel_id")
 
 
 class DatasetError(ValueError):
@@ -74,18 +79,44 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return root
 
 
-def _rows(path: Path, columns: Sequence[str]) -> Iterable[tuple[int, dict[str, str]]]:
+def _open_text(path: Path) -> TextIO:
+    """``path`` as text: gzip-compressed files (by their magic bytes) are read through gzip; a
+    UTF-8 byte-order mark is dropped; CRLF and LF line ends are both read."""
+    with path.open("rb") as raw:
+        magic = raw.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
+
+
+def _rows(path: Path, columns: Sequence[str], fieldnames: Sequence[str] | None = None,
+          skipped: Counter[str] | None = None) -> Iterable[tuple[int, dict[str, str]]]:
+    """Rows by column name. The header row names the columns (any order, case and spaces
+    ignored) unless ``fieldnames`` are given (a header-less file). A row with an empty field
+    raises, or is counted in ``skipped`` when that is given; blank lines are skipped."""
     if not path.is_file():
         raise DatasetError(f"data file {path} is missing")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DatasetError(f"{path}: header lacks column(s) {missing}")
-        for line, row in enumerate(reader, start=2):
-            if any(not row.get(c) for c in columns):
-                raise DatasetError(f"{path}:{line}: empty field in {row}")
-            yield line, row
+    try:
+        with _open_text(path) as handle:
+            reader = csv.reader(handle)
+            names = list(fieldnames) if fieldnames else [
+                c.strip().lower() for c in next(reader, [])]
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DatasetError(f"{path}: header lacks column(s) {missing}")
+            for line, values in enumerate(reader, start=1 if fieldnames else 2):
+                if not values or values == [""]:
+                    continue
+                row = dict(zip(names, (v.strip() for v in values), strict=False))
+                if any(not row.get(c) for c in columns):
+                    if skipped is None:
+                        raise DatasetError(f"{path}:{line}: empty field in {row}")
+                    skipped["empty field"] += 1
+                    continue
+                yield line, row
+    except (UnicodeDecodeError, EOFError, OSError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot be read as a UTF-8 CSV (or gzip of one): "
+                           f"{exc}") from exc
 
 
 def _keep_users(events: list[Interaction], max_users: int | None) -> list[Interaction]:
@@ -119,23 +150,35 @@ def load_taobao(root: str | os.PathLike[str] | None = None, *, level: str = "cat
 
 def read_taobao_csv(path: str | os.PathLike[str], *, level: str = "category",
                     max_users: int | None = None, dedupe: bool = True,
-                    window: tuple[float, float] | None = None) -> list[Interaction]:
+                    window: tuple[float, float] | None = None, header: bool = True,
+                    skipped: Counter[str] | None = None) -> list[Interaction]:
     """A log in the Taobao UserBehavior layout (``user_id,item_id,category_id,behavior,
-    timestamp``) as interactions; events outside ``window`` (epoch seconds) are left out."""
+    timestamp``) as interactions; events outside ``window`` (epoch seconds) are left out.
+    ``header=False``: the file has no header row (the columns in that order, as Tianchi ships
+    UserBehavior.csv). ``skipped``: count unreadable rows there (by reason) instead of
+    raising."""
     if level not in ("category", "item"):
         raise DatasetError(f"taobao level must be 'category' or 'item', got {level!r}")
     path = Path(path)
     column = "category_id" if level == "category" else "item_id"
     lo, hi = window or (-math.inf, math.inf)
     events: list[Interaction] = []
-    for line, row in _rows(path, ("user_id", "item_id", "category_id", "behavior", "timestamp")):
+    for line, row in _rows(path, TAOBAO_COLUMNS, None if header else TAOBAO_COLUMNS, skipped):
         behavior = TAOBAO_BEHAVIORS.get(row["behavior"])
         if behavior is None:
+            if skipped is not None:
+                skipped[f"unknown behaviour {row['behavior'][:20]!r}"] += 1
+                continue
             raise DatasetError(f"{path}:{line}: unknown behaviour {row['behavior']!r} "
                                f"(expected one of {sorted(TAOBAO_BEHAVIORS)})")
         try:
             t = float(row["timestamp"])
+            if not math.isfinite(t):
+                raise ValueError(t)
         except ValueError as exc:
+            if skipped is not None:
+                skipped["bad timestamp"] += 1
+                continue
             raise DatasetError(f"{path}:{line}: timestamp {row['timestamp']!r}") from exc
         if lo <= t < hi:
             events.append(Interaction(row["user_id"], row[column], behavior, t))
@@ -150,39 +193,79 @@ def load_hm(root: str | os.PathLike[str] | None = None, *, max_users: int | None
 
 
 def read_hm_csv(path: str | os.PathLike[str], *, max_users: int | None = None,
-                dedupe: bool = True) -> list[Interaction]:
+                dedupe: bool = True, header: bool = True,
+                skipped: Counter[str] | None = None) -> list[Interaction]:
     """A log in the H&M transactions layout (``t_dat,customer_id,article_id,…``) as purchases
-    at 00:00 UTC of ``t_dat``."""
+    at 00:00 UTC of ``t_dat``. ``header`` and ``skipped`` as in :func:`read_taobao_csv`."""
     path = Path(path)
     events: list[Interaction] = []
-    for line, row in _rows(path, ("t_dat", "customer_id", "article_id")):
+    for line, row in _rows(path, HM_COLUMNS[:3], None if header else HM_COLUMNS, skipped):
         try:
-            day = date.fromisoformat(row["t_dat"])
+            day = date.fromisoformat(row["t_dat"][:10])
         except ValueError as exc:
+            if skipped is not None:
+                skipped["t_dat is not a date"] += 1
+                continue
             raise DatasetError(f"{path}:{line}: t_dat {row['t_dat']!r} is not a date") from exc
         article = row["article_id"]
         if not article.isdigit() or len(article) > 10:
+            if skipped is not None:
+                skipped["article_id is not a 10-digit id"] += 1
+                continue
             raise DatasetError(f"{path}:{line}: article_id {article!r} is not a 10-digit id")
         t = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
         events.append(Interaction(row["customer_id"], article.zfill(10), "purchase", t))
     return _finish(_keep_users(events, max_users), dedupe)
 
 
-def read_events_csv(path: str | os.PathLike[str], *, level: str = "category"
-                    ) -> tuple[str, list[Interaction]]:
-    """A log in either layout, told apart by its header: ``("taobao" | "hm", events)``."""
+def read_events_csv(path: str | os.PathLike[str], *, level: str = "category",
+                    skipped: Counter[str] | None = None) -> tuple[str, list[Interaction]]:
+    """A log in either layout, told apart by its first row: ``("taobao" | "hm", events)``.
+
+    A header names the columns in any order (case and spaces ignored); a file without one
+    must hold the columns in the layout's order (Taobao: ``user_id,item_id,category_id,
+    behavior,timestamp`` with a number last, as Tianchi ships it; H&M:
+    ``t_dat,customer_id,article_id,price,sales_channel_id`` with a date first). gzip files are
+    read as such. ``skipped``: count unreadable rows there instead of raising."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path} does not exist")
-    with path.open(encoding="utf-8", newline="") as handle:
-        header = handle.readline().strip().lower()
-    if header.startswith("user_id,item_id,category_id,behavior,timestamp"):
-        return "taobao", read_taobao_csv(path, level=level)
-    if header.startswith("t_dat,customer_id,article_id"):
-        return "hm", read_hm_csv(path)
-    raise DatasetError(f"{path}: header {header[:80]!r} is neither the Taobao layout "
-                       "(user_id,item_id,category_id,behavior,timestamp) nor the H&M one "
-                       "(t_dat,customer_id,article_id,...)")
+    try:
+        with _open_text(path) as handle:
+            first = next(csv.reader(handle), [])
+    except (UnicodeDecodeError, EOFError, OSError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot be read as a UTF-8 CSV (or gzip of one): "
+                           f"{exc}") from exc
+    names = {c.strip().lower() for c in first}
+    if set(TAOBAO_COLUMNS) <= names:
+        return "taobao", read_taobao_csv(path, level=level, skipped=skipped)
+    if set(HM_COLUMNS[:3]) <= names:
+        return "hm", read_hm_csv(path, skipped=skipped)
+    values = [c.strip() for c in first]
+    if len(values) == len(TAOBAO_COLUMNS) and _is_number(values[4]):
+        return "taobao", read_taobao_csv(path, level=level, header=False, skipped=skipped)
+    if len(values) == len(HM_COLUMNS) and _is_date(values[0]):
+        return "hm", read_hm_csv(path, header=False, skipped=skipped)
+    shown = ",".join(values)[:80]
+    raise DatasetError(f"{path}: first row {shown!r} is neither a header of the Taobao layout "
+                       "(user_id,item_id,category_id,behavior,timestamp) or the H&M one "
+                       "(t_dat,customer_id,article_id,...) nor a header-less row of either")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text[:10])
+    except ValueError:
+        return False
+    return True
 
 
 def load(name: str, root: str | os.PathLike[str] | None = None, *, level: str = "category",

@@ -12,8 +12,10 @@ before a cut T through Kafka and the real workers (embedded services unless
 STYLESTREAM_KAFKA/STYLESTREAM_REDIS are set), each shopper's last list scored against what the
 shopper did after T, beside popularity, trending, own history, ItemCF and LightGCN.
 ``--offline`` runs its offline twin only (same code, no services). ``--events PATH`` replays
-any log in the Taobao or H&M CSV layout (all of it, unless ``--cut``), ``--future PATH`` scores
-the lists against a later log, ``--lists-out PATH`` writes every shopper's final list as JSON.
+any log in the Taobao or H&M CSV layout (all of it, unless ``--cut``; what is read and what is
+left out: :mod:`evaluation.replay_input`), ``--future PATH`` scores the lists against a later
+log, ``--lists-out PATH`` writes every shopper's final list as JSON. A log too short to train
+the final ranker is served without it.
 """
 
 from __future__ import annotations
@@ -54,12 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replay: days after T that are scored, and the spacing of the ranker's "
                         "training cuts (default: 1 for Taobao, 30 otherwise)")
     p.add_argument("--events", default=None,
-                   help="replay: a log in the Taobao or H&M CSV layout instead of --dataset")
+                   help="replay: a log in the Taobao or H&M CSV layout instead of --dataset "
+                        "(with or without a header, any column order, gzip read; unreadable "
+                        "rows are left out and counted)")
     p.add_argument("--future", default=None,
                    help="replay: a later log (same layout) to score the lists against")
     p.add_argument("--lists-out", default=None,
                    help="replay: write every shopper's final list here as JSON "
-                        "{user_id: [item_id, ...]}")
+                        "{user_id: [item_id, ...]} (with --offline: the offline twin's)")
     p.add_argument("--offline", action="store_true",
                    help="replay: the offline twin only (no Kafka, Redis or workers)")
     p.add_argument("--no-ablations", action="store_true",
@@ -169,15 +173,18 @@ def _paper(args: argparse.Namespace) -> list:
 
 def _replay(args: argparse.Namespace) -> int:
     import json
+    import os
     from pathlib import Path
 
     from evaluation.list_diversity import replay_dissimilarity
     from evaluation.live_replay import replay_live
     from evaluation.replay import (
+        NoRankerData,
         ReplayInputs,
         SystemConfig,
         default_cut,
         default_step,
+        every_shopper_lists,
         offline_run,
         parse_time,
         select_decay,
@@ -191,8 +198,9 @@ def _replay(args: argparse.Namespace) -> int:
         has_content,
         with_content,
     )
+    from evaluation.replay_input import read_future, read_log
     from evaluation.studies import StudySettings
-    from models.datasets import DatasetError, load, read_events_csv
+    from models.datasets import DatasetError, load
     from scripts.embedded import services_for
     from serving.diversity import DiversityConfig
     from serving.recall import RecallConfig
@@ -201,10 +209,30 @@ def _replay(args: argparse.Namespace) -> int:
     settings = load_settings()
     defaults = StudySettings()  # what options left unset mean
     level = args.level or defaults.level
+    if args.lists_out:  # before the long run: a lists file that cannot be written fails now
+        target = Path(args.lists_out)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                raise IsADirectoryError("it is a directory")
+            if not os.access(target.parent, os.W_OK):
+                raise PermissionError(f"{target.parent} is not writable")
+        except OSError as exc:
+            print(f"stylestream evaluate: cannot write --lists-out {target}: {exc}",
+                  file=sys.stderr)
+            return 2
     try:
         if args.events:
-            dataset, events = read_events_csv(args.events, level=level)
-            future = read_events_csv(args.future, level=level)[1] if args.future else []
+            log_in = read_log(args.events, level, settings.limits)
+            dataset, events = log_in.dataset, log_in.events
+            future_in = read_future(args.future, level, settings.limits) if args.future else None
+            future = future_in.events if future_in else []
+            if future_in and future and future_in.dataset != dataset:
+                raise DatasetError(f"{args.future} is in the {future_in.dataset} layout, "
+                                   f"{args.events} in the {dataset} one")
+            for read, path in ((log_in, args.events), (future_in, args.future)):
+                if read is not None and read.note(path):
+                    print(f"note: {read.note(path)}", file=sys.stderr)
             cut = parse_time(args.cut) if args.cut else max(e.t for e in events) + 1.0
         else:
             dataset = args.dataset or defaults.dataset
@@ -236,11 +264,16 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"note: replaying without item content ({exc})", file=sys.stderr)
         content = None
     config = with_content(config, content)
+    ranker: Path | None
     try:
         if args.no_decay_search:
             ranker, chosen = system_training(inputs, config, models), None
         else:
             config, ranker, chosen = select_decay(inputs, config, models)
+    except NoRankerData as exc:
+        print(f"note: serving without the final ranker, the log is too short to train it "
+              f"({exc})", file=sys.stderr)
+        ranker, chosen = None, None
     except ValueError as exc:
         print(f"stylestream evaluate: {exc}", file=sys.stderr)
         return 2
@@ -248,7 +281,7 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"final ranker: {ranker} (decay {lam:g}/day"
           + (f", chosen on the validation cut: {chosen['validation']})" if chosen else ")"))
     tradeoff = None
-    if not args.no_explore_search:
+    if not args.no_explore_search and ranker is not None:
         from dataclasses import replace
 
         from evaluation.explore_tradeoff import explore_tradeoff, write_tradeoff
@@ -261,24 +294,40 @@ def _replay(args: argparse.Namespace) -> int:
     before, after = inputs.split()
     lists = None
     if not args.offline:
-        with services_for(settings) as live:
-            serve = ["--ranker", str(ranker), *(content.rerank_args() if content else [])]
-            lists = replay_live(before, live, rerank_args=serve,
-                                env={"STYLESTREAM_DECAY_PER_DAY": repr(lam),
-                                     "STYLESTREAM_EXPLORE_WEIGHT": repr(explore_w)},
-                                show_progress=not args.no_progress, log_dir=models)
+        serve = [*(["--ranker", str(ranker)] if ranker else []),
+                 *(content.rerank_args() if content else [])]
+        try:
+            with services_for(settings) as live:
+                lists = replay_live(before, live, rerank_args=serve,
+                                    env={"STYLESTREAM_DECAY_PER_DAY": repr(lam),
+                                         "STYLESTREAM_EXPLORE_WEIGHT": repr(explore_w)},
+                                    show_progress=not args.no_progress, log_dir=models)
+        except RuntimeError as exc:  # a worker exited, or the lists stopped coming
+            print(f"stylestream evaluate: live replay failed: {exc}", file=sys.stderr)
+            return 1
         if args.lists_out:
             Path(args.lists_out).write_text(json.dumps(lists), encoding="utf-8")
             print(args.lists_out)
+    elif args.lists_out:
+        twin = every_shopper_lists(before, inputs.cut, config, ranker)
+        Path(args.lists_out).write_text(json.dumps(twin), encoding="utf-8")
+        print(args.lists_out)
     if not after:
-        if args.offline:
+        if args.offline and not args.lists_out:
             print("stylestream evaluate: nothing after the cut to score (give --future or "
                   "--cut)", file=sys.stderr)
             return 2
+        print("note: nothing after the cut to score; no table written", file=sys.stderr)
+        return 0
+    shoppers = {e.user for e in before}
+    if not any(e.user in shoppers for e in after):
+        print("note: no shopper of the log has an event after the cut; no table written",
+              file=sys.stderr)
         return 0
     system = "stylestream (offline twin)" if lists is None else "stylestream live lists"
     table = offline_run(inputs, config, models, system_lists=lists, system_name=system,
                         ablations=not args.no_ablations, ranker_path=ranker,
+                        no_ranker=ranker is None,
                         reference_decay=settings.decay,
                         dissimilarity=replay_dissimilarity(dataset, inputs.level, before,
                                                            args.data, args.events)[0],
