@@ -194,10 +194,12 @@ class Settings:
     explore_weight: float = 0.25
     #: ingest batches close at ``batch_max`` events or ``batch_within`` seconds (``stream``;
     #: STYLESTREAM_BATCH_WITHIN_MS): Faust's ``take_events`` waits the whole ``batch_within``
-    #: before each batch unless ``batch_max`` arrive first, so every event waits up to it
-    #: (20 ms cost ~10 ms of p50 freshness; 5 ms kept the ingest throughput, BENCHMARKS.md)
+    #: before each batch unless ``batch_max`` arrive first, so every event waits up to it;
+    #: shorter is not fresher end to end: at 5 ms four times as many small batches and trigger
+    #: sends load the broker, and p50/p99 freshness at 1,000 ev/s got worse (74-85 / 151-255 ms
+    #: against 58-66 / 131-159 ms at 20 ms, idle box, BENCHMARKS.md)
     batch_max: int = 1000
-    batch_within: float = 0.005
+    batch_within: float = 0.020
     #: consumer group of the rerank workers (they split ``rec-refresh`` partitions)
     rerank_group: str = "stylestream-rerank"
     #: lifetime of a published list in Redis (``rec:{user}``)

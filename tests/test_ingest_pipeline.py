@@ -77,7 +77,7 @@ def test_back_to_back_batches_apply_each_event_once_in_order(services: EmbeddedS
         for k in range(30):
             produce(services, "behavior-events", [(b"solo", event_bytes(
                 f"solo-{k}", "solo", f"item{k}", "view", t0 + k))])
-            time.sleep(0.03)  # about one batch each (batch_within is 5 ms)
+            time.sleep(0.03)  # about one batch each (batch_within is 20 ms)
         keys = user_keys("solo")
         assert wait_for(lambda: client.zcard(keys[0]) == 30, timeout=90), \
             f"{client.zcard(keys[0])} of 30 items scored"
@@ -101,12 +101,12 @@ def test_fetch_wait_is_one_validated_setting(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_batch_within_is_one_validated_setting() -> None:
-    """Catches ``STYLESTREAM_BATCH_WITHIN_MS`` unread or unchecked: the default (5 ms, the time
+    """Catches ``STYLESTREAM_BATCH_WITHIN_MS`` unread or unchecked: the default (20 ms, the time
     every event may wait in its ingest batch), a set value in seconds on the settings, and bad
     values (0 would make Faust wait for a full batch for ever), whose error names the
     variable."""
-    assert load_settings({}).batch_within == Settings.batch_within == 0.005
-    assert load_settings({"STYLESTREAM_BATCH_WITHIN_MS": "20"}).batch_within == 0.02
+    assert load_settings({}).batch_within == Settings.batch_within == 0.02
+    assert load_settings({"STYLESTREAM_BATCH_WITHIN_MS": "5"}).batch_within == 0.005
     for bad in ("0", "soon", "20000"):
         with pytest.raises(ConfigError, match="STYLESTREAM_BATCH_WITHIN_MS"):
             load_settings({"STYLESTREAM_BATCH_WITHIN_MS": bad})
