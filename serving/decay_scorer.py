@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from operator import attrgetter
 
 from models.behaviors import BEHAVIOR_PAST
-from serving.scorer import Candidate, RerankRequest, ScoredItem, ShopperContext
+from serving.scorer import (
+    Candidate,
+    LazyReasonsItem,
+    RerankRequest,
+    ScoredItem,
+    ShopperContext,
+)
 
 _recall_score = attrgetter("recall_score")
 
@@ -65,35 +71,14 @@ def recall_reasons(shopper: ShopperContext, candidate: Candidate,
     return reasons
 
 
-class RecallScored(ScoredItem):
-    """A :class:`ScoredItem` whose reasons are :func:`recall_reasons`, written when first read:
-    a micro-batch scores ~100 candidates per shopper and publishes five, so the other reasons
-    are never written. Equal (``==``) to the eager item."""
+class RecallScored(LazyReasonsItem):
+    """A scored candidate whose reasons are :func:`recall_reasons`, written when first read.
+    ``source``: (shopper, candidate, titles) — :func:`recall_reasons`' arguments."""
 
-    _reasons: list[str] | None = None
+    _source: tuple[ShopperContext, Candidate, Mapping[str, str] | None]
 
-    def __init__(self, item_id: str, score: float,
-                 source: tuple[ShopperContext, Candidate, Mapping[str, str] | None]) -> None:
-        """``source``: (shopper, candidate, titles) — :func:`recall_reasons`' arguments."""
-        self.item_id, self.score, self._source = item_id, score, source
-
-    @property  # type: ignore[override]
-    def reasons(self) -> list[str]:
-        if self._reasons is None:
-            self._reasons = recall_reasons(*self._source)
-        return self._reasons
-
-    @reasons.setter
-    def reasons(self, value: list[str]) -> None:
-        self._reasons = value
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ScoredItem):
-            return NotImplemented
-        return (self.item_id, self.score, self.reasons) == (other.item_id, other.score,
-                                                            other.reasons)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like ScoredItem
+    def _write_reasons(self) -> list[str]:
+        return recall_reasons(*self._source)
 
 
 class DecayCovisScorer:

@@ -29,7 +29,14 @@ import torch
 from models.next_event import load_ranker
 from serving.decay_scorer import recall_reasons
 from serving.pair_features import FEATURES, IN_HISTORY, LOG_HISTORY_SIZE, pair_features
-from serving.scorer import Candidate, RerankRequest, ScoredItem, Scorer, ShopperContext
+from serving.scorer import (
+    Candidate,
+    LazyReasonsItem,
+    RerankRequest,
+    ScoredItem,
+    Scorer,
+    ShopperContext,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,40 +83,20 @@ def kept_by_chain(candidates: Sequence[Candidate], scored: Sequence[ScoredItem],
     return [c for c in candidates if c.item_id in by_item], by_item
 
 
-class RankedItem(ScoredItem):
+class RankedItem(LazyReasonsItem):
     """The final ranker's scored item; its reasons — the chain's below, or the recall's for
     the shopper's own items and for items the chain gave none — are written when first read
-    (only the published few are). Equal (``==``) to the eager item."""
+    (only the published few are). ``source``: (shopper, candidate, the chain's scored item,
+    titles)."""
 
-    _reasons: list[str] | None = None
+    _source: tuple[ShopperContext, Candidate, ScoredItem, Mapping[str, str] | None]
 
-    def __init__(self, item_id: str, score: float,
-                 source: tuple[ShopperContext, Candidate, ScoredItem, Mapping[str, str] | None],
-                 ) -> None:
-        """``source``: (shopper, candidate, the chain's scored item, titles)."""
-        self.item_id, self.score, self._source = item_id, score, source
-
-    @property  # type: ignore[override]
-    def reasons(self) -> list[str]:
-        if self._reasons is None:
-            shopper, candidate, below, titles = self._source
-            reasons = below.reasons
-            if "history" in candidate.sources or not reasons:
-                reasons = recall_reasons(shopper, candidate, titles)
-            self._reasons = reasons
-        return self._reasons
-
-    @reasons.setter
-    def reasons(self, value: list[str]) -> None:
-        self._reasons = value
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ScoredItem):
-            return NotImplemented
-        return (self.item_id, self.score, self.reasons) == (other.item_id, other.score,
-                                                            other.reasons)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like ScoredItem
+    def _write_reasons(self) -> list[str]:
+        shopper, candidate, below, titles = self._source
+        reasons = below.reasons
+        if "history" in candidate.sources or not reasons:
+            reasons = recall_reasons(shopper, candidate, titles)
+        return reasons
 
 
 class NextEventScorer:

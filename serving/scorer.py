@@ -67,6 +67,39 @@ class ScoredItem:
     reasons: list[str] = field(default_factory=list)
 
 
+class LazyReasonsItem(ScoredItem):
+    """A :class:`ScoredItem` whose reasons are written when first read: a micro-batch scores
+    ~100 candidates per shopper and publishes five, so the other reasons are never written.
+    Subclasses say how in :meth:`_write_reasons` from ``source``, the arguments kept for it.
+    Equal (``==``) to the eager item."""
+
+    _reasons: list[str] | None = None
+
+    def __init__(self, item_id: str, score: float, source: tuple) -> None:
+        self.item_id, self.score, self._source = item_id, score, source
+
+    def _write_reasons(self) -> list[str]:
+        raise NotImplementedError
+
+    @property  # type: ignore[override]
+    def reasons(self) -> list[str]:
+        if self._reasons is None:
+            self._reasons = self._write_reasons()
+        return self._reasons
+
+    @reasons.setter
+    def reasons(self, value: list[str]) -> None:
+        self._reasons = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScoredItem):
+            return NotImplemented
+        return (self.item_id, self.score, self.reasons) == (other.item_id, other.score,
+                                                            other.reasons)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like ScoredItem
+
+
 @dataclass(frozen=True)
 class PopularitySnapshot:
     """The decayed popularity of the items a micro-batch may show, read once per batch (the
