@@ -47,6 +47,7 @@ import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 
 from redis.asyncio.client import Pipeline
@@ -89,8 +90,13 @@ class LuaScript:
 USER_SHARDS = 64
 
 
+#: How many users' and items' shards are memoised (a batch names the same ones many times).
+SHARD_MEMO_SIZE = 1 << 17
+
+
+@lru_cache(maxsize=SHARD_MEMO_SIZE)
 def shard_prefix(user_id: str) -> str:
-    """``ss:{s<shard>}:`` with shard = crc32(user) mod :data:`USER_SHARDS`."""
+    """``ss:{s<shard>}:`` with shard = crc32(user) mod :data:`USER_SHARDS` (memoised)."""
     return f"ss:{{s{zlib.crc32(user_id.encode()) % USER_SHARDS}}}:"
 
 
@@ -102,8 +108,9 @@ def user_keys(user_id: str) -> list[str]:
             f"{prefix}:seen", f"{prefix}:recent"]
 
 
+@lru_cache(maxsize=SHARD_MEMO_SIZE)
 def global_shard(item_id: str, shards: int) -> int:
-    """The global shard of an item: crc32(item) mod ``shards``."""
+    """The global shard of an item: crc32(item) mod ``shards`` (memoised)."""
     return zlib.crc32(item_id.encode()) % shards
 
 
@@ -187,12 +194,10 @@ class ScoreStore:
         self._make_client = client if callable(client) else None
         self.decay = decay
         self.global_shards = decay.global_shards
-        self._shard_memo: dict[str, int] = {}
         self.lam = decay.decay_per_second
         self._lam_text = repr(self.lam)
         self._ttl_refresh_text = repr(decay.ttl_seconds * TTL_REFRESH_FRACTION)
         self._weight_text = {behavior: repr(w) for behavior, w in decay.weights.items()}
-        self._user_shard_memo: dict[str, str] = {}
         self.covisit_fanout = covisit_fanout
         self.covisit_cap = covisit_cap
         #: seconds after deleting an entry before its id leaves the applied set
@@ -327,14 +332,8 @@ class ScoreStore:
         if not events:
             return result, []
         by_shard: dict[str, list[BehaviorEvent]] = defaultdict(list)
-        memo = self._user_shard_memo
-        if len(memo) >= 1 << 17:
-            memo.clear()
         for event in events:
-            prefix = memo.get(event.user_id)
-            if prefix is None:
-                prefix = memo[event.user_id] = shard_prefix(event.user_id)
-            by_shard[prefix].append(event)
+            by_shard[shard_prefix(event.user_id)].append(event)
         replies = await self._run_user_script(by_shard, now, uuid.uuid4().hex[:16])
         entries: list[PendingEntry] = []
         for (prefix, shard_events), reply in zip(by_shard.items(), replies, strict=True):
@@ -449,13 +448,8 @@ class ScoreStore:
         self._released.extend((released, entry.entry_id) for entry in entries)
 
     def _global_shard_of(self, item_id: str) -> int:
-        """:func:`global_shard`, memoised (a batch names the same items many times; bounded)."""
-        shard = self._shard_memo.get(item_id)
-        if shard is None:
-            if len(self._shard_memo) >= 1 << 17:
-                self._shard_memo.clear()
-            shard = self._shard_memo[item_id] = zlib.crc32(item_id.encode()) % self.global_shards
-        return shard
+        """:func:`global_shard` with this store's number of global shards."""
+        return global_shard(item_id, self.global_shards)
 
     # --- reads ----------------------------------------------------------------------------
 
