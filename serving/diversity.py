@@ -16,12 +16,12 @@ back. Near-duplicates are never shown; when the category cap leaves fewer than `
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from serving.explore import ByScore, compose, explore_compose
+from serving.explore import BestFirst, ByScore, InOrder, compose
 from streams.config import Settings
 
 
@@ -121,15 +121,7 @@ def diverse_top(ranked: Iterable, k: int, facts: Mapping[str, ItemFacts],
     near-duplicate, per-category and repeat constraints (``repeats``: the shopper's own
     items). With ``explore`` (a weight w; the scores are calibrated chances of a hit), the
     order is :func:`serving.explore.explore_compose`'s instead of ``ranked``'s."""
-    picker = _Picker(facts, config, repeats)
-    if explore is not None:
-        picker.taken = explore_compose(ranked, repeats, k, explore, picker.offer)
-        return picker.finish(k)
-    for scored in ranked:
-        if len(picker.taken) == k:
-            break
-        picker.offer(scored)
-    return picker.finish(k)
+    return _pick(list(ranked), InOrder, k, _Picker(facts, config, repeats), explore)
 
 
 def final_list(scored: Iterable, excluded: set[str], k: int, facts: Mapping[str, ItemFacts],
@@ -145,14 +137,22 @@ def final_list(scored: Iterable, excluded: set[str], k: int, facts: Mapping[str,
     come off a heap (:class:`serving.explore.ByScore`) only as far as the caps need to fill
     ``k`` places (a Top-5 of ~100 candidates orders a handful of them)."""
     kept = [s for s in scored if s.item_id not in excluded]
-    picker = _Picker(facts, config, repeats)
     explore = config.explore_weight if calibrated else None
+    return _pick(kept, ByScore, k, _Picker(facts, config, repeats), explore)
+
+
+def _pick(items: list, best_first: Callable[[Iterable], BestFirst], k: int, picker: _Picker,
+          explore: float | None) -> list:
+    """The list ``picker`` lets through from ``items`` taken in ``best_first`` order — with
+    ``explore``, composed from the shopper's own items and the new ones
+    (:func:`serving.explore.compose`) — filled from the held-back items if short."""
     if explore is not None:
-        picker.taken = compose(ByScore([s for s in kept if s.item_id in repeats]),
-                               ByScore([s for s in kept if s.item_id not in repeats]),
+        repeats = picker.repeats
+        picker.taken = compose(best_first([s for s in items if s.item_id in repeats]),
+                               best_first([s for s in items if s.item_id not in repeats]),
                                k, explore, picker.offer)
         return picker.finish(k)
-    best = ByScore(kept)
+    best = best_first(items)
     while best and len(picker.taken) < k:
         picker.offer(best.pop())
     return picker.finish(k)
